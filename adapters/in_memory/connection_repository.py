@@ -1,0 +1,80 @@
+"""A dictionary with expiry, standing in for Redis in unit tests."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from application.ports import Clock, ConnectionRepository
+from domain.connection import Connection
+from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+
+
+class InMemoryConnectionRepository(ConnectionRepository):
+    """Records with TTLs measured on the given :class:`Clock` (seconds).
+
+    ``available = False`` makes every call raise ``StoreUnavailableError``, to test outages.
+    Thread-safe.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._records: dict[str, tuple[Connection, datetime]] = {}
+        self._lock = threading.Lock()
+        self.available = True
+
+    def _check(self) -> None:
+        if not self.available:
+            raise StoreUnavailableError("in-memory store switched off")
+
+    def _live(self, connection_id: str) -> tuple[Connection, datetime] | None:
+        entry = self._records.get(connection_id)
+        if entry is not None and entry[1] <= self._clock.now():
+            del self._records[connection_id]
+            return None
+        return entry
+
+    def save(self, connection: Connection, ttl_seconds: int) -> None:
+        """Store the record until ``now + ttl_seconds``."""
+        with self._lock:
+            self._check()
+            expires = self._clock.now() + timedelta(seconds=ttl_seconds)
+            self._records[connection.connection_id] = (connection, expires)
+
+    def get(self, connection_id: str) -> Connection:
+        """The live record; raises ``ConnectionNotFoundError`` when absent or expired."""
+        with self._lock:
+            self._check()
+            entry = self._live(connection_id)
+            if entry is None:
+                raise ConnectionNotFoundError()
+            return entry[0]
+
+    def refresh(self, connection_id: str, ttl_seconds: int) -> None:
+        """Push the expiry of a live record to ``now + ttl_seconds``; never creates one."""
+        with self._lock:
+            self._check()
+            entry = self._live(connection_id)
+            if entry is None:
+                raise ConnectionNotFoundError()
+            self._records[connection_id] = (entry[0], self._clock.now() + timedelta(seconds=ttl_seconds))
+
+    def delete(self, connection_id: str) -> None:
+        """Remove the record if present."""
+        with self._lock:
+            self._check()
+            self._records.pop(connection_id, None)
+
+    def ttl(self, connection_id: str) -> float | None:
+        """Seconds left for a live record, ``None`` when absent (test helper)."""
+        with self._lock:
+            entry = self._live(connection_id)
+            if entry is None:
+                return None
+            return (entry[1] - self._clock.now()).total_seconds()
+
+    def __len__(self) -> int:
+        with self._lock:
+            for connection_id in list(self._records):
+                self._live(connection_id)
+            return len(self._records)

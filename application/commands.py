@@ -1,0 +1,86 @@
+"""Commands and results of the use cases: frozen, slotted, keyword-only attrs classes of primitives."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import attrs
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ConnectCommand:
+    """``$connect``: the connectionId API Gateway assigned and the token from the query string (``None`` when absent)."""
+
+    connection_id: str
+    token: str | None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ConnectResult:
+    """An accepted connection: its id and the verified user id (``sub``)."""
+
+    connection_id: str
+    user_id: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DisconnectCommand:
+    """``$disconnect`` of one connection."""
+
+    connection_id: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DisconnectResult:
+    """The record of ``connection_id`` no longer exists in any store."""
+
+    connection_id: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HeartbeatCommand:
+    """A ping on the ``$default`` route; ``ping_id`` is echoed in the pong."""
+
+    connection_id: str
+    ping_id: str | None = None
+
+
+class HeartbeatOutcome(StrEnum):
+    """What a heartbeat did.
+
+    ``PONG``: record refreshed, pong sent. ``PONG_UNRECORDED``: the store could not be reached,
+    the pong was sent anyway (the socket is alive). ``EXPIRED``: no record exists, an error
+    was sent and the connection closed so the client re-authenticates. ``GONE``: the gateway
+    no longer has the connection; its record was deleted.
+    """
+
+    PONG = "pong"
+    PONG_UNRECORDED = "pong_unrecorded"
+    EXPIRED = "expired"
+    GONE = "gone"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HeartbeatResult:
+    """The outcome of one heartbeat for ``connection_id``."""
+
+    connection_id: str
+    outcome: HeartbeatOutcome
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RejectMessageCommand:
+    """Answer a message timeline-ws cannot act on with an error frame (``code``, ``message``)."""
+
+    connection_id: str
+    code: str
+    message: str
+    ping_id: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RejectMessageResult:
+    """Whether the error frame reached the connection (``False`` when it was gone)."""
+
+    connection_id: str
+    delivered: bool

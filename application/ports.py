@@ -1,0 +1,94 @@
+"""Ports: the roles the use cases need from the outside world, as ``typing.Protocol`` classes.
+
+Each speaks only domain types. Adapters (``adapters/``) subclass them explicitly so mypy
+checks the signatures.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.connection import Connection, VerifiedIdentity
+
+
+class Clock(Protocol):
+    """The current time. ``now()`` returns an aware UTC datetime."""
+
+    def now(self) -> datetime:
+        """The current instant, aware, in UTC."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    """Verifies a bearer token; raises ``InvalidTokenError`` (401) or ``VerifierUnavailableError`` (503)."""
+
+    def verify(self, token: str) -> VerifiedIdentity:
+        """Return the identity a valid token proves; never returns for an invalid one.
+
+        Raises:
+            InvalidTokenError: the token is malformed, forged, expired or meant for someone else.
+            VerifierUnavailableError: the signing keys cannot be obtained (nothing cached).
+        """
+        ...
+
+
+class ConnectionRepository(Protocol):
+    """Stores connection records with a TTL in seconds; raises ``StoreUnavailableError`` when no store answers."""
+
+    def save(self, connection: Connection, ttl_seconds: int) -> None:
+        """Store (or overwrite) the record so that it expires ``ttl_seconds`` from now.
+
+        Raises:
+            StoreUnavailableError: the record could not be stored anywhere.
+            ConnectionLimitExceededError: a store that enforces limits refused it.
+        """
+        ...
+
+    def get(self, connection_id: str) -> Connection:
+        """Return the record.
+
+        Raises:
+            ConnectionNotFoundError: every store answered and none holds it (or it expired).
+            StoreUnavailableError: a store that might hold it did not answer.
+        """
+        ...
+
+    def refresh(self, connection_id: str, ttl_seconds: int) -> None:
+        """Make an existing record expire ``ttl_seconds`` from now; never creates one.
+
+        Raises:
+            ConnectionNotFoundError: every store answered and none holds it (or it expired).
+            StoreUnavailableError: a store that might hold it did not answer.
+        """
+        ...
+
+    def delete(self, connection_id: str) -> None:
+        """Remove the record. Idempotent: deleting a missing record succeeds.
+
+        Raises:
+            StoreUnavailableError: a store that might hold it did not answer.
+        """
+        ...
+
+
+class MessageSender(Protocol):
+    """Pushes frames to, and closes, client connections through the gateway; raises ``ConnectionGoneError`` once a client is gone."""
+
+    def send(self, connection_id: str, data: str | bytes) -> None:
+        """Deliver one frame (text for ``str``, binary for ``bytes``) to the connection.
+
+        Raises:
+            ConnectionGoneError: the gateway no longer has the connection.
+            PayloadTooLargeError: ``data`` exceeds 128 KB in UTF-8 bytes; nothing was sent.
+            MessageSendError: any other refusal or failure of the gateway.
+        """
+        ...
+
+    def close(self, connection_id: str) -> None:
+        """Close the connection from the server side; a connection already gone is fine.
+
+        Raises:
+            MessageSendError: the gateway refused or failed the request.
+        """
+        ...

@@ -1,0 +1,199 @@
+"""The use cases: Connect, Disconnect, Heartbeat and RejectMessage.
+
+One class each; ports come in through the constructor; one ``execute(command) -> result``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from application.commands import (
+    ConnectCommand,
+    ConnectResult,
+    DisconnectCommand,
+    DisconnectResult,
+    HeartbeatCommand,
+    HeartbeatOutcome,
+    HeartbeatResult,
+    RejectMessageCommand,
+    RejectMessageResult,
+)
+from application.ports import Clock, ConnectionRepository, MessageSender, TokenVerifier
+from domain.connection import Connection
+from domain.errors import (
+    ConnectionGoneError,
+    ConnectionNotFoundError,
+    InvalidTokenError,
+    StoreUnavailableError,
+)
+from domain.protocol import CONNECTION_EXPIRED, error_message, pong_message
+
+DEFAULT_TTL_SECONDS: Final = 600
+"""Connection records live 600 s past their last ping (clients ping every 30 s)."""
+
+
+def _require_positive_ttl(ttl_seconds: int) -> int:
+    if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+        raise ValueError(f"ttl_seconds must be a positive int, got {ttl_seconds!r}")
+    return ttl_seconds
+
+
+class Connect:
+    """Accept a WebSocket connection for the bearer of a valid token.
+
+    Rules:
+    - A missing or empty token is ``InvalidTokenError("missing")``; the verifier is not asked.
+    - The user id is the verified token's ``sub``; nothing else from the token is stored.
+    - The record is ``Connection(connection_id, user_id, connected_at=clock.now())`` stored
+      with a TTL of ``ttl_seconds`` (600 s by default).
+    - Nothing is stored when verification fails, and nothing is ever posted to the
+      connection: API Gateway answers 410 to posts until ``$connect`` has returned.
+
+    Raises:
+        InvalidTokenError, VerifierUnavailableError, StoreUnavailableError,
+        ConnectionLimitExceededError: from the ports, unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier,
+        repository: ConnectionRepository,
+        clock: Clock,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    ) -> None:
+        self._verifier = verifier
+        self._repository = repository
+        self._clock = clock
+        self._ttl_seconds = _require_positive_ttl(ttl_seconds)
+
+    def execute(self, command: ConnectCommand) -> ConnectResult:
+        """Verify ``command.token`` and store the connection; see the class rules."""
+        if not command.token:
+            raise InvalidTokenError("missing")
+        identity = self._verifier.verify(command.token)
+        connection = Connection(
+            connection_id=command.connection_id,
+            user_id=identity.user_id,
+            connected_at=self._clock.now(),
+        )
+        self._repository.save(connection, self._ttl_seconds)
+        return ConnectResult(connection_id=connection.connection_id, user_id=connection.user_id)
+
+
+class Disconnect:
+    """Forget a connection that closed.
+
+    Rules:
+    - Delete the record; a record that is already gone (expired, or never stored) is fine.
+
+    Raises:
+        StoreUnavailableError: from the repository, unchanged (the edge logs it; API Gateway
+            ignores ``$disconnect``'s answer).
+    """
+
+    def __init__(self, *, repository: ConnectionRepository) -> None:
+        self._repository = repository
+
+    def execute(self, command: DisconnectCommand) -> DisconnectResult:
+        """Delete the record of ``command.connection_id``."""
+        self._repository.delete(command.connection_id)
+        return DisconnectResult(connection_id=command.connection_id)
+
+
+class Heartbeat:
+    """Answer a ping: keep the record alive and tell the client so.
+
+    Rules:
+    - Refresh the record's TTL to ``ttl_seconds`` (600 s) without touching ``connectedAt``;
+      a missing record is never recreated by a ping.
+    - Then send ``{"action":"pong","connectionId":…,"serverTime":…}`` echoing the ping's id.
+    - When every store answers that the record does not exist (expired or never stored),
+      send a ``connection_expired`` error and close the connection, so the client reconnects
+      and re-authenticates.
+    - When the store cannot be reached, the pong is still sent (the socket is alive) and the
+      outcome says ``PONG_UNRECORDED`` so the edge logs it.
+    - When the gateway says the connection is gone, delete its record.
+
+    Raises:
+        MessageSendError: the gateway failed the pong for a reason other than a gone client.
+    """
+
+    def __init__(
+        self,
+        *,
+        repository: ConnectionRepository,
+        sender: MessageSender,
+        clock: Clock,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    ) -> None:
+        self._repository = repository
+        self._sender = sender
+        self._clock = clock
+        self._ttl_seconds = _require_positive_ttl(ttl_seconds)
+
+    def execute(self, command: HeartbeatCommand) -> HeartbeatResult:
+        """Refresh and pong ``command.connection_id``; see the class rules."""
+        connection_id = command.connection_id
+        outcome = HeartbeatOutcome.PONG
+        try:
+            self._repository.refresh(connection_id, self._ttl_seconds)
+        except ConnectionNotFoundError:
+            return self._expire(command)
+        except StoreUnavailableError:
+            outcome = HeartbeatOutcome.PONG_UNRECORDED
+        pong = pong_message(
+            connection_id=connection_id, server_time=self._clock.now(), ping_id=command.ping_id
+        )
+        try:
+            self._sender.send(connection_id, pong)
+        except ConnectionGoneError:
+            self._forget(connection_id)
+            return HeartbeatResult(connection_id=connection_id, outcome=HeartbeatOutcome.GONE)
+        return HeartbeatResult(connection_id=connection_id, outcome=outcome)
+
+    def _expire(self, command: HeartbeatCommand) -> HeartbeatResult:
+        notice = error_message(
+            code=CONNECTION_EXPIRED,
+            message="this connection has no live record; reconnect with a fresh token",
+            ping_id=command.ping_id,
+        )
+        try:
+            self._sender.send(command.connection_id, notice)
+        except ConnectionGoneError:
+            pass
+        self._sender.close(command.connection_id)
+        return HeartbeatResult(connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED)
+
+    def _forget(self, connection_id: str) -> None:
+        # The gateway will also send $disconnect, which deletes again: delete is idempotent.
+        try:
+            self._repository.delete(connection_id)
+        except StoreUnavailableError:
+            pass  # the record expires by its TTL
+
+
+class RejectMessage:
+    """Answer a message timeline-ws cannot act on with an error frame; the connection stays open.
+
+    Rules:
+    - Send ``{"action":"error","code":…,"message":…}`` (``code`` one of the protocol's error
+      codes), echoing the ping id when one was readable.
+    - A connection that is already gone is not an error: the result says ``delivered=False``.
+
+    Raises:
+        ValueError: on a code the protocol does not define.
+        MessageSendError: the gateway failed the post for another reason.
+    """
+
+    def __init__(self, *, sender: MessageSender) -> None:
+        self._sender = sender
+
+    def execute(self, command: RejectMessageCommand) -> RejectMessageResult:
+        """Send the error frame described by ``command``."""
+        frame = error_message(code=command.code, message=command.message, ping_id=command.ping_id)
+        try:
+            self._sender.send(command.connection_id, frame)
+        except ConnectionGoneError:
+            return RejectMessageResult(connection_id=command.connection_id, delivered=False)
+        return RejectMessageResult(connection_id=command.connection_id, delivered=True)

@@ -1,0 +1,140 @@
+"""The client protocol carried on the ``$default`` route.
+
+Client to server: ``{"action": "ping", "id": "<optional, at most 64 characters>"}`` or the
+plain text ``ping``; text or binary frames (API Gateway hands binary frames over base64
+encoded, with ``isBase64Encoded`` true).
+
+Server to client:
+    ``{"action": "pong", "connectionId": "...", "serverTime": "2026-01-03T00:00:00Z", "id": "..."}``
+    (``id`` only when the ping carried one), and
+    ``{"action": "error", "code": "...", "message": "..."}`` with ``code`` one of
+    :data:`ERROR_CODES`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Final
+
+import attrs
+
+from domain.connection import format_timestamp
+from domain.errors import DomainError
+
+MAX_MESSAGE_BYTES: Final = 128 * 1024
+"""API Gateway's WebSocket frame limit: 128 KB (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
+
+MAX_PING_ID_LENGTH: Final = 64
+
+BAD_REQUEST: Final = "bad_request"
+UNSUPPORTED_ACTION: Final = "unsupported_action"
+PAYLOAD_TOO_LARGE: Final = "payload_too_large"
+CONNECTION_EXPIRED: Final = "connection_expired"
+ERROR_CODES: Final = frozenset({BAD_REQUEST, UNSUPPORTED_ACTION, PAYLOAD_TOO_LARGE, CONNECTION_EXPIRED})
+
+
+class BadMessageError(DomainError):
+    """A client message that timeline-ws cannot act on; answered with an error reply.
+
+    ``error_code`` is one of ``bad_request``, ``unsupported_action``, ``payload_too_large``.
+    The connection stays open.
+    """
+
+    code = "bad_message"
+    default_message = "the message could not be understood"
+
+    def __init__(self, error_code: str, message: str) -> None:
+        self.error_code = error_code
+        super().__init__(message)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Ping:
+    """A parsed ping. ``ping_id`` is echoed in the pong so clients can match round trips."""
+
+    ping_id: str | None = None
+
+
+def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
+    """Parse one client frame as API Gateway delivers it in a MESSAGE event.
+
+    Args:
+        body: the event's ``body`` (text, or base64 of a binary frame); ``None`` when absent.
+        is_base64_encoded: the event's ``isBase64Encoded``.
+
+    Returns:
+        The :class:`Ping` the frame asks for.
+
+    Raises:
+        BadMessageError: ``payload_too_large`` over 128 KB (UTF-8 bytes of the decoded frame),
+            ``bad_request`` for an empty, non-UTF-8, non-JSON or malformed frame,
+            ``unsupported_action`` for any action other than ``ping``.
+    """
+    if body is None or body == "":
+        raise BadMessageError(BAD_REQUEST, "empty message")
+    if not isinstance(body, str):
+        raise BadMessageError(BAD_REQUEST, "the message body must be text")
+    if is_base64_encoded:
+        # Base64 is 4/3 of the frame: refuse absurd bodies before decoding them.
+        if len(body) > (MAX_MESSAGE_BYTES * 4) // 3 + 4:
+            raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadMessageError(BAD_REQUEST, "the binary frame is not valid base64") from None
+    else:
+        if len(body) > MAX_MESSAGE_BYTES:
+            raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
+        raw = body.encode("utf-8", errors="surrogatepass")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadMessageError(BAD_REQUEST, "the message is not UTF-8 text") from None
+    if text.strip() == "ping":
+        return Ping()
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise BadMessageError(BAD_REQUEST, 'expected JSON such as {"action":"ping"}') from None
+    if not isinstance(document, dict):
+        raise BadMessageError(BAD_REQUEST, "expected a JSON object")
+    action = document.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadMessageError(BAD_REQUEST, 'the message needs an "action" string')
+    if action != "ping":
+        raise BadMessageError(UNSUPPORTED_ACTION, "unsupported action; supported: ping")
+    ping_id = document.get("id")
+    if ping_id is not None and (not isinstance(ping_id, str) or len(ping_id) > MAX_PING_ID_LENGTH):
+        raise BadMessageError(BAD_REQUEST, f'"id" must be a string of at most {MAX_PING_ID_LENGTH} characters')
+    return Ping(ping_id=ping_id)
+
+
+def pong_message(*, connection_id: str, server_time: datetime, ping_id: str | None) -> str:
+    """The pong frame as compact JSON text (``serverTime`` in ISO-8601 UTC, ``Z``)."""
+    document: dict[str, str] = {
+        "action": "pong",
+        "connectionId": connection_id,
+        "serverTime": format_timestamp(server_time),
+    }
+    if ping_id is not None:
+        document["id"] = ping_id
+    return json.dumps(document, separators=(",", ":"))
+
+
+def error_message(*, code: str, message: str, ping_id: str | None = None) -> str:
+    """An error frame as compact JSON text; ``code`` must be one of :data:`ERROR_CODES`.
+
+    Raises:
+        ValueError: on an unknown code.
+    """
+    if code not in ERROR_CODES:
+        raise ValueError(f"unknown error code {code!r}")
+    document: dict[str, str] = {"action": "error", "code": code, "message": message}
+    if ping_id is not None:
+        document["id"] = ping_id
+    return json.dumps(document, separators=(",", ":"))
