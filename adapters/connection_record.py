@@ -1,0 +1,84 @@
+"""The stored form of a connection: one key and one JSON text, shared by every store.
+
+Key ``ws:connection:{connectionId}`` (the raw id, never URL-encoded), value
+``{"connectionId": "...", "userId": "...", "connectedAt": "2026-01-03T00:00:00Z"}`` in this
+key order, UTC with a ``Z`` suffix. Redis holds it under the key; a DynamoDB store keeps the
+same text so records move between stores unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from domain.connection import Connection, format_timestamp, parse_timestamp
+
+KEY_PREFIX: Final = "ws:connection:"
+
+
+class CorruptRecordError(ValueError):
+    """A stored value that is not a valid connection record.
+
+    Stores treat such a record as absent (``ConnectionNotFoundError``) and log it: a bad
+    record must never crash a handler. The message names what is wrong, never the value.
+    """
+
+
+def record_key(connection_id: str) -> str:
+    """The store key of a connection: ``ws:connection:`` + the raw connectionId.
+
+    Example: ``record_key("L0SM9cOFvHcCIhw=") == "ws:connection:L0SM9cOFvHcCIhw="``.
+
+    Raises:
+        ValueError: on an empty id.
+    """
+    if not connection_id:
+        raise ValueError("connection_id must not be empty")
+    return KEY_PREFIX + connection_id
+
+
+def encode_record(connection: Connection) -> str:
+    """The record as JSON text, exactly ``{"connectionId": ..., "userId": ..., "connectedAt": ...}``.
+
+    ``connectedAt`` is ISO-8601 UTC with whole seconds and a ``Z`` suffix
+    (:func:`domain.connection.format_timestamp`). Separators are json's defaults (``", "``
+    and ``": "``), the form the wire contract shows.
+    """
+    return json.dumps(
+        {
+            "connectionId": connection.connection_id,
+            "userId": connection.user_id,
+            "connectedAt": format_timestamp(connection.connected_at),
+        }
+    )
+
+
+def decode_record(text: str | bytes) -> Connection:
+    """Parse a record written by :func:`encode_record` (UTF-8 bytes as Redis returns them, or text).
+
+    Raises:
+        CorruptRecordError: not UTF-8, not JSON, not an object, a field missing, empty or not
+            a string, or ``connectedAt`` not an ISO-8601 UTC timestamp.
+    """
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors; the message of
+        # neither is kept, as it may quote the stored text.
+        raise CorruptRecordError("the record is not UTF-8 JSON") from exc
+    if not isinstance(document, dict):
+        raise CorruptRecordError("the record is not a JSON object")
+    fields: dict[str, str] = {}
+    for name in ("connectionId", "userId", "connectedAt"):
+        value = document.get(name)
+        if not isinstance(value, str) or not value:
+            raise CorruptRecordError(f"the record's {name} is missing or not a non-empty string")
+        fields[name] = value
+    try:
+        return Connection(
+            connection_id=fields["connectionId"],
+            user_id=fields["userId"],
+            connected_at=parse_timestamp(fields["connectedAt"]),
+        )
+    except ValueError as exc:
+        raise CorruptRecordError("the record's connectedAt is not an ISO-8601 UTC timestamp") from exc
