@@ -38,7 +38,7 @@ def record_key(connection_id: str) -> str:
 
 
 def encode_record(connection: Connection) -> str:
-    """The record as JSON text, exactly ``{"connectionId": ..., "userId": ..., "connectedAt": ...}``.
+    """The record as JSON text: ``{"connectionId": ..., "userId": ..., "connectedAt": ...}``.
 
     ``connectedAt`` is ISO-8601 UTC with whole seconds and a ``Z`` suffix
     (:func:`domain.connection.format_timestamp`). Separators are json's defaults (``", "``
@@ -81,4 +81,4 @@ def decode_record(text: str | bytes) -> Connection:
             connected_at=parse_timestamp(fields["connectedAt"]),
         )
     except ValueError as exc:
-        raise CorruptRecordError("the record's connectedAt is not an ISO-8601 UTC timestamp") from exc
+        raise CorruptRecordError("the record's connectedAt is not ISO-8601 UTC") from exc
