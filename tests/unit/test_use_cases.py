@@ -1,0 +1,295 @@
+"""Use cases on in-memory adapters: the specification's AC-1..AC-5 and the Heartbeat rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.in_memory import (
+    FixedClock,
+    InMemoryConnectionRepository,
+    InMemoryMessageSender,
+    InMemoryTokenVerifier,
+)
+from application.commands import (
+    ConnectCommand,
+    DisconnectCommand,
+    HeartbeatCommand,
+    HeartbeatOutcome,
+    RejectMessageCommand,
+)
+from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from domain.connection import Connection, VerifiedIdentity
+from domain.errors import (
+    ConnectionNotFoundError,
+    InvalidTokenError,
+    StoreUnavailableError,
+    VerifierUnavailableError,
+)
+
+CONNECTION_ID = "L0SM9cOFvHcCIhw="
+USER_ID = "7d0c5f4e-1b2a-4c3d-9e8f-0a1b2c3d4e5f"
+START = datetime(2026, 1, 3, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def repository(clock: FixedClock) -> InMemoryConnectionRepository:
+    return InMemoryConnectionRepository(clock)
+
+
+@pytest.fixture
+def sender() -> InMemoryMessageSender:
+    return InMemoryMessageSender()
+
+
+@pytest.fixture
+def verifier() -> InMemoryTokenVerifier:
+    identity = VerifiedIdentity(user_id=USER_ID, client_id="client", token_use="access", expires_at=START)
+    return InMemoryTokenVerifier(
+        {
+            "good-token": identity,
+            "expired-token": InvalidTokenError("expired"),
+            "other-client-token": InvalidTokenError("wrong_client"),
+            "id-token": InvalidTokenError("wrong_token_use"),
+            "jwks-down-token": VerifierUnavailableError(),
+        }
+    )
+
+
+@pytest.fixture
+def connect(verifier: InMemoryTokenVerifier, repository: InMemoryConnectionRepository, clock: FixedClock) -> Connect:
+    return Connect(verifier=verifier, repository=repository, clock=clock)
+
+
+@pytest.fixture
+def heartbeat(
+    repository: InMemoryConnectionRepository, sender: InMemoryMessageSender, clock: FixedClock
+) -> Heartbeat:
+    return Heartbeat(repository=repository, sender=sender, clock=clock)
+
+
+def connected(connect: Connect) -> None:
+    connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token="good-token"))
+
+
+# AC-1
+def test_given_a_valid_token_when_connecting_then_the_connection_is_stored_for_600_s_and_its_id_returned(
+    connect: Connect, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+) -> None:
+    result = connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token="good-token"))
+
+    assert result.connection_id == CONNECTION_ID
+    assert result.user_id == USER_ID
+    assert repository.get(CONNECTION_ID) == Connection(
+        connection_id=CONNECTION_ID, user_id=USER_ID, connected_at=START
+    )
+    assert repository.ttl(CONNECTION_ID) == 600
+    assert sender.sent == {}, "$connect must never post to the connection (API Gateway answers 410)"
+
+
+# AC-2 and the named rejection cases
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("forged-token", "bad_signature"),
+        ("expired-token", "expired"),
+        ("other-client-token", "wrong_client"),
+        ("id-token", "wrong_token_use"),
+    ],
+)
+def test_given_an_invalid_token_when_connecting_then_invalid_token_and_nothing_stored(
+    connect: Connect, repository: InMemoryConnectionRepository, token: str, reason: str
+) -> None:
+    with pytest.raises(InvalidTokenError) as raised:
+        connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token=token))
+
+    assert raised.value.reason == reason
+    assert len(repository) == 0
+
+
+# AC-5
+@pytest.mark.parametrize("token", [None, ""])
+def test_given_no_token_when_connecting_then_missing_without_asking_the_verifier(
+    connect: Connect, repository: InMemoryConnectionRepository, verifier: InMemoryTokenVerifier, token: str | None
+) -> None:
+    with pytest.raises(InvalidTokenError) as raised:
+        connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token=token))
+
+    assert raised.value.reason == "missing"
+    assert verifier.calls == 0
+    assert len(repository) == 0
+
+
+def test_given_the_jwks_is_unreachable_when_connecting_then_verifier_unavailable_and_nothing_stored(
+    connect: Connect, repository: InMemoryConnectionRepository
+) -> None:
+    with pytest.raises(VerifierUnavailableError):
+        connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token="jwks-down-token"))
+    assert len(repository) == 0
+
+
+def test_given_the_store_is_down_when_connecting_then_store_unavailable(
+    connect: Connect, repository: InMemoryConnectionRepository
+) -> None:
+    repository.available = False
+    with pytest.raises(StoreUnavailableError):
+        connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token="good-token"))
+
+
+def test_the_ttl_is_configurable_and_must_be_positive(
+    verifier: InMemoryTokenVerifier, repository: InMemoryConnectionRepository, clock: FixedClock
+) -> None:
+    Connect(verifier=verifier, repository=repository, clock=clock, ttl_seconds=30).execute(
+        ConnectCommand(connection_id=CONNECTION_ID, token="good-token")
+    )
+    assert repository.ttl(CONNECTION_ID) == 30
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        Connect(verifier=verifier, repository=repository, clock=clock, ttl_seconds=0)
+
+
+# AC-3
+def test_given_a_connection_when_disconnecting_then_its_record_is_deleted(
+    connect: Connect, repository: InMemoryConnectionRepository
+) -> None:
+    connected(connect)
+
+    result = Disconnect(repository=repository).execute(DisconnectCommand(connection_id=CONNECTION_ID))
+
+    assert result.connection_id == CONNECTION_ID
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get(CONNECTION_ID)
+
+
+def test_given_no_record_when_disconnecting_then_it_succeeds(repository: InMemoryConnectionRepository) -> None:
+    Disconnect(repository=repository).execute(DisconnectCommand(connection_id="never-stored"))
+    assert len(repository) == 0
+
+
+# AC-4
+def test_given_a_connection_when_pinging_then_the_ttl_is_back_to_600_s_and_a_pong_is_sent(
+    connect: Connect,
+    heartbeat: Heartbeat,
+    repository: InMemoryConnectionRepository,
+    sender: InMemoryMessageSender,
+    clock: FixedClock,
+) -> None:
+    connected(connect)
+    clock.advance(300)
+    assert repository.ttl(CONNECTION_ID) == 300
+
+    result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID, ping_id="42"))
+
+    assert result.outcome is HeartbeatOutcome.PONG
+    assert repository.ttl(CONNECTION_ID) == 600
+    assert repository.get(CONNECTION_ID).connected_at == START, "a ping must not change connectedAt"
+    (pong,) = sender.sent[CONNECTION_ID]
+    assert json.loads(pong) == {
+        "action": "pong",
+        "connectionId": CONNECTION_ID,
+        "serverTime": "2026-01-03T00:05:00Z",
+        "id": "42",
+    }
+
+
+def test_given_a_ping_without_id_then_the_pong_has_no_id(
+    connect: Connect, heartbeat: Heartbeat, sender: InMemoryMessageSender
+) -> None:
+    connected(connect)
+    heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
+    assert "id" not in json.loads(sender.sent[CONNECTION_ID][0])
+
+
+def test_given_the_gateway_says_gone_when_ponging_then_the_record_is_deleted(
+    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+) -> None:
+    connected(connect)
+    sender.gone.add(CONNECTION_ID)
+
+    result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
+
+    assert result.outcome is HeartbeatOutcome.GONE
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get(CONNECTION_ID)
+
+
+def test_given_an_expired_record_when_pinging_then_error_sent_connection_closed_and_nothing_recreated(
+    connect: Connect,
+    heartbeat: Heartbeat,
+    repository: InMemoryConnectionRepository,
+    sender: InMemoryMessageSender,
+    clock: FixedClock,
+) -> None:
+    connected(connect)
+    clock.advance(600)  # the TTL ran out: the record is gone
+
+    result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID, ping_id="7"))
+
+    assert result.outcome is HeartbeatOutcome.EXPIRED
+    assert json.loads(sender.sent[CONNECTION_ID][0]) == {
+        "action": "error",
+        "code": "connection_expired",
+        "message": "this connection has no live record; reconnect with a fresh token",
+        "id": "7",
+    }
+    assert sender.closed == [CONNECTION_ID]
+    assert len(repository) == 0, "a ping must never recreate a missing record"
+
+
+def test_given_a_never_stored_connection_that_is_already_gone_when_pinging_then_it_is_closed_quietly(
+    heartbeat: Heartbeat, sender: InMemoryMessageSender
+) -> None:
+    sender.gone.add(CONNECTION_ID)
+    result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
+    assert result.outcome is HeartbeatOutcome.EXPIRED
+    assert sender.closed == [CONNECTION_ID]
+
+
+def test_given_the_store_is_down_when_pinging_then_the_pong_is_still_sent(
+    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+) -> None:
+    connected(connect)
+    repository.available = False
+
+    result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
+
+    assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
+    assert json.loads(sender.sent[CONNECTION_ID][0])["action"] == "pong"
+    assert sender.closed == []
+
+
+def test_given_the_store_is_down_and_the_client_gone_when_pinging_then_gone_without_error(
+    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+) -> None:
+    connected(connect)
+    repository.available = False
+    sender.gone.add(CONNECTION_ID)
+    assert heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID)).outcome is HeartbeatOutcome.GONE
+
+
+def test_reject_message_sends_an_error_frame_and_reports_gone_connections(sender: InMemoryMessageSender) -> None:
+    reject = RejectMessage(sender=sender)
+
+    delivered = reject.execute(
+        RejectMessageCommand(connection_id=CONNECTION_ID, code="bad_request", message="expected JSON")
+    )
+    sender.gone.add(CONNECTION_ID)
+    undelivered = reject.execute(
+        RejectMessageCommand(connection_id=CONNECTION_ID, code="unsupported_action", message="no")
+    )
+
+    assert delivered.delivered is True
+    assert undelivered.delivered is False
+    assert json.loads(sender.sent[CONNECTION_ID][0]) == {
+        "action": "error",
+        "code": "bad_request",
+        "message": "expected JSON",
+    }
+    with pytest.raises(ValueError, match="unknown error code"):
+        reject.execute(RejectMessageCommand(connection_id="x", code="nonsense", message="?"))
