@@ -1,0 +1,266 @@
+"""RedisConnectionRepository against a real redis-server, a one-node Redis Cluster and fakeredis.
+
+The same contract runs on all three; outage tests run on real servers only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+import redis
+import redis.cluster
+
+from adapters.connection_record import record_key
+from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from domain.connection import Connection
+from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+from tests.support.redis_cluster import running_redis_cluster
+from tests.support.servers import RedisServer, free_port, running_redis_server
+
+TTL = 600
+CONNECTION = Connection(
+    connection_id="L0SM9cOFvHcCIhw=",
+    user_id="7d8ca528-4931-4254-9273-ea5ee853f271",
+    connected_at=datetime(2026, 1, 3, tzinfo=UTC),
+)
+KEY = "ws:connection:L0SM9cOFvHcCIhw="
+VALUE = (
+    '{"connectionId": "L0SM9cOFvHcCIhw=", '
+    '"userId": "7d8ca528-4931-4254-9273-ea5ee853f271", '
+    '"connectedAt": "2026-01-03T00:00:00Z"}'
+)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisServer]:
+    """One single-node Redis Cluster for this module."""
+    with running_redis_cluster() as server:
+        yield server
+
+
+@pytest.fixture(params=["redis-server", "redis-cluster", "fakeredis"])
+def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepository, redis.Redis]]:
+    """(repository under test, a raw client on the same data to look behind its back)."""
+    if request.param == "redis-server":
+        url = request.getfixturevalue("redis_url")
+        client = create_redis_client(url)
+        raw = redis.Redis.from_url(url)
+    elif request.param == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster").url
+        client = create_redis_client(url, cluster=True)
+        raw = redis.Redis.from_url(url)
+        raw.flushall()
+    else:
+        server = fakeredis.FakeServer()
+        client = fakeredis.FakeRedis(server=server)
+        raw = fakeredis.FakeRedis(server=server)
+    try:
+        yield RedisConnectionRepository(client), raw
+    finally:
+        raw.flushall()
+        raw.close()
+        client.close()
+
+
+# --- the contract, on every backend -------------------------------------------------------
+
+
+def test_save_writes_the_exact_key_json_and_ttl(store) -> None:
+    repository, raw = store
+    repository.save(CONNECTION, TTL)
+    assert raw.keys("*") == [KEY.encode()]
+    assert raw.get(KEY).decode("utf-8") == VALUE
+    assert 590 < raw.ttl(KEY) <= 600
+
+
+def test_save_overwrites_an_existing_record_and_its_ttl(store) -> None:
+    repository, raw = store
+    raw.set(KEY, "old", ex=5)
+    repository.save(CONNECTION, TTL)
+    assert raw.get(KEY).decode("utf-8") == VALUE
+    assert raw.ttl(KEY) > 590
+
+
+def test_get_round_trips_the_record(store) -> None:
+    repository, _ = store
+    repository.save(CONNECTION, TTL)
+    assert repository.get(CONNECTION.connection_id) == CONNECTION
+
+
+def test_get_of_a_missing_record_raises_not_found(store) -> None:
+    repository, _ = store
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get("never-stored=")
+
+
+def test_get_of_a_corrupt_record_is_not_found_and_logged(store, caplog) -> None:
+    repository, raw = store
+    raw.set(KEY, '{"connectionId": "L0SM9cOFvHcCIhw=", "secret-ish": true}', ex=TTL)
+    with caplog.at_level(logging.WARNING, logger="adapters.redis_connection_repository"):
+        with pytest.raises(ConnectionNotFoundError):
+            repository.get(CONNECTION.connection_id)
+    [record] = caplog.records
+    assert record.connectionId == CONNECTION.connection_id
+    assert "secret-ish" not in caplog.text
+
+
+def test_refresh_resets_the_ttl_without_touching_the_value(store) -> None:
+    repository, raw = store
+    repository.save(CONNECTION, TTL)
+    # Given a record about to expire
+    raw.expire(KEY, 30)
+    assert raw.ttl(KEY) <= 30
+    # When it is refreshed
+    repository.refresh(CONNECTION.connection_id, TTL)
+    # Then its TTL is back to 600 s and connectedAt is unchanged
+    assert 590 < raw.ttl(KEY) <= 600
+    assert raw.get(KEY).decode("utf-8") == VALUE
+
+
+def test_refresh_of_a_missing_record_raises_and_creates_nothing(store) -> None:
+    repository, raw = store
+    with pytest.raises(ConnectionNotFoundError):
+        repository.refresh(CONNECTION.connection_id, TTL)
+    assert raw.exists(KEY) == 0
+    assert raw.keys("*") == []
+
+
+def test_delete_removes_the_record_and_is_idempotent(store) -> None:
+    repository, raw = store
+    repository.save(CONNECTION, TTL)
+    repository.delete(CONNECTION.connection_id)
+    assert raw.exists(KEY) == 0
+    repository.delete(CONNECTION.connection_id)  # again: still fine
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get(CONNECTION.connection_id)
+
+
+def test_records_of_different_connections_are_independent(store) -> None:
+    repository, raw = store
+    other = Connection(
+        connection_id="Xy9zAbCdEfGhIjk=", user_id="other-user", connected_at=CONNECTION.connected_at
+    )
+    repository.save(CONNECTION, TTL)
+    repository.save(other, TTL)
+    repository.delete(CONNECTION.connection_id)
+    assert repository.get(other.connection_id) == other
+    assert raw.exists(record_key(other.connection_id)) == 1
+
+
+@pytest.mark.parametrize("ttl", [0, -1, True, 1.5])
+def test_a_ttl_that_is_not_a_positive_whole_number_is_refused(store, ttl) -> None:
+    repository, raw = store
+    with pytest.raises(ValueError):
+        repository.save(CONNECTION, ttl)
+    with pytest.raises(ValueError):
+        repository.refresh(CONNECTION.connection_id, ttl)
+    assert raw.keys("*") == []
+
+
+# --- clients and outages (real servers only) ----------------------------------------------
+
+
+def test_create_redis_client_builds_a_plain_or_a_cluster_client(redis_url, redis_cluster) -> None:
+    plain = create_redis_client(redis_url)
+    clustered = create_redis_client(redis_cluster.url, cluster=True)
+    try:
+        assert type(plain) is redis.Redis
+        assert isinstance(clustered, redis.cluster.RedisCluster)
+        kwargs = plain.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == 0.25
+        assert kwargs["socket_connect_timeout"] == 0.25
+        assert plain.get_retry().get_retries() == 1
+    finally:
+        plain.close()
+        clustered.close()
+
+
+def _outage_messages_are_clean(error: StoreUnavailableError, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in str(error)
+    assert isinstance(error.__cause__, redis.exceptions.RedisError)
+
+
+@pytest.mark.parametrize("operation", ["save", "get", "refresh", "delete"])
+def test_an_unreachable_redis_is_store_unavailable(operation) -> None:
+    # Given a Redis URL on a loopback port nobody listens on
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    repository = RedisConnectionRepository(create_redis_client(url))
+    # When any operation runs, then it fails as StoreUnavailableError without the URL in it
+    with pytest.raises(StoreUnavailableError) as caught:
+        _run(repository, operation)
+    _outage_messages_are_clean(caught.value, "hunter2", url)
+
+
+def test_a_hung_redis_is_store_unavailable() -> None:
+    with running_redis_server() as server:
+        assert server.process is not None
+        client = create_redis_client(server.url)
+        repository = RedisConnectionRepository(client)
+        repository.save(CONNECTION, TTL)  # the pooled connection is open before the freeze
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            for operation in ("get", "save", "refresh", "delete"):
+                with pytest.raises(StoreUnavailableError) as caught:
+                    _run(repository, operation)
+                assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        # And once Redis answers again the same client recovers
+        assert repository.get(CONNECTION.connection_id) == CONNECTION
+        client.close()
+
+
+def test_a_password_in_the_url_authenticates() -> None:
+    with running_redis_server() as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("requirepass", "s3cr3t/pa:ss")
+        admin.close()
+        # Given the password percent-encoded in the URL
+        good = RedisConnectionRepository(
+            create_redis_client(f"redis://:s3cr3t%2Fpa%3Ass@127.0.0.1:{server.port}/0")
+        )
+        good.save(CONNECTION, TTL)
+        assert good.get(CONNECTION.connection_id) == CONNECTION
+        # And a wrong password is an outage, not a crash, and never echoed
+        bad = RedisConnectionRepository(
+            create_redis_client(f"redis://:wrong-password@127.0.0.1:{server.port}/0")
+        )
+        with pytest.raises(StoreUnavailableError) as caught:
+            bad.get(CONNECTION.connection_id)
+        assert isinstance(caught.value.__cause__, redis.exceptions.AuthenticationError)
+        _outage_messages_are_clean(caught.value, "wrong-password", "s3cr3t")
+
+
+def test_a_cluster_client_that_cannot_reach_any_node_fails_at_construction() -> None:
+    # RedisCluster reads the slot map while it is built: the container must expect this.
+    with pytest.raises((redis.exceptions.RedisError, redis.exceptions.RedisClusterException)):
+        create_redis_client(f"redis://127.0.0.1:{free_port()}/0", cluster=True)
+
+
+def _run(repository: RedisConnectionRepository, operation: str) -> None:
+    if operation == "save":
+        repository.save(CONNECTION, TTL)
+    elif operation == "get":
+        repository.get(CONNECTION.connection_id)
+    elif operation == "refresh":
+        repository.refresh(CONNECTION.connection_id, TTL)
+    else:
+        repository.delete(CONNECTION.connection_id)
+
+
+def test_stored_value_is_json_readable_by_other_services(store) -> None:
+    repository, raw = store
+    repository.save(CONNECTION, TTL)
+    assert json.loads(raw.get(KEY)) == {
+        "connectionId": "L0SM9cOFvHcCIhw=",
+        "userId": "7d8ca528-4931-4254-9273-ea5ee853f271",
+        "connectedAt": "2026-01-03T00:00:00Z",
+    }
