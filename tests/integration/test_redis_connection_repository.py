@@ -11,6 +11,7 @@ import os
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import pytest
@@ -46,7 +47,7 @@ def redis_cluster() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(params=["redis-server", "redis-cluster", "fakeredis"])
-def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepository, redis.Redis]]:
+def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepository, Any]]:
     """(repository under test, a raw client on the same data to look behind its back)."""
     if request.param == "redis-server":
         url = request.getfixturevalue("redis_url")
@@ -103,9 +104,11 @@ def test_get_of_a_missing_record_raises_not_found(store) -> None:
 def test_get_of_a_corrupt_record_is_not_found_and_logged(store, caplog) -> None:
     repository, raw = store
     raw.set(KEY, '{"connectionId": "L0SM9cOFvHcCIhw=", "secret-ish": true}', ex=TTL)
-    with caplog.at_level(logging.WARNING, logger="adapters.redis_connection_repository"):
-        with pytest.raises(ConnectionNotFoundError):
-            repository.get(CONNECTION.connection_id)
+    with (
+        caplog.at_level(logging.WARNING, logger="adapters.redis_connection_repository"),
+        pytest.raises(ConnectionNotFoundError),
+    ):
+        repository.get(CONNECTION.connection_id)
     [record] = caplog.records
     assert record.connectionId == CONNECTION.connection_id
     assert "secret-ish" not in caplog.text
