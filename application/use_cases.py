@@ -5,6 +5,7 @@ One class each; ports come in through the constructor; one ``execute(command) ->
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 from application.commands import (
@@ -158,19 +159,17 @@ class Heartbeat:
             message="this connection has no live record; reconnect with a fresh token",
             ping_id=command.ping_id,
         )
-        try:
+        with contextlib.suppress(ConnectionGoneError):
             self._sender.send(command.connection_id, notice)
-        except ConnectionGoneError:
-            pass
         self._sender.close(command.connection_id)
-        return HeartbeatResult(connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED)
+        return HeartbeatResult(
+            connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED
+        )
 
     def _forget(self, connection_id: str) -> None:
         # The gateway will also send $disconnect, which deletes again: delete is idempotent.
-        try:
+        with contextlib.suppress(StoreUnavailableError):  # the record then expires by its TTL
             self._repository.delete(connection_id)
-        except StoreUnavailableError:
-            pass  # the record expires by its TTL
 
 
 class RejectMessage:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import attrs
 
 
-def _require_aware_utc(instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+def _require_aware_utc(
+    instance: object, attribute: attrs.Attribute[datetime], value: datetime
+) -> None:
     if value.tzinfo is None or value.utcoffset() != UTC.utcoffset(None):
         raise ValueError(f"{attribute.name} must be an aware UTC datetime, got {value!r}")
 
@@ -31,9 +33,13 @@ class Connection:
         ValueError: on an empty id or a naive / non-UTC ``connected_at``.
     """
 
-    connection_id: str = attrs.field(validator=[attrs.validators.instance_of(str), _require_non_empty])
+    connection_id: str = attrs.field(
+        validator=[attrs.validators.instance_of(str), _require_non_empty]
+    )
     user_id: str = attrs.field(validator=[attrs.validators.instance_of(str), _require_non_empty])
-    connected_at: datetime = attrs.field(validator=[attrs.validators.instance_of(datetime), _require_aware_utc])
+    connected_at: datetime = attrs.field(
+        validator=[attrs.validators.instance_of(datetime), _require_aware_utc]
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)

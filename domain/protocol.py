@@ -33,7 +33,9 @@ BAD_REQUEST: Final = "bad_request"
 UNSUPPORTED_ACTION: Final = "unsupported_action"
 PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 CONNECTION_EXPIRED: Final = "connection_expired"
-ERROR_CODES: Final = frozenset({BAD_REQUEST, UNSUPPORTED_ACTION, PAYLOAD_TOO_LARGE, CONNECTION_EXPIRED})
+ERROR_CODES: Final = frozenset(
+    {BAD_REQUEST, UNSUPPORTED_ACTION, PAYLOAD_TOO_LARGE, CONNECTION_EXPIRED}
+)
 
 
 class BadMessageError(DomainError):
@@ -110,7 +112,9 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         raise BadMessageError(UNSUPPORTED_ACTION, "unsupported action; supported: ping")
     ping_id = document.get("id")
     if ping_id is not None and (not isinstance(ping_id, str) or len(ping_id) > MAX_PING_ID_LENGTH):
-        raise BadMessageError(BAD_REQUEST, f'"id" must be a string of at most {MAX_PING_ID_LENGTH} characters')
+        raise BadMessageError(
+            BAD_REQUEST, f'"id" must be a string of at most {MAX_PING_ID_LENGTH} characters'
+        )
     return Ping(ping_id=ping_id)
 
 

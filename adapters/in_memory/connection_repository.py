@@ -57,7 +57,10 @@ class InMemoryConnectionRepository(ConnectionRepository):
             entry = self._live(connection_id)
             if entry is None:
                 raise ConnectionNotFoundError()
-            self._records[connection_id] = (entry[0], self._clock.now() + timedelta(seconds=ttl_seconds))
+            self._records[connection_id] = (
+                entry[0],
+                self._clock.now() + timedelta(seconds=ttl_seconds),
+            )
 
     def delete(self, connection_id: str) -> None:
         """Remove the record if present."""

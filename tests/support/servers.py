@@ -31,7 +31,9 @@ def redis_server_binary() -> str:
     """Path of ``redis-server``; ``make test`` installs it when missing."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server is not installed: run `make test` (it apt-get installs it)")
+        raise RuntimeError(
+            "redis-server is not installed: run `make test` (it apt-get installs it)"
+        )
     return binary
 
 
@@ -52,12 +54,18 @@ class RedisServer:
         """Start the process and wait (bounded) until it answers PING."""
         args = [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.workdir / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.workdir / "redis.log"),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,28 +20,38 @@ def test_connection_is_frozen_and_requires_aware_utc_and_ids() -> None:
     with pytest.raises(AttributeError):
         connection.user_id = "other"  # type: ignore[misc]
     with pytest.raises(ValueError, match="aware UTC"):
-        Connection(connection_id="c", user_id="u", connected_at=datetime(2026, 1, 3))  # noqa: DTZ001
+        Connection(connection_id="c", user_id="u", connected_at=datetime(2026, 1, 3))
     with pytest.raises(ValueError, match="aware UTC"):
-        Connection(connection_id="c", user_id="u", connected_at=MOMENT.astimezone(timezone(timedelta(hours=2))))
+        Connection(
+            connection_id="c",
+            user_id="u",
+            connected_at=MOMENT.astimezone(timezone(timedelta(hours=2))),
+        )
     with pytest.raises(ValueError, match="connection_id"):
         Connection(connection_id="", user_id="u", connected_at=MOMENT)
 
 
 def test_timestamps_are_iso_utc_with_z_and_whole_seconds() -> None:
     assert format_timestamp(MOMENT) == "2026-01-03T04:05:06Z"
-    assert format_timestamp(MOMENT.astimezone(timezone(timedelta(hours=-5)))) == "2026-01-03T04:05:06Z"
+    assert (
+        format_timestamp(MOMENT.astimezone(timezone(timedelta(hours=-5)))) == "2026-01-03T04:05:06Z"
+    )
     assert parse_timestamp("2026-01-03T04:05:06Z") == MOMENT.replace(microsecond=0)
     assert parse_timestamp("2026-01-03T04:05:06+00:00").tzinfo is not None
     with pytest.raises(ValueError):
         parse_timestamp("2026-01-03T04:05:06")
     with pytest.raises(ValueError):
-        format_timestamp(datetime(2026, 1, 3))  # noqa: DTZ001
+        format_timestamp(datetime(2026, 1, 3))
 
 
 def test_errors_share_one_base_with_default_messages_and_codes() -> None:
     assert str(StoreUnavailableError()) == "the connection store is unavailable"
     error = InvalidTokenError("expired")
-    assert (error.code, error.reason, str(error)) == ("invalid_token", "expired", "invalid token: expired")
+    assert (error.code, error.reason, str(error)) == (
+        "invalid_token",
+        "expired",
+        "invalid token: expired",
+    )
     with pytest.raises(ValueError):
         InvalidTokenError("made_up")
     assert ConnectionLimitExceededError("user").scope == "user"
@@ -83,7 +93,9 @@ def test_pings_in_every_accepted_form(body: str, is_base64: bool, expected: Ping
         ("A" * (200 * 1024), True, "payload_too_large"),
     ],
 )
-def test_messages_that_are_not_pings_get_the_right_error_code(body: str | None, is_base64: bool, code: str) -> None:
+def test_messages_that_are_not_pings_get_the_right_error_code(
+    body: str | None, is_base64: bool, code: str
+) -> None:
     with pytest.raises(BadMessageError) as raised:
         parse_message(body, is_base64_encoded=is_base64)
     assert raised.value.error_code == code

@@ -51,7 +51,9 @@ def sender() -> InMemoryMessageSender:
 
 @pytest.fixture
 def verifier() -> InMemoryTokenVerifier:
-    identity = VerifiedIdentity(user_id=USER_ID, client_id="client", token_use="access", expires_at=START)
+    identity = VerifiedIdentity(
+        user_id=USER_ID, client_id="client", token_use="access", expires_at=START
+    )
     return InMemoryTokenVerifier(
         {
             "good-token": identity,
@@ -64,7 +66,9 @@ def verifier() -> InMemoryTokenVerifier:
 
 
 @pytest.fixture
-def connect(verifier: InMemoryTokenVerifier, repository: InMemoryConnectionRepository, clock: FixedClock) -> Connect:
+def connect(
+    verifier: InMemoryTokenVerifier, repository: InMemoryConnectionRepository, clock: FixedClock
+) -> Connect:
     return Connect(verifier=verifier, repository=repository, clock=clock)
 
 
@@ -117,7 +121,10 @@ def test_given_an_invalid_token_when_connecting_then_invalid_token_and_nothing_s
 # AC-5
 @pytest.mark.parametrize("token", [None, ""])
 def test_given_no_token_when_connecting_then_missing_without_asking_the_verifier(
-    connect: Connect, repository: InMemoryConnectionRepository, verifier: InMemoryTokenVerifier, token: str | None
+    connect: Connect,
+    repository: InMemoryConnectionRepository,
+    verifier: InMemoryTokenVerifier,
+    token: str | None,
 ) -> None:
     with pytest.raises(InvalidTokenError) as raised:
         connect.execute(ConnectCommand(connection_id=CONNECTION_ID, token=token))
@@ -160,14 +167,18 @@ def test_given_a_connection_when_disconnecting_then_its_record_is_deleted(
 ) -> None:
     connected(connect)
 
-    result = Disconnect(repository=repository).execute(DisconnectCommand(connection_id=CONNECTION_ID))
+    result = Disconnect(repository=repository).execute(
+        DisconnectCommand(connection_id=CONNECTION_ID)
+    )
 
     assert result.connection_id == CONNECTION_ID
     with pytest.raises(ConnectionNotFoundError):
         repository.get(CONNECTION_ID)
 
 
-def test_given_no_record_when_disconnecting_then_it_succeeds(repository: InMemoryConnectionRepository) -> None:
+def test_given_no_record_when_disconnecting_then_it_succeeds(
+    repository: InMemoryConnectionRepository,
+) -> None:
     Disconnect(repository=repository).execute(DisconnectCommand(connection_id="never-stored"))
     assert len(repository) == 0
 
@@ -207,7 +218,10 @@ def test_given_a_ping_without_id_then_the_pong_has_no_id(
 
 
 def test_given_the_gateway_says_gone_when_ponging_then_the_record_is_deleted(
-    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+    connect: Connect,
+    heartbeat: Heartbeat,
+    repository: InMemoryConnectionRepository,
+    sender: InMemoryMessageSender,
 ) -> None:
     connected(connect)
     sender.gone.add(CONNECTION_ID)
@@ -252,7 +266,10 @@ def test_given_a_never_stored_connection_that_is_already_gone_when_pinging_then_
 
 
 def test_given_the_store_is_down_when_pinging_then_the_pong_is_still_sent(
-    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+    connect: Connect,
+    heartbeat: Heartbeat,
+    repository: InMemoryConnectionRepository,
+    sender: InMemoryMessageSender,
 ) -> None:
     connected(connect)
     repository.available = False
@@ -265,19 +282,29 @@ def test_given_the_store_is_down_when_pinging_then_the_pong_is_still_sent(
 
 
 def test_given_the_store_is_down_and_the_client_gone_when_pinging_then_gone_without_error(
-    connect: Connect, heartbeat: Heartbeat, repository: InMemoryConnectionRepository, sender: InMemoryMessageSender
+    connect: Connect,
+    heartbeat: Heartbeat,
+    repository: InMemoryConnectionRepository,
+    sender: InMemoryMessageSender,
 ) -> None:
     connected(connect)
     repository.available = False
     sender.gone.add(CONNECTION_ID)
-    assert heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID)).outcome is HeartbeatOutcome.GONE
+    assert (
+        heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID)).outcome
+        is HeartbeatOutcome.GONE
+    )
 
 
-def test_reject_message_sends_an_error_frame_and_reports_gone_connections(sender: InMemoryMessageSender) -> None:
+def test_reject_message_sends_an_error_frame_and_reports_gone_connections(
+    sender: InMemoryMessageSender,
+) -> None:
     reject = RejectMessage(sender=sender)
 
     delivered = reject.execute(
-        RejectMessageCommand(connection_id=CONNECTION_ID, code="bad_request", message="expected JSON")
+        RejectMessageCommand(
+            connection_id=CONNECTION_ID, code="bad_request", message="expected JSON"
+        )
     )
     sender.gone.add(CONNECTION_ID)
     undelivered = reject.execute(

@@ -1,0 +1,248 @@
+"""The three Lambda handlers API Gateway's WebSocket routes invoke.
+
+Handler strings: ``entrypoints.aws_lambda.handlers.connect_handler`` (``$connect``),
+``…disconnect_handler`` (``$disconnect``), ``…default_handler`` (``$default``).
+
+Each handler parses the event, builds one command, runs one use case and maps the result or
+error to a response: no business logic and no AWS calls here. The container is built once at
+module scope (cold start) so warm invocations reuse the Redis client, the boto3 clients and
+the JWKS cache. A malformed event is a 400 and a log line; nothing escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from adapters.api_gateway_message_sender import management_endpoint
+from application.commands import (
+    ConnectCommand,
+    DisconnectCommand,
+    HeartbeatCommand,
+    HeartbeatOutcome,
+    RejectMessageCommand,
+)
+from domain.errors import DomainError, InvalidTokenError
+from domain.protocol import BadMessageError, parse_message
+from entrypoints.aws_lambda.events import (
+    MalformedEventError,
+    RequestContext,
+    parse_connect_event,
+    parse_disconnect_event,
+    parse_message_event,
+    parse_request_context,
+)
+from entrypoints.aws_lambda.responses import reason_of, response, status_for
+from entrypoints.container import Container
+from entrypoints.observability import (
+    ABNORMAL_DISCONNECTS,
+    CONNECTS,
+    CONNECTS_REJECTED,
+    DISCONNECTS,
+    HEARTBEATS,
+    STALE_CONNECTIONS_REMOVED,
+    emit_metrics,
+    logger,
+)
+from entrypoints.settings import Settings
+
+NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+"""Close codes that are not abnormal: 1000 normal closure, 1001 going away (idle timeout)."""
+
+container = Container(settings=Settings.from_environ(os.environ))
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _safely(route: str, event: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work``; map anything it raises to a response and one log line (never a trace to the client)."""
+    started = time.perf_counter()
+    try:
+        return work()
+    except MalformedEventError as error:
+        logger.warning(
+            "malformed event",
+            extra={
+                "route": route,
+                "outcome": "rejected",
+                "reason": "malformed_event",
+                "detail": str(error),
+            },
+        )
+        return response(400)
+    except Exception as error:
+        status = status_for(error)
+        context = _context_or_none(event)
+        fields = {
+            "route": route,
+            "connection_id": context.connection_id if context else None,
+            "outcome": "failed",
+            "reason": reason_of(error),
+            "status": status,
+            "duration_ms": _elapsed_ms(started),
+        }
+        if status == 500:
+            logger.exception("unexpected error", extra=fields)
+        else:
+            logger.error("invocation failed", extra=fields)
+        return response(status)
+
+
+def _context_or_none(event: Any) -> RequestContext | None:
+    try:
+        return parse_request_context(event)
+    except MalformedEventError:
+        return None
+
+
+def connect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``$connect``: verify the ``token`` query parameter and store the connection.
+
+    Returns ``{"statusCode": 200}`` on success; 401 for a missing, repeated-and-different or
+    invalid token, 429 over a connection limit, 503 when the JWKS or the store is
+    unavailable, 400 for a malformed event. API Gateway answers the handshake with that status.
+    """
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
+        parsed = parse_connect_event(event)
+        connection_id = parsed.context.connection_id
+        try:
+            if len(set(parsed.tokens)) > 1:
+                raise InvalidTokenError("ambiguous")
+            token = parsed.tokens[0] if parsed.tokens else None
+            result = container.connect().execute(
+                ConnectCommand(connection_id=connection_id, token=token)
+            )
+        except DomainError as error:
+            status = status_for(error)
+            reason = reason_of(error)
+            emit_metrics({CONNECTS_REJECTED: 1}, {"reason": reason})
+            log = logger.warning if status >= 500 else logger.info
+            log(
+                "connect rejected",
+                extra={
+                    "route": "$connect",
+                    "connection_id": connection_id,
+                    "outcome": "rejected",
+                    "reason": reason,
+                    "status": status,
+                    "duration_ms": _elapsed_ms(started),
+                },
+            )
+            return response(status)
+        emit_metrics({CONNECTS: 1})
+        logger.info(
+            "connected",
+            extra={
+                "route": "$connect",
+                "connection_id": connection_id,
+                "user_id": result.user_id,
+                "outcome": "connected",
+                "status": 200,
+                "duration_ms": _elapsed_ms(started),
+            },
+        )
+        return response(200)
+
+    return _safely("$connect", event, work)
+
+
+def disconnect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``$disconnect``: delete the record. Always 200 unless the store is down (503, logged).
+
+    API Gateway ignores the answer; ``disconnectStatusCode`` other than 1000/1001 counts as an
+    abnormal disconnect in the metrics.
+    """
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
+        parsed = parse_disconnect_event(event)
+        abnormal = parsed.status_code not in NORMAL_CLOSE_CODES
+        emit_metrics({DISCONNECTS: 1, ABNORMAL_DISCONNECTS: int(abnormal)})
+        container.disconnect().execute(
+            DisconnectCommand(connection_id=parsed.context.connection_id)
+        )
+        logger.info(
+            "disconnected",
+            extra={
+                "route": "$disconnect",
+                "connection_id": parsed.context.connection_id,
+                "outcome": "disconnected",
+                "disconnect_status_code": parsed.status_code,
+                "disconnect_reason": parsed.reason,
+                "status": 200,
+                "duration_ms": _elapsed_ms(started),
+            },
+        )
+        return response(200)
+
+    return _safely("$disconnect", event, work)
+
+
+def default_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``$default``: answer a ping with a pong and refresh the TTL; anything else gets an error frame.
+
+    Replies go through the API Gateway Management API (``MANAGEMENT_API_ENDPOINT``, or
+    ``https://{domainName}/{stage}`` from the event). Returns 200; 400 for a malformed event,
+    502 when the gateway refuses the reply.
+    """
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
+        parsed = parse_message_event(event)
+        connection_id = parsed.context.connection_id
+        sender = container.message_sender(endpoint_url=_management_endpoint(parsed.context))
+        try:
+            ping = parse_message(parsed.body, is_base64_encoded=parsed.is_base64_encoded)
+        except BadMessageError as error:
+            rejected = container.reject_message(sender=sender).execute(
+                RejectMessageCommand(
+                    connection_id=connection_id, code=error.error_code, message=error.message
+                )
+            )
+            logger.info(
+                "message rejected",
+                extra={
+                    "route": parsed.context.route_key or "$default",
+                    "connection_id": connection_id,
+                    "outcome": "rejected",
+                    "reason": error.error_code,
+                    "delivered": rejected.delivered,
+                    "duration_ms": _elapsed_ms(started),
+                },
+            )
+            return response(200)
+        result = container.heartbeat(sender=sender).execute(
+            HeartbeatCommand(connection_id=connection_id, ping_id=ping.ping_id)
+        )
+        counts = {HEARTBEATS: 1}
+        if result.outcome in (HeartbeatOutcome.GONE, HeartbeatOutcome.EXPIRED):
+            counts[STALE_CONNECTIONS_REMOVED] = 1
+        emit_metrics(counts)
+        log = logger.error if result.outcome is HeartbeatOutcome.PONG_UNRECORDED else logger.info
+        log(
+            "heartbeat",
+            extra={
+                "route": parsed.context.route_key or "$default",
+                "connection_id": connection_id,
+                "outcome": result.outcome.value,
+                "duration_ms": _elapsed_ms(started),
+            },
+        )
+        return response(200)
+
+    return _safely("$default", event, work)
+
+
+def _management_endpoint(context: RequestContext) -> str:
+    configured = container.settings().management_api_endpoint
+    if configured:
+        return configured
+    if not context.domain_name or not context.stage:
+        raise MalformedEventError("requestContext.domainName and stage are needed to reply")
+    return management_endpoint(context.domain_name, context.stage)

@@ -1,0 +1,70 @@
+"""The one table that maps domain errors to HTTP status codes, and the response shapes.
+
+For ``$connect`` API Gateway turns a non-2xx ``statusCode`` into the handshake's HTTP status
+and opens no socket (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
+For the other routes the status only reaches logs and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from domain.errors import (
+    ConnectionLimitExceededError,
+    DomainError,
+    InvalidTokenError,
+    MessageSendError,
+    StoreUnavailableError,
+    VerifierUnavailableError,
+)
+
+STATUS_BY_ERROR: Final[dict[type[DomainError], int]] = {
+    InvalidTokenError: 401,
+    ConnectionLimitExceededError: 429,
+    MessageSendError: 502,
+    VerifierUnavailableError: 503,
+    StoreUnavailableError: 503,
+}
+"""Domain error class -> HTTP status. Anything else that escapes a use case is a 500."""
+
+REASON_PHRASES: Final = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def status_for(error: BaseException) -> int:
+    """The HTTP status for ``error``: the table's entry for its class (or a base class), else 500."""
+    for error_type in type(error).__mro__:
+        status = STATUS_BY_ERROR.get(error_type)  # type: ignore[call-overload]
+        if status is not None:
+            return status
+    return 500
+
+
+def reason_of(error: BaseException) -> str:
+    """A short, secret-free reason code for logs and metrics (``expired``, ``store_unavailable``…)."""
+    if isinstance(error, InvalidTokenError):
+        return error.reason
+    if isinstance(error, ConnectionLimitExceededError):
+        return f"limit_{error.scope}"
+    if isinstance(error, DomainError):
+        return error.code
+    return "internal_error"
+
+
+def response(status: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Lambda proxy response: ``{"statusCode": status, "body": "<reason phrase JSON>"}``."""
+    result: dict[str, Any] = {
+        "statusCode": status,
+        "body": json.dumps({"message": REASON_PHRASES.get(status, "Error")}),
+    }
+    if headers:
+        result["headers"] = headers
+    return result

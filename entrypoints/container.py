@@ -1,0 +1,82 @@
+"""The one composition root: a dependency-injector container built once per process.
+
+Clients (redis, boto3) and the token verifier (with its JWKS cache) are thread-safe
+singletons, built on first use and reused by warm invocations; use cases are factories.
+The Lambda handlers build the container at module scope from :class:`Settings`; tests and
+the local gateway override providers (``container.redis_client.override(...)``).
+"""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from adapters.api_gateway_message_sender import ApiGatewayMessageSender, ManagementApiClients
+from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, JwksFetcher, StaticJwksFetcher
+from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.system_clock import SystemClock
+from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from entrypoints.settings import Settings
+
+
+def jwks_fetcher_for(settings: Settings) -> JwksFetcher:
+    """The preloaded JWKS (``COGNITO_JWKS``) when configured, else HTTP from ``COGNITO_JWKS_URL``."""
+    if settings.cognito_jwks is not None:
+        return StaticJwksFetcher(dict(settings.cognito_jwks))
+    return HttpJwksFetcher(settings.cognito_jwks_url)
+
+
+def sender_for(clients: ManagementApiClients, endpoint_url: str) -> ApiGatewayMessageSender:
+    """The sender bound to one Management API endpoint (one boto3 client per endpoint)."""
+    return clients.sender_for(endpoint_url)
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires adapters into use cases. Provide ``settings`` when building it."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.ThreadSafeSingleton(SystemClock)
+
+    redis_client = providers.ThreadSafeSingleton(
+        create_redis_client,
+        url=settings.provided.redis_url,
+        connect_timeout_seconds=settings.provided.redis_connect_timeout_seconds,
+        read_timeout_seconds=settings.provided.redis_read_timeout_seconds,
+        cluster=settings.provided.redis_cluster,
+    )
+    redis_repository = providers.ThreadSafeSingleton(RedisConnectionRepository, client=redis_client)
+    connection_repository = redis_repository
+    """The ConnectionRepository the use cases get (Redis; the failover composition wraps it)."""
+
+    jwks_fetcher = providers.ThreadSafeSingleton(jwks_fetcher_for, settings=settings)
+    token_verifier = providers.ThreadSafeSingleton(
+        CognitoTokenVerifier,
+        issuer=settings.provided.cognito_issuer,
+        app_client_ids=settings.provided.cognito_app_client_ids,
+        jwks_fetcher=jwks_fetcher,
+        clock=clock,
+        token_use=settings.provided.cognito_token_use,
+        leeway_seconds=settings.provided.cognito_leeway_seconds,
+        refetch_cooldown_seconds=settings.provided.jwks_refetch_cooldown_seconds,
+    )
+
+    management_api_clients = providers.ThreadSafeSingleton(
+        ManagementApiClients, region_name=settings.provided.aws_region
+    )
+    message_sender = providers.Factory(sender_for, clients=management_api_clients)
+
+    connect = providers.Factory(
+        Connect,
+        verifier=token_verifier,
+        repository=connection_repository,
+        clock=clock,
+        ttl_seconds=settings.provided.connection_ttl_seconds,
+    )
+    disconnect = providers.Factory(Disconnect, repository=connection_repository)
+    heartbeat = providers.Factory(
+        Heartbeat,
+        repository=connection_repository,
+        clock=clock,
+        ttl_seconds=settings.provided.connection_ttl_seconds,
+    )
+    reject_message = providers.Factory(RejectMessage)

@@ -1,0 +1,57 @@
+"""Structured logs and CloudWatch metrics (Embedded Metric Format) for the handlers.
+
+Both go through Powertools for AWS Lambda: ``Logger`` writes one JSON object per line,
+``EphemeralMetrics`` writes EMF documents that CloudWatch turns into metrics
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+``EphemeralMetrics`` keeps no state shared between instances, so concurrent invocations (the
+local gateway runs handlers in threads) never mix their metric sets.
+
+Nothing here may log a token, a part of one, or a raw query string: callers pass only
+connectionId, userId, route, outcome and reason codes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-ws")
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineWs")
+
+# Metric names the CloudWatch alarms in infra/ read; keep both in step.
+CONNECTS = "Connects"
+CONNECTS_REJECTED = "ConnectsRejected"
+DISCONNECTS = "Disconnects"
+ABNORMAL_DISCONNECTS = "AbnormalDisconnects"
+HEARTBEATS = "Heartbeats"
+STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
+STORE_FAILOVERS = "StoreFailovers"
+
+logger = Logger(service=SERVICE_NAME, level=os.environ.get("LOG_LEVEL", "INFO").upper())
+"""The handlers' JSON logger (one line per invocation outcome)."""
+
+
+def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None) -> None:
+    """Write one EMF document with ``counts`` (metric name -> count, unit Count).
+
+    ``dimensions`` are added to the default ``service`` dimension (e.g. ``{"reason":
+    "expired"}`` for ``ConnectsRejected``). Disabled by ``POWERTOOLS_METRICS_DISABLED=true``
+    (the local gateway sets it). Never raises: a metrics failure must not fail a connection.
+    """
+    if not counts:
+        return
+    try:
+        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+        for name, value in (dimensions or {}).items():
+            metrics.add_dimension(name=name, value=value)
+        for name, count in counts.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            metrics.flush_metrics()
+    except Exception:  # pragma: no cover - defensive: metrics are best effort
+        logger.exception("metrics could not be emitted")

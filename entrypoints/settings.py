@@ -1,0 +1,179 @@
+"""Configuration from environment variables, read once, typed and validated at cold start.
+
+``domain/`` and ``application/`` never read the environment; this module is the only place
+that does (with boto3, which reads its own ``AWS_*`` variables).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from adapters.cognito import cognito_issuer, cognito_jwks_url
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a usable configuration; the message lists every problem."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Settings:
+    """Everything the composition root needs, with units in the names.
+
+    Build it with :meth:`from_environ`; the README's configuration table documents each
+    variable and its default.
+    """
+
+    redis_url: str
+    redis_cluster: bool
+    redis_connect_timeout_seconds: float
+    redis_read_timeout_seconds: float
+    cognito_region: str
+    cognito_user_pool_id: str
+    cognito_app_client_ids: tuple[str, ...]
+    cognito_token_use: str
+    cognito_issuer: str
+    cognito_jwks_url: str
+    cognito_jwks: Mapping[str, Any] | None
+    cognito_leeway_seconds: int
+    jwks_refetch_cooldown_seconds: float
+    connection_ttl_seconds: int
+    management_api_endpoint: str | None
+    connections_table: str | None
+    aws_region: str | None
+    log_level: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and validate the variables; collect every problem before failing.
+
+        Raises:
+            ConfigurationError: one or more variables are missing or malformed (the message
+                names each, never echoing secret values).
+        """
+        problems: list[str] = []
+        reader = _Reader(environ, problems)
+        region = reader.text("COGNITO_REGION", required=True)
+        pool_id = reader.text("COGNITO_USER_POOL_ID", required=True)
+        client_ids = tuple(
+            part.strip()
+            for part in reader.text("COGNITO_APP_CLIENT_IDS", required=True).split(",")
+            if part.strip()
+        )
+        if "COGNITO_APP_CLIENT_IDS" in environ and not client_ids:
+            problems.append("COGNITO_APP_CLIENT_IDS: name at least one app client id")
+        token_use = reader.text("COGNITO_TOKEN_USE", default="access")
+        if token_use not in {"access", "id"}:
+            problems.append("COGNITO_TOKEN_USE: must be 'access' or 'id'")
+        issuer = cognito_issuer(region, pool_id) if region and pool_id else ""
+        jwks_url = reader.text("COGNITO_JWKS_URL", default="") or (
+            cognito_jwks_url(issuer) if issuer else ""
+        )
+        if jwks_url and not jwks_url.startswith(("https://", "http://")):
+            problems.append("COGNITO_JWKS_URL: must be an http(s) URL")
+        inline_jwks: Mapping[str, Any] | None = None
+        raw_jwks = reader.text("COGNITO_JWKS", default="")
+        if raw_jwks:
+            try:
+                inline_jwks = json.loads(raw_jwks)
+            except ValueError:
+                problems.append("COGNITO_JWKS: not valid JSON")
+            else:
+                if not isinstance(inline_jwks, dict) or not isinstance(
+                    inline_jwks.get("keys"), list
+                ):
+                    problems.append('COGNITO_JWKS: expected a JWKS document {"keys": [...]}')
+                    inline_jwks = None
+        settings = cls(
+            redis_url=reader.text("REDIS_URL", default="redis://127.0.0.1:6379/0"),
+            redis_cluster=reader.boolean("REDIS_CLUSTER", default=False),
+            redis_connect_timeout_seconds=reader.number(
+                "REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25
+            ),
+            redis_read_timeout_seconds=reader.number("REDIS_READ_TIMEOUT_SECONDS", default=0.25),
+            cognito_region=region,
+            cognito_user_pool_id=pool_id,
+            cognito_app_client_ids=client_ids,
+            cognito_token_use=token_use,
+            cognito_issuer=issuer,
+            cognito_jwks_url=jwks_url,
+            cognito_jwks=inline_jwks,
+            cognito_leeway_seconds=reader.integer("COGNITO_LEEWAY_SECONDS", default=0, minimum=0),
+            jwks_refetch_cooldown_seconds=reader.number(
+                "JWKS_REFETCH_COOLDOWN_SECONDS", default=60.0
+            ),
+            connection_ttl_seconds=reader.integer("CONNECTION_TTL_SECONDS", default=600, minimum=1),
+            management_api_endpoint=reader.text("MANAGEMENT_API_ENDPOINT", default="") or None,
+            connections_table=reader.text("CONNECTIONS_TABLE", default="") or None,
+            aws_region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+            log_level=reader.text("LOG_LEVEL", default="INFO").upper(),
+        )
+        if settings.management_api_endpoint and not settings.management_api_endpoint.startswith(
+            ("https://", "http://")
+        ):
+            problems.append("MANAGEMENT_API_ENDPOINT: must be an http(s) URL")
+        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
+        if problems:
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems))
+        return settings
+
+
+@attrs.define
+class _Reader:
+    environ: Mapping[str, str]
+    problems: list[str]
+
+    def text(self, name: str, *, default: str = "", required: bool = False) -> str:
+        value = self.environ.get(name, "").strip()
+        if not value:
+            if required:
+                self.problems.append(f"{name}: required")
+            return default
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.environ.get(name)
+        if value is None:
+            return default
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        self.problems.append(f"{name}: expected true or false")
+        return default
+
+    def number(self, name: str, *, default: float) -> float:
+        value = self.environ.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a number of seconds")
+            return default
+        if not number > 0:
+            self.problems.append(f"{name}: must be greater than 0")
+            return default
+        return number
+
+    def integer(self, name: str, *, default: int, minimum: int) -> int:
+        value = self.environ.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a whole number")
+            return default
+        if number < minimum:
+            self.problems.append(f"{name}: must be at least {minimum}")
+            return default
+        return number

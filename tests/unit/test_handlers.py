@@ -1,0 +1,350 @@
+"""The real Lambda handlers on API Gateway-shaped events, with in-memory adapters behind them.
+
+The container's providers are overridden (never the handler code); events come from
+``tests/events/*.json``. Integration tests run the same handlers on real Redis and real
+Cognito-shaped tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+from adapters.in_memory import (
+    FixedClock,
+    InMemoryConnectionRepository,
+    InMemoryMessageSender,
+    InMemoryTokenVerifier,
+)
+from domain.connection import Connection, VerifiedIdentity
+from domain.errors import (
+    ConnectionLimitExceededError,
+    InvalidTokenError,
+    MessageSendError,
+    StoreUnavailableError,
+    VerifierUnavailableError,
+)
+from entrypoints.aws_lambda import handlers
+
+EVENTS = Path(__file__).parent.parent / "events"
+CONNECTION_ID = "L0SM9cOFvHcCIhw="
+USER_ID = "7d0c5f4e-1b2a-4c3d-9e8f-0a1b2c3d4e5f"
+START = datetime(2026, 1, 3, tzinfo=UTC)
+
+
+def load_event(name: str, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    event.update(changes)
+    return event
+
+
+def connect_event(token: str | None) -> dict[str, Any]:
+    if token is None:
+        return load_event("connect_without_query_string")
+    return load_event(
+        "connect",
+        queryStringParameters={"token": token},
+        multiValueQueryStringParameters={"token": [token]},
+    )
+
+
+class Gateway:
+    """What the handlers talk to in these tests."""
+
+    def __init__(self) -> None:
+        self.clock = FixedClock(START)
+        self.repository = InMemoryConnectionRepository(self.clock)
+        self.sender = InMemoryMessageSender()
+        self.endpoints: list[str] = []
+        identity = VerifiedIdentity(
+            user_id=USER_ID, client_id="c", token_use="access", expires_at=START
+        )
+        self.verifier = InMemoryTokenVerifier(
+            {
+                "good": identity,
+                "expired": InvalidTokenError("expired"),
+                "jwks-down": VerifierUnavailableError(),
+                "over-limit": ConnectionLimitExceededError("user"),
+            }
+        )
+
+    def sender_for(self, endpoint_url: str) -> InMemoryMessageSender:
+        self.endpoints.append(endpoint_url)
+        return self.sender
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    gateway = Gateway()
+    container = handlers.container
+    with (
+        container.clock.override(providers.Object(gateway.clock)),
+        container.connection_repository.override(providers.Object(gateway.repository)),
+        container.token_verifier.override(providers.Object(gateway.verifier)),
+        container.message_sender.override(providers.Callable(gateway.sender_for)),
+    ):
+        yield gateway
+
+
+def logged(caplog: pytest.LogCaptureFixture, field: str) -> list[Any]:
+    """The values of one structured field over the captured log records."""
+    return [getattr(record, field) for record in caplog.records if hasattr(record, field)]
+
+
+def frames(gateway: Gateway) -> list[dict[str, Any]]:
+    return [json.loads(frame) for frame in gateway.sender.sent.get(CONNECTION_ID, [])]
+
+
+def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = handlers.connect_handler(connect_event("good"), None)
+
+    assert response["statusCode"] == 200
+    assert gateway.repository.get(CONNECTION_ID) == Connection(
+        connection_id=CONNECTION_ID, user_id=USER_ID, connected_at=START
+    )
+    assert gateway.sender.sent == {}
+    out = capsys.readouterr().out
+    assert '"Connects"' in out, "an EMF document with the Connects metric is written"
+    assert logged(caplog, "connection_id") == [CONNECTION_ID]
+    assert logged(caplog, "user_id") == [USER_ID]
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "reason"),
+    [
+        (connect_event(None), 401, "missing"),
+        (connect_event(""), 401, "missing"),
+        (connect_event("expired"), 401, "expired"),
+        (connect_event("forged"), 401, "bad_signature"),
+        (connect_event("jwks-down"), 503, "verifier_unavailable"),
+        (connect_event("over-limit"), 429, "limit_user"),
+    ],
+)
+def test_given_a_rejected_token_when_connect_then_the_status_and_nothing_stored(
+    gateway: Gateway,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    event: dict[str, Any],
+    status: int,
+    reason: str,
+) -> None:
+    response = handlers.connect_handler(event, None)
+
+    assert response["statusCode"] == status
+    assert len(gateway.repository) == 0
+    assert logged(caplog, "reason") == [reason]
+    emf = json.loads(capsys.readouterr().out)
+    assert emf["ConnectsRejected"] == [1.0]
+    assert emf["reason"] == reason
+
+
+def test_given_two_different_token_values_when_connect_then_401_ambiguous(gateway: Gateway) -> None:
+    event = load_event(
+        "connect",
+        queryStringParameters={"token": "good"},
+        multiValueQueryStringParameters={"token": ["expired", "good"]},
+    )
+    assert handlers.connect_handler(event, None)["statusCode"] == 401
+    assert gateway.verifier.calls == 0
+
+
+def test_given_the_same_token_twice_when_connect_then_it_is_accepted(gateway: Gateway) -> None:
+    event = load_event(
+        "connect",
+        queryStringParameters={"token": "good"},
+        multiValueQueryStringParameters={"token": ["good", "good"]},
+    )
+    assert handlers.connect_handler(event, None)["statusCode"] == 200
+
+
+def test_given_null_query_parameters_when_connect_then_401(gateway: Gateway) -> None:
+    event = load_event("connect", queryStringParameters=None, multiValueQueryStringParameters=None)
+    assert handlers.connect_handler(event, None)["statusCode"] == 401
+
+
+def test_given_the_token_only_in_sec_websocket_protocol_when_connect_then_401(
+    gateway: Gateway,
+) -> None:
+    event = connect_event(None)
+    event["headers"]["Sec-WebSocket-Protocol"] = "good"
+    assert handlers.connect_handler(event, None)["statusCode"] == 401
+
+
+def test_given_the_store_is_down_when_connect_then_503(gateway: Gateway) -> None:
+    gateway.repository.available = False
+    assert handlers.connect_handler(connect_event("good"), None)["statusCode"] == 503
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, [], "text", {}, {"requestContext": None}, {"requestContext": {"connectionId": 5}}],
+)
+def test_given_a_malformed_event_then_every_handler_answers_400(
+    gateway: Gateway, event: Any
+) -> None:
+    for handler in (
+        handlers.connect_handler,
+        handlers.disconnect_handler,
+        handlers.default_handler,
+    ):
+        assert handler(event, None)["statusCode"] == 400
+
+
+def test_given_a_connection_when_disconnect_then_200_and_the_record_is_gone(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers.connect_handler(connect_event("good"), None)
+    capsys.readouterr()
+
+    response = handlers.disconnect_handler(load_event("disconnect"), None)
+
+    assert response["statusCode"] == 200
+    assert len(gateway.repository) == 0
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[0]["Disconnects"] == [1.0] or emf[0]["Disconnects"] == 1.0
+    assert emf[0]["AbnormalDisconnects"] in ([0.0], 0.0)
+
+
+def test_given_an_abnormal_close_when_disconnect_then_it_is_counted(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = load_event("disconnect")
+    event["requestContext"]["disconnectStatusCode"] = 1006
+    handlers.disconnect_handler(event, None)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[0]["AbnormalDisconnects"] in ([1.0], 1.0)
+
+
+def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway.repository.available = False
+    assert handlers.disconnect_handler(load_event("disconnect"), None)["statusCode"] == 503
+    assert logged(caplog, "reason") == ["store_unavailable"]
+
+
+@pytest.mark.parametrize("fixture", ["message_ping", "message_ping_base64"])
+def test_given_a_ping_when_default_then_pong_and_ttl_refreshed(
+    gateway: Gateway, fixture: str
+) -> None:
+    handlers.connect_handler(connect_event("good"), None)
+    gateway.clock.advance(120)
+
+    response = handlers.default_handler(load_event(fixture), None)
+
+    assert response["statusCode"] == 200
+    assert gateway.repository.ttl(CONNECTION_ID) == 600
+    (pong,) = frames(gateway)
+    assert pong["action"] == "pong"
+    assert pong["connectionId"] == CONNECTION_ID
+    assert pong["serverTime"] == "2026-01-03T00:02:00Z"
+    assert gateway.endpoints == ["https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"]
+
+
+def test_given_a_message_without_body_when_default_then_bad_request_reply(gateway: Gateway) -> None:
+    event = load_event("message_ping")
+    del event["body"]
+    assert handlers.default_handler(event, None)["statusCode"] == 200
+    assert frames(gateway)[0]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("body", "is_base64", "code"),
+    [
+        ("hello", False, "bad_request"),
+        ('{"action":"sendmessage"}', False, "unsupported_action"),
+        (base64.b64encode(b"\x00\x01").decode(), True, "bad_request"),
+        ("x" * (130 * 1024), False, "payload_too_large"),
+    ],
+)
+def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_untouched(
+    gateway: Gateway, body: str, is_base64: bool, code: str
+) -> None:
+    handlers.connect_handler(connect_event("good"), None)
+    gateway.clock.advance(100)
+
+    handlers.default_handler(load_event("message_ping", body=body, isBase64Encoded=is_base64), None)
+
+    (reply,) = frames(gateway)
+    assert reply["action"] == "error"
+    assert reply["code"] == code
+    assert gateway.repository.ttl(CONNECTION_ID) == 500
+    assert gateway.sender.closed == []
+
+
+def test_given_an_expired_record_when_ping_then_error_and_close(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers.default_handler(load_event("message_ping"), None)
+
+    assert frames(gateway)[0]["code"] == "connection_expired"
+    assert gateway.sender.closed == [CONNECTION_ID]
+    assert '"StaleConnectionsRemoved"' in capsys.readouterr().out
+
+
+def test_given_a_management_endpoint_override_then_replies_use_it(gateway: Gateway) -> None:
+    handlers.connect_handler(connect_event("good"), None)
+    settings = copy.copy(handlers.container.settings())
+    object.__setattr__(settings, "management_api_endpoint", "https://ws.example.com/ws")
+    with handlers.container.settings.override(providers.Object(settings)):
+        handlers.default_handler(load_event("message_ping"), None)
+    assert gateway.endpoints == ["https://ws.example.com/ws"]
+
+
+def test_given_no_domain_name_and_no_override_when_default_then_400(gateway: Gateway) -> None:
+    event = load_event("message_ping")
+    del event["requestContext"]["domainName"]
+    assert handlers.default_handler(event, None)["statusCode"] == 400
+
+
+def test_given_the_gateway_fails_the_pong_then_502(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handlers.connect_handler(connect_event("good"), None)
+
+    def failing_send(connection_id: str, data: str | bytes) -> None:
+        raise MessageSendError()
+
+    monkeypatch.setattr(gateway.sender, "send", failing_send)
+    assert handlers.default_handler(load_event("message_ping"), None)["statusCode"] == 502
+
+
+def test_given_an_unexpected_bug_then_500_without_details(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom with internals")
+
+    monkeypatch.setattr(gateway.repository, "delete", broken)
+    response = handlers.disconnect_handler(load_event("disconnect"), None)
+    assert response["statusCode"] == 500
+    assert "boom" not in response["body"]
+    assert logged(caplog, "reason") == ["internal_error"]
+
+
+def test_store_unavailable_on_ping_still_pongs_and_logs_an_error(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway.repository.available = False
+    assert handlers.default_handler(load_event("message_ping"), None)["statusCode"] == 200
+    assert frames(gateway)[0]["action"] == "pong"
+    assert logged(caplog, "outcome") == ["pong_unrecorded"]
+    assert [record.levelname for record in caplog.records] == ["ERROR"]
+
+
+def test_errors_from_the_store_are_mapped_in_one_table() -> None:
+    from entrypoints.aws_lambda.responses import status_for
+
+    assert status_for(StoreUnavailableError()) == 503
+    assert status_for(InvalidTokenError("expired")) == 401
+    assert status_for(KeyError("x")) == 500
