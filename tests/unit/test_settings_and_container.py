@@ -1,0 +1,140 @@
+"""Configuration from the environment and the composition root's wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, StaticJwksFetcher
+from adapters.redis_connection_repository import RedisConnectionRepository
+from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from entrypoints.container import Container, jwks_fetcher_for
+from entrypoints.settings import ConfigurationError, Settings
+
+BASE = {
+    "COGNITO_REGION": "eu-west-1",
+    "COGNITO_USER_POOL_ID": "eu-west-1_AbCdEf123",
+    "COGNITO_APP_CLIENT_IDS": "client-a, client-b ,",
+}
+
+
+def test_given_only_the_cognito_pool_then_every_default_applies() -> None:
+    settings = Settings.from_environ(BASE)
+
+    assert (
+        settings.cognito_issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
+    )
+    assert settings.cognito_jwks_url == settings.cognito_issuer + "/.well-known/jwks.json"
+    assert settings.cognito_app_client_ids == ("client-a", "client-b")
+    assert settings.cognito_token_use == "access"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.redis_cluster is False
+    assert settings.redis_connect_timeout_seconds == 0.25
+    assert settings.connection_ttl_seconds == 600
+    assert settings.management_api_endpoint is None
+    assert settings.cognito_jwks is None
+    assert settings.log_level == "INFO"
+
+
+def test_given_every_variable_then_each_is_typed() -> None:
+    jwks = {"keys": [{"kid": "k1", "kty": "RSA", "n": "AQAB", "e": "AQAB"}]}
+    settings = Settings.from_environ(
+        {
+            **BASE,
+            "REDIS_URL": "rediss://:secret@cache.example.com:6379/0",
+            "REDIS_CLUSTER": "true",
+            "REDIS_CONNECT_TIMEOUT_SECONDS": "0.5",
+            "REDIS_READ_TIMEOUT_SECONDS": "1",
+            "COGNITO_TOKEN_USE": "id",
+            "COGNITO_JWKS_URL": "http://127.0.0.1:9/jwks.json",
+            "COGNITO_JWKS": json.dumps(jwks),
+            "COGNITO_LEEWAY_SECONDS": "5",
+            "CONNECTION_TTL_SECONDS": "900",
+            "MANAGEMENT_API_ENDPOINT": "https://ws.example.com/ws",
+            "AWS_REGION": "eu-west-1",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.redis_cluster is True
+    assert settings.redis_read_timeout_seconds == 1.0
+    assert settings.cognito_token_use == "id"
+    assert settings.cognito_jwks_url == "http://127.0.0.1:9/jwks.json"
+    assert settings.cognito_jwks == jwks
+    assert settings.cognito_leeway_seconds == 5
+    assert settings.connection_ttl_seconds == 900
+    assert settings.management_api_endpoint == "https://ws.example.com/ws"
+    assert settings.aws_region == "eu-west-1"
+    assert settings.log_level == "DEBUG"
+
+
+def test_given_bad_values_then_one_error_names_every_problem_without_echoing_secrets() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ(
+            {
+                "COGNITO_APP_CLIENT_IDS": " , ",
+                "COGNITO_TOKEN_USE": "refresh",
+                "REDIS_URL": "http://user:hunter2@example.com",
+                "REDIS_CLUSTER": "maybe",
+                "REDIS_CONNECT_TIMEOUT_SECONDS": "soon",
+                "REDIS_READ_TIMEOUT_SECONDS": "-1",
+                "CONNECTION_TTL_SECONDS": "0",
+                "COGNITO_LEEWAY_SECONDS": "lots",
+                "COGNITO_JWKS": "{not json",
+                "COGNITO_JWKS_URL": "ftp://example.com/jwks",
+                "MANAGEMENT_API_ENDPOINT": "example.com",
+            }
+        )
+    message = str(raised.value)
+    for name in (
+        "COGNITO_REGION: required",
+        "COGNITO_USER_POOL_ID: required",
+        "COGNITO_APP_CLIENT_IDS",
+        "COGNITO_TOKEN_USE",
+        "REDIS_URL",
+        "REDIS_CLUSTER",
+        "REDIS_CONNECT_TIMEOUT_SECONDS",
+        "REDIS_READ_TIMEOUT_SECONDS",
+        "CONNECTION_TTL_SECONDS",
+        "COGNITO_LEEWAY_SECONDS",
+        "COGNITO_JWKS:",
+        "COGNITO_JWKS_URL",
+        "MANAGEMENT_API_ENDPOINT",
+    ):
+        assert name in message
+    assert "hunter2" not in message
+
+
+def test_given_a_jwks_that_is_not_a_key_set_then_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="JWKS document"):
+        Settings.from_environ({**BASE, "COGNITO_JWKS": "[1, 2]"})
+
+
+def test_the_container_wires_real_adapters_into_use_cases() -> None:
+    container = Container(
+        settings=Settings.from_environ({**BASE, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    )
+
+    assert isinstance(container.connection_repository(), RedisConnectionRepository)
+    assert container.connection_repository() is container.redis_repository(), (
+        "one repository per process"
+    )
+    assert container.redis_client() is container.redis_client(), "one Redis client per process"
+    assert isinstance(container.token_verifier(), CognitoTokenVerifier)
+    assert container.token_verifier() is container.token_verifier(), (
+        "the JWKS cache lives for the process"
+    )
+    assert isinstance(container.connect(), Connect)
+    assert container.connect() is not container.connect(), "use cases are factories"
+    assert isinstance(container.disconnect(), Disconnect)
+    sender = container.message_sender(
+        endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    )
+    assert isinstance(container.heartbeat(sender=sender), Heartbeat)
+    assert isinstance(container.reject_message(sender=sender), RejectMessage)
+
+
+def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> None:
+    preloaded = Settings.from_environ({**BASE, "COGNITO_JWKS": '{"keys": []}'})
+    assert isinstance(jwks_fetcher_for(preloaded), StaticJwksFetcher)
+    assert isinstance(jwks_fetcher_for(Settings.from_environ(BASE)), HttpJwksFetcher)
