@@ -1,0 +1,290 @@
+"""Connection records in a DynamoDB table (boto3), the fallback store when Redis fails.
+
+Item shape (one item per connection)::
+
+    {"connectionId": S (partition key), "userId": S, "connectedAt": S, "expiresAt": N}
+
+``connectedAt`` is the same ISO-8601 UTC text Redis stores (``2026-01-03T00:00:00Z``);
+``expiresAt`` is epoch seconds and the table's TTL attribute. DynamoDB deletes expired items
+lazily, often hours later (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html),
+so every read and refresh here treats ``expiresAt <= now`` as absent. A global secondary
+index on ``userId`` (:data:`USER_INDEX_NAME`) serves the later real-time delivery work.
+
+boto3 is imported and the client built on first use only: a ``$connect`` that never fails
+over never pays for them on a cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from application.ports import Clock, ConnectionRepository
+from domain.connection import Connection, format_timestamp, parse_timestamp
+from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+USER_INDEX_NAME: Final = "userId-index"
+"""The GSI on ``userId`` (projection ALL): every connection of one user."""
+
+TTL_ATTRIBUTE: Final = "expiresAt"
+"""The table's TTL attribute: epoch seconds."""
+
+DynamoDbClientFactory = Callable[[], "DynamoDBClient"]
+
+
+def create_dynamodb_client(
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    connect_timeout_seconds: float = 1.0,
+    read_timeout_seconds: float = 1.0,
+    max_attempts: int = 2,
+) -> DynamoDBClient:
+    """Build a boto3 DynamoDB client with short timeouts and a bounded retry policy.
+
+    Args:
+        endpoint_url: a local endpoint such as ``http://127.0.0.1:8000`` (moto, DynamoDB
+            Local). ``None`` lets boto3 choose: the regional endpoint, or
+            ``AWS_ENDPOINT_URL_DYNAMODB`` / ``AWS_ENDPOINT_URL`` when set
+            (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+        region_name: the AWS region; ``None`` reads ``AWS_REGION`` / ``AWS_DEFAULT_REGION``.
+        connect_timeout_seconds, read_timeout_seconds: per HTTP attempt, seconds.
+        max_attempts: total attempts including the first, botocore's ``standard`` retry mode
+            (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+
+    Imports boto3 when called, not when this module is imported.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=connect_timeout_seconds,
+        read_timeout=read_timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+    )
+
+
+def ensure_connections_table(client: DynamoDBClient, table_name: str) -> bool:
+    """Create the connections table when it is missing (local mode only; Terraform owns AWS's).
+
+    Creates: partition key ``connectionId`` (S), on-demand billing, the GSI
+    :data:`USER_INDEX_NAME` on ``userId`` (projection ALL), and TTL on ``expiresAt``; waits
+    (boto3 waiter, bounded) until the table is ``ACTIVE``. Returns ``True`` when it created
+    the table, ``False`` when it existed already.
+
+    Raises:
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: DynamoDB refused
+            or could not be reached.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        client.create_table(
+            TableName=table_name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "connectionId", "AttributeType": "S"},
+                {"AttributeName": "userId", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": USER_INDEX_NAME,
+                    "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+        return False
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+    return True
+
+
+class DynamoDbConnectionRepository(ConnectionRepository):
+    """Connection records as DynamoDB items keyed by ``connectionId``, expiring at ``expiresAt``.
+
+    - ``save``: ``PutItem`` (overwrites) with ``expiresAt = now + ttl_seconds`` (epoch s).
+    - ``get``: strongly consistent ``GetItem``; an item with ``expiresAt <= now`` is absent.
+    - ``refresh``: ``UpdateItem SET expiresAt`` under the condition
+      ``attribute_exists(connectionId) AND expiresAt > :now``, so a refresh never creates an
+      item and never revives an expired one (``ConditionalCheckFailedException`` is
+      ``ConnectionNotFoundError``).
+    - ``delete``: ``DeleteItem`` (idempotent).
+
+    "now" comes from ``clock`` (aware UTC). Every boto3 error (unreachable endpoint, timeout,
+    throttling, missing table, …) becomes :class:`StoreUnavailableError` naming the
+    operation and the error code, never a credential. The client comes from
+    ``client_factory`` (default :func:`create_dynamodb_client`), called once, on first use,
+    thread-safely.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        clock: Clock,
+        client_factory: DynamoDbClientFactory | None = None,
+    ) -> None:
+        if not table_name:
+            raise ValueError("table_name must not be empty")
+        self._table_name = table_name
+        self._clock = clock
+        self._client_factory: DynamoDbClientFactory = client_factory or create_dynamodb_client
+        self._client: DynamoDBClient | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def table_name(self) -> str:
+        """The table this repository reads and writes."""
+        return self._table_name
+
+    def save(self, connection: Connection, ttl_seconds: int) -> None:
+        """``PutItem`` the record, expiring ``ttl_seconds`` from now.
+
+        Raises:
+            ValueError: when ``ttl_seconds`` is not a positive whole number.
+            StoreUnavailableError: DynamoDB could not be reached or refused the write.
+        """
+        _require_positive_ttl(ttl_seconds)
+        item = {
+            "connectionId": {"S": connection.connection_id},
+            "userId": {"S": connection.user_id},
+            "connectedAt": {"S": format_timestamp(connection.connected_at)},
+            TTL_ATTRIBUTE: {"N": str(self._now_seconds() + ttl_seconds)},
+        }
+        with self._calling("PutItem") as client:
+            client.put_item(TableName=self._table_name, Item=item)
+
+    def get(self, connection_id: str) -> Connection:
+        """Strongly consistent ``GetItem``; expired items count as absent.
+
+        Raises:
+            ConnectionNotFoundError: no item, an expired item, or a malformed item (logged).
+            StoreUnavailableError: DynamoDB could not be reached or refused the read.
+        """
+        with self._calling("GetItem") as client:
+            answer = client.get_item(
+                TableName=self._table_name,
+                Key={"connectionId": {"S": connection_id}},
+                ConsistentRead=True,
+            )
+        item = answer.get("Item")
+        if item is None:
+            raise ConnectionNotFoundError()
+        try:
+            expires_at = float(item[TTL_ATTRIBUTE]["N"])
+            connection = Connection(
+                connection_id=item["connectionId"]["S"],
+                user_id=item["userId"]["S"],
+                connected_at=parse_timestamp(item["connectedAt"]["S"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning(
+                "malformed DynamoDB connection item treated as absent",
+                extra={"connectionId": connection_id, "reason": type(exc).__name__},
+            )
+            raise ConnectionNotFoundError() from exc
+        if expires_at <= self._clock.now().timestamp():
+            raise ConnectionNotFoundError()
+        return connection
+
+    def refresh(self, connection_id: str, ttl_seconds: int) -> None:
+        """Conditional ``UpdateItem`` of ``expiresAt``; never creates nor revives an item.
+
+        Raises:
+            ValueError: when ``ttl_seconds`` is not a positive whole number.
+            ConnectionNotFoundError: no item, or its ``expiresAt`` has passed.
+            StoreUnavailableError: DynamoDB could not be reached or refused the write.
+        """
+        _require_positive_ttl(ttl_seconds)
+        now = self._clock.now().timestamp()
+        with self._calling(
+            "UpdateItem", not_found_code="ConditionalCheckFailedException"
+        ) as client:
+            client.update_item(
+                TableName=self._table_name,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="SET #expires = :expires",
+                ConditionExpression="attribute_exists(connectionId) AND #expires > :now",
+                ExpressionAttributeNames={"#expires": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":expires": {"N": str(math.floor(now) + ttl_seconds)},
+                    ":now": {"N": _number_text(now)},
+                },
+            )
+
+    def delete(self, connection_id: str) -> None:
+        """``DeleteItem``; a missing item is fine.
+
+        Raises:
+            StoreUnavailableError: DynamoDB could not be reached or refused the delete.
+        """
+        with self._calling("DeleteItem") as client:
+            client.delete_item(
+                TableName=self._table_name, Key={"connectionId": {"S": connection_id}}
+            )
+
+    def _now_seconds(self) -> int:
+        return math.floor(self._clock.now().timestamp())
+
+    def _get_client(self) -> DynamoDBClient:
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._client_factory()
+        return client
+
+    @contextmanager
+    def _calling(
+        self, operation: str, *, not_found_code: str | None = None
+    ) -> Iterator[DynamoDBClient]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield self._get_client()
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
+            if code == not_found_code:
+                raise ConnectionNotFoundError() from exc
+            raise StoreUnavailableError(f"DynamoDB {operation} failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(
+                f"DynamoDB {operation} failed: {type(exc).__name__}"
+            ) from exc
+
+
+def _number_text(value: float) -> str:
+    # DynamoDB numbers are decimal text; repr keeps every digit of the float, no exponent here.
+    return repr(round(value, 6))
+
+
+def _require_positive_ttl(ttl_seconds: Any) -> None:
+    # bool is an int; True seconds is a bug, not a TTL.
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+        raise ValueError(
+            f"ttl_seconds must be a positive whole number of seconds, got {ttl_seconds!r}"
+        )

@@ -1,0 +1,297 @@
+"""Redis first, DynamoDB when Redis fails: two connection stores behind one port.
+
+The rules (issue "Store resilience"):
+
+- ``save``: the primary (Redis); on its error or timeout, or while the circuit breaker is
+  open, the secondary (DynamoDB). Every failover is logged and reported to ``on_failover``.
+- ``get`` / ``refresh``: the primary, then the secondary when the primary did not have the
+  record or did not answer, so records written during an outage keep being found and
+  refreshed after Redis comes back.
+- ``delete``: both stores, idempotent.
+- "Not found" is definite only when every store answered: a record that may sit in a store
+  that did not answer is ``StoreUnavailableError``, never ``ConnectionNotFoundError`` (the
+  Heartbeat use case pongs on the first and closes the connection on the second).
+
+A circuit breaker (pybreaker) guards the primary: after ``fail_max`` consecutive failures
+it opens and calls go straight to the secondary without paying Redis's timeout; after
+``reset_timeout_seconds`` it half-opens, lets calls try Redis again, and closes on the first
+success. A missing record is an answer, not a failure, and does not count against Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final, TypeVar
+
+import attrs
+import pybreaker
+
+from application.ports import ConnectionRepository
+from domain.connection import Connection
+from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+CIRCUIT_OPEN: Final = "circuit_open"
+"""``FailoverEvent.reason`` when the breaker skipped the primary without calling it."""
+
+PRIMARY_UNAVAILABLE: Final = "primary_unavailable"
+"""``FailoverEvent.reason`` when the primary was called and failed (error or timeout)."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FailoverEvent:
+    """One operation served by the secondary store because the primary could not serve it.
+
+    Attributes:
+        operation: ``"save"``, ``"get"``, ``"refresh"`` or ``"delete"``.
+        reason: :data:`CIRCUIT_OPEN` or :data:`PRIMARY_UNAVAILABLE`.
+        connection_id: the connection concerned.
+    """
+
+    operation: str
+    reason: str
+    connection_id: str
+
+
+FailoverListener = Callable[[FailoverEvent], None]
+
+
+def create_circuit_breaker(
+    *, fail_max: int = 3, reset_timeout_seconds: float = 10.0, name: str = "redis"
+) -> pybreaker.CircuitBreaker:
+    """The breaker that guards the primary store.
+
+    Args:
+        fail_max: consecutive primary failures (errors or timeouts) that open the circuit.
+        reset_timeout_seconds: how long it stays open before half-opening, seconds.
+        name: shown in the breaker's log lines.
+
+    A ``ConnectionNotFoundError`` is excluded (an answer, not a failure). State changes are
+    logged: opening at ERROR level (the alarm's signal), closing at INFO.
+
+    Raises:
+        ValueError: on ``fail_max < 1`` or a ``reset_timeout_seconds`` that is not positive.
+    """
+    if fail_max < 1:
+        raise ValueError("fail_max must be at least 1")
+    if not reset_timeout_seconds > 0:
+        raise ValueError("reset_timeout_seconds must be positive")
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout_seconds,
+        exclude=[ConnectionNotFoundError],
+        listeners=[_BreakerLogger()],
+        name=name,
+        throw_new_error_on_trip=False,
+    )
+
+
+class _BreakerLogger(pybreaker.CircuitBreakerListener):
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        level = logging.ERROR if new_state.name == pybreaker.STATE_OPEN else logging.INFO
+        logger.log(
+            level,
+            "circuit breaker state changed",
+            extra={
+                "breaker": cb.name,
+                "from_state": old_state.name if old_state else None,
+                "to_state": new_state.name,
+            },
+        )
+
+
+class _PrimarySkipped(Exception):
+    """The primary was not called or did not answer; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FailoverConnectionRepository(ConnectionRepository):
+    """A ``ConnectionRepository`` over a primary and a secondary store; see the module rules.
+
+    Args:
+        primary: the fast store (``RedisConnectionRepository``).
+        secondary: the fallback (``DynamoDbConnectionRepository``).
+        breaker: guards the primary; :func:`create_circuit_breaker` by default. Share one
+            breaker per process (the container's singleton) so every use case benefits.
+        on_failover: called once per failover with a :class:`FailoverEvent` (metrics). It
+            must not raise; if it does, the error is logged and the operation goes on.
+
+    ``primary_attempts`` counts the calls that reached the primary and ``failovers`` the
+    operations the secondary served instead; both are process-wide, thread-safe counters.
+
+    Raises (per operation):
+        StoreUnavailableError: see the module rules; ``ConnectionNotFoundError`` only when
+            both stores answered without the record.
+    """
+
+    def __init__(
+        self,
+        *,
+        primary: ConnectionRepository,
+        secondary: ConnectionRepository,
+        breaker: pybreaker.CircuitBreaker | None = None,
+        on_failover: FailoverListener | None = None,
+    ) -> None:
+        self._primary = primary
+        self._secondary = secondary
+        self._breaker = breaker if breaker is not None else create_circuit_breaker()
+        self._on_failover = on_failover
+        self._counter_lock = threading.Lock()
+        self._primary_attempts = 0
+        self._failovers = 0
+
+    @property
+    def breaker(self) -> pybreaker.CircuitBreaker:
+        """The circuit breaker guarding the primary."""
+        return self._breaker
+
+    @property
+    def primary_attempts(self) -> int:
+        """How many calls reached the primary store (the breaker let them through)."""
+        return self._primary_attempts
+
+    @property
+    def failovers(self) -> int:
+        """How many operations the secondary served because the primary could not."""
+        return self._failovers
+
+    def save(self, connection: Connection, ttl_seconds: int) -> None:
+        """Primary; on failure or an open circuit, secondary.
+
+        Raises:
+            StoreUnavailableError: neither store took the record.
+        """
+        try:
+            self._on_primary(lambda: self._primary.save(connection, ttl_seconds))
+            return
+        except _PrimarySkipped as skipped:
+            self._report("save", skipped.reason, connection.connection_id)
+        try:
+            self._secondary.save(connection, ttl_seconds)
+        except StoreUnavailableError as exc:
+            raise StoreUnavailableError("neither connection store took the record") from exc
+
+    def get(self, connection_id: str) -> Connection:
+        """Primary, then secondary.
+
+        Raises:
+            ConnectionNotFoundError: both stores answered and neither has a live record.
+            StoreUnavailableError: a store that may hold the record did not answer.
+        """
+        return self._lookup("get", connection_id, lambda store: store.get(connection_id))
+
+    def refresh(self, connection_id: str, ttl_seconds: int) -> None:
+        """Refresh where the record lives: primary, then secondary; never creates one.
+
+        Raises:
+            ConnectionNotFoundError: both stores answered and neither has a live record.
+            StoreUnavailableError: a store that may hold the record did not answer.
+        """
+        self._lookup(
+            "refresh", connection_id, lambda store: store.refresh(connection_id, ttl_seconds)
+        )
+
+    def delete(self, connection_id: str) -> None:
+        """Delete from both stores (each idempotent); tries both even if one fails.
+
+        Raises:
+            StoreUnavailableError: a store did not answer, so its copy (if any) remains until
+                its TTL ends.
+        """
+        primary_failed: str | None = None
+        try:
+            self._on_primary(lambda: self._primary.delete(connection_id))
+        except _PrimarySkipped as skipped:
+            primary_failed = skipped.reason
+        secondary_failed = False
+        try:
+            self._secondary.delete(connection_id)
+        except StoreUnavailableError:
+            secondary_failed = True
+        if primary_failed is not None:
+            self._report("delete", primary_failed, connection_id)
+        if primary_failed is not None or secondary_failed:
+            stores = [
+                name
+                for name, failed in (
+                    ("primary", primary_failed is not None),
+                    ("secondary", secondary_failed),
+                )
+                if failed
+            ]
+            raise StoreUnavailableError(f"delete did not reach the {' and '.join(stores)} store")
+
+    def _lookup(
+        self, operation: str, connection_id: str, call: Callable[[ConnectionRepository], _T]
+    ) -> _T:
+        primary_answered = True
+        try:
+            return self._on_primary(lambda: call(self._primary))
+        except ConnectionNotFoundError:
+            pass
+        except _PrimarySkipped as skipped:
+            primary_answered = False
+            self._report(operation, skipped.reason, connection_id)
+        try:
+            return call(self._secondary)
+        except ConnectionNotFoundError:
+            if primary_answered:
+                raise
+            raise StoreUnavailableError(
+                "not in the secondary store, and the primary did not answer"
+            ) from None
+
+    def _on_primary(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` on the primary through the breaker.
+
+        Raises:
+            _PrimarySkipped: the breaker is open, or the primary failed.
+            ConnectionNotFoundError: the primary answered that the record does not exist.
+        """
+        try:
+            with self._breaker_guard():
+                return call()
+        except pybreaker.CircuitBreakerError:
+            raise _PrimarySkipped(CIRCUIT_OPEN) from None
+        except StoreUnavailableError as exc:
+            logger.warning("primary connection store failed", extra={"reason": exc.message})
+            raise _PrimarySkipped(PRIMARY_UNAVAILABLE) from exc
+
+    @contextmanager
+    def _breaker_guard(self) -> Iterator[None]:
+        # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the body
+        # runs, so one slow Redis call does not queue the other threads of the local gateway.
+        with self._breaker.calling():
+            with self._counter_lock:
+                self._primary_attempts += 1
+            yield
+
+    def _report(self, operation: str, reason: str, connection_id: str) -> None:
+        with self._counter_lock:
+            self._failovers += 1
+        logger.warning(
+            "connection store failover",
+            extra={"operation": operation, "reason": reason, "connectionId": connection_id},
+        )
+        if self._on_failover is None:
+            return
+        try:
+            self._on_failover(
+                FailoverEvent(operation=operation, reason=reason, connection_id=connection_id)
+            )
+        except Exception:
+            logger.exception("failover listener failed", extra={"operation": operation})

@@ -1,0 +1,359 @@
+"""FailoverConnectionRepository on in-memory stores: the failover rules and the circuit breaker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.failover_connection_repository import (
+    CIRCUIT_OPEN,
+    PRIMARY_UNAVAILABLE,
+    FailoverConnectionRepository,
+    FailoverEvent,
+    create_circuit_breaker,
+)
+from adapters.in_memory import FixedClock, InMemoryConnectionRepository, InMemoryMessageSender
+from application.commands import HeartbeatCommand, HeartbeatOutcome
+from application.ports import ConnectionRepository
+from application.use_cases import Heartbeat
+from domain.connection import Connection
+from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+
+NOW = datetime(2026, 1, 3, tzinfo=UTC)
+
+
+def a_connection(connection_id: str = "L0SM9cOFvHcCIhw=", user_id: str = "user-1") -> Connection:
+    return Connection(connection_id=connection_id, user_id=user_id, connected_at=NOW)
+
+
+class CountingRepository(ConnectionRepository):
+    """Delegates to an in-memory store and counts calls per operation."""
+
+    def __init__(self, inner: InMemoryConnectionRepository) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.before_call: Callable[[], None] | None = None
+
+    def _enter(self, operation: str) -> None:
+        self.calls[operation] += 1
+        if self.before_call is not None:
+            self.before_call()
+
+    def save(self, connection: Connection, ttl_seconds: int) -> None:
+        self._enter("save")
+        self.inner.save(connection, ttl_seconds)
+
+    def get(self, connection_id: str) -> Connection:
+        self._enter("get")
+        return self.inner.get(connection_id)
+
+    def refresh(self, connection_id: str, ttl_seconds: int) -> None:
+        self._enter("refresh")
+        self.inner.refresh(connection_id, ttl_seconds)
+
+    def delete(self, connection_id: str) -> None:
+        self._enter("delete")
+        self.inner.delete(connection_id)
+
+
+class Stores:
+    def __init__(self, *, fail_max: int = 3, reset_timeout_seconds: float = 60.0) -> None:
+        self.clock = FixedClock(NOW)
+        self.redis = InMemoryConnectionRepository(self.clock)
+        self.dynamodb = InMemoryConnectionRepository(self.clock)
+        self.primary = CountingRepository(self.redis)
+        self.secondary = CountingRepository(self.dynamodb)
+        self.events: list[FailoverEvent] = []
+        self.repository = FailoverConnectionRepository(
+            primary=self.primary,
+            secondary=self.secondary,
+            breaker=create_circuit_breaker(
+                fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds
+            ),
+            on_failover=self.events.append,
+        )
+
+
+@pytest.fixture
+def stores() -> Stores:
+    return Stores()
+
+
+# --- save ------------------------------------------------------------------------------------
+
+
+def test_given_redis_up_when_saving_then_only_redis_holds_the_record(stores: Stores) -> None:
+    stores.repository.save(a_connection(), 600)
+
+    assert stores.redis.get("L0SM9cOFvHcCIhw=") == a_connection()
+    assert len(stores.dynamodb) == 0
+    assert stores.secondary.calls["save"] == 0
+    assert stores.events == [] and stores.repository.failovers == 0
+
+
+def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is_reported(
+    stores: Stores,
+) -> None:
+    stores.redis.available = False
+
+    stores.repository.save(a_connection(), 600)
+
+    assert stores.dynamodb.get("L0SM9cOFvHcCIhw=") == a_connection()
+    assert stores.events == [
+        FailoverEvent(
+            operation="save", reason=PRIMARY_UNAVAILABLE, connection_id="L0SM9cOFvHcCIhw="
+        )
+    ]
+    assert stores.repository.failovers == 1
+
+
+def test_given_both_stores_down_when_saving_then_store_unavailable(stores: Stores) -> None:
+    stores.redis.available = False
+    stores.dynamodb.available = False
+
+    with pytest.raises(StoreUnavailableError, match="neither"):
+        stores.repository.save(a_connection(), 600)
+
+
+# --- get and refresh -------------------------------------------------------------------------
+
+
+def test_given_the_record_in_redis_then_dynamodb_is_not_asked(stores: Stores) -> None:
+    stores.redis.save(a_connection(), 600)
+
+    assert stores.repository.get("L0SM9cOFvHcCIhw=") == a_connection()
+    stores.repository.refresh("L0SM9cOFvHcCIhw=", 600)
+
+    assert stores.secondary.calls == Counter()
+
+
+def test_given_a_record_written_during_an_outage_when_redis_is_back_then_it_is_found_and_refreshed(
+    stores: Stores,
+) -> None:
+    stores.redis.available = False
+    stores.repository.save(a_connection(), 30)
+    stores.redis.available = True
+
+    assert stores.repository.get("L0SM9cOFvHcCIhw=") == a_connection()
+    stores.repository.refresh("L0SM9cOFvHcCIhw=", 600)
+
+    assert stores.dynamodb.ttl("L0SM9cOFvHcCIhw=") == 600
+    assert stores.redis.ttl("L0SM9cOFvHcCIhw=") is None  # refresh never creates a record
+
+
+def test_given_both_stores_answer_without_the_record_then_not_found_is_definite(
+    stores: Stores,
+) -> None:
+    with pytest.raises(ConnectionNotFoundError):
+        stores.repository.get("gone=")
+    with pytest.raises(ConnectionNotFoundError):
+        stores.repository.refresh("gone=", 600)
+    assert len(stores.redis) == 0 and len(stores.dynamodb) == 0
+
+
+def test_given_redis_down_and_the_record_not_in_dynamodb_then_not_found_is_not_definite(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection(), 600)  # written before the outage
+    stores.redis.available = False
+
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.get("L0SM9cOFvHcCIhw=")
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.refresh("L0SM9cOFvHcCIhw=", 600)
+    assert [event.operation for event in stores.events] == ["get", "refresh"]
+
+
+def test_given_dynamodb_down_and_the_record_not_in_redis_then_not_found_is_not_definite(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.available = False
+
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.get("L0SM9cOFvHcCIhw=")
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.refresh("L0SM9cOFvHcCIhw=", 600)
+    assert stores.events == []  # Redis answered: nothing failed over
+
+
+def test_given_redis_down_then_records_in_dynamodb_are_found_and_refreshed(stores: Stores) -> None:
+    stores.dynamodb.save(a_connection(), 30)
+    stores.redis.available = False
+
+    assert stores.repository.get("L0SM9cOFvHcCIhw=") == a_connection()
+    stores.repository.refresh("L0SM9cOFvHcCIhw=", 600)
+
+    assert stores.dynamodb.ttl("L0SM9cOFvHcCIhw=") == 600
+
+
+# --- delete ----------------------------------------------------------------------------------
+
+
+def test_when_deleting_then_both_stores_lose_the_record_and_it_is_idempotent(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("a="), 600)
+    stores.dynamodb.save(a_connection("b="), 600)
+
+    for connection_id in ("a=", "b=", "a=", "never="):
+        stores.repository.delete(connection_id)
+
+    assert len(stores.redis) == 0 and len(stores.dynamodb) == 0
+
+
+@pytest.mark.parametrize("down", ["redis", "dynamodb", "both"])
+def test_given_a_store_down_when_deleting_then_the_other_is_cleaned_and_the_error_raised(
+    stores: Stores, down: str
+) -> None:
+    stores.redis.save(a_connection("a="), 600)
+    stores.dynamodb.save(a_connection("a="), 600)
+    stores.redis.available = down == "dynamodb"
+    stores.dynamodb.available = down == "redis"
+
+    with pytest.raises(StoreUnavailableError, match="delete did not reach"):
+        stores.repository.delete("a=")
+
+    stores.redis.available = stores.dynamodb.available = True
+    assert len(stores.redis) == (0 if down == "dynamodb" else 1)
+    assert len(stores.dynamodb) == (0 if down == "redis" else 1)
+
+
+# --- the circuit breaker ---------------------------------------------------------------------
+
+
+def test_given_redis_keeps_failing_when_the_breaker_opens_then_redis_is_no_longer_called(
+    stores: Stores,
+) -> None:
+    stores.redis.available = False
+
+    for index in range(10):
+        stores.repository.save(a_connection(f"c{index}="), 600)
+
+    assert stores.repository.primary_attempts == 3  # fail_max, then the circuit is open
+    assert stores.primary.calls["save"] == 3
+    assert [event.reason for event in stores.events] == [PRIMARY_UNAVAILABLE] * 3 + [
+        CIRCUIT_OPEN
+    ] * 7
+    assert len(stores.dynamodb) == 10
+    assert stores.repository.breaker.current_state == "open"
+
+
+def test_given_missing_records_then_the_breaker_does_not_count_them_as_failures(
+    stores: Stores,
+) -> None:
+    for _ in range(10):
+        with pytest.raises(ConnectionNotFoundError):
+            stores.repository.refresh("gone=", 600)
+
+    assert stores.repository.breaker.current_state == "closed"
+    assert stores.primary.calls["refresh"] == 10
+
+
+def test_given_an_open_breaker_when_redis_recovers_then_it_half_opens_and_returns_to_redis() -> (
+    None
+):
+    stores = Stores(fail_max=1, reset_timeout_seconds=0.05)
+    stores.redis.available = False
+    stores.repository.save(a_connection("during="), 600)
+    assert stores.repository.breaker.current_state == "open"
+    stores.redis.available = True
+
+    # Bounded poll on the condition "a save landed in Redis" (the breaker's timer is wall time).
+    deadline = time.monotonic() + 5.0
+    index = 0
+    while stores.redis.ttl(f"after{index}=") is None and time.monotonic() < deadline:
+        index += 1
+        stores.repository.save(a_connection(f"after{index}="), 600)
+    assert stores.redis.ttl(f"after{index}=") == 600
+    assert stores.repository.breaker.current_state == "closed"
+    assert stores.dynamodb.get("during=") == a_connection("during=")
+
+
+def test_given_a_failing_listener_then_the_operation_still_succeeds() -> None:
+    def explode(event: FailoverEvent) -> None:
+        raise RuntimeError("metrics backend down")
+
+    clock = FixedClock(NOW)
+    redis = InMemoryConnectionRepository(clock)
+    redis.available = False
+    dynamodb = InMemoryConnectionRepository(clock)
+    repository = FailoverConnectionRepository(
+        primary=redis, secondary=dynamodb, on_failover=explode
+    )
+
+    repository.save(a_connection(), 600)
+
+    assert dynamodb.get("L0SM9cOFvHcCIhw=") == a_connection()
+
+
+def test_given_one_slow_redis_call_then_other_threads_are_not_queued_behind_it(
+    stores: Stores,
+) -> None:
+    # pybreaker's call() would hold the breaker's lock across the slow call; calling() does not.
+    release = threading.Event()
+    entered = threading.Event()
+    stores.redis.save(a_connection("fast="), 600)
+
+    def block_first_call() -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(timeout=10)
+
+    stores.primary.before_call = block_first_call
+    slow = threading.Thread(target=stores.repository.get, args=("fast=",))
+    slow.start()
+    try:
+        assert entered.wait(timeout=5)
+        answers: list[Connection] = []
+        fast = threading.Thread(target=lambda: answers.append(stores.repository.get("fast=")))
+        fast.start()
+        fast.join(timeout=5)
+        assert answers == [a_connection("fast=")]
+    finally:
+        release.set()
+        slow.join(timeout=5)
+
+
+@pytest.mark.parametrize(("fail_max", "reset_timeout_seconds"), [(0, 1.0), (1, 0.0)])
+def test_given_bad_breaker_settings_then_value_error(
+    fail_max: int, reset_timeout_seconds: float
+) -> None:
+    with pytest.raises(ValueError):
+        create_circuit_breaker(fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds)
+
+
+# --- through the Heartbeat use case ----------------------------------------------------------
+
+
+def heartbeat(stores: Stores, sender: InMemoryMessageSender) -> Heartbeat:
+    return Heartbeat(repository=stores.repository, sender=sender, clock=stores.clock)
+
+
+def test_given_redis_down_and_a_record_only_in_redis_when_pinged_then_pong_and_the_socket_stays_open(
+    stores: Stores,
+) -> None:
+    sender = InMemoryMessageSender()
+    stores.redis.save(a_connection(), 600)
+    stores.redis.available = False
+
+    result = heartbeat(stores, sender).execute(HeartbeatCommand(connection_id="L0SM9cOFvHcCIhw="))
+
+    assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
+    assert sender.closed == []
+    assert '"action":"pong"' in str(sender.sent["L0SM9cOFvHcCIhw="][0])
+
+
+def test_given_both_stores_answer_without_the_record_when_pinged_then_the_connection_is_closed(
+    stores: Stores,
+) -> None:
+    sender = InMemoryMessageSender()
+
+    result = heartbeat(stores, sender).execute(HeartbeatCommand(connection_id="L0SM9cOFvHcCIhw="))
+
+    assert result.outcome is HeartbeatOutcome.EXPIRED
+    assert sender.closed == ["L0SM9cOFvHcCIhw="]
