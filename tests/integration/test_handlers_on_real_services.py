@@ -1,0 +1,219 @@
+"""The real handlers, end to end in process: moto-issued Cognito tokens, real redis-server,
+the real boto3 Management API client against a local endpoint.
+
+Given/When/Then: a user signs in to a (moto) Cognito user pool; the tokens it gets are the
+ones the handlers verify, through the JWKS moto serves over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import boto3
+import pytest
+import redis
+from dependency_injector import providers
+
+from entrypoints.aws_lambda import handlers
+from entrypoints.settings import Settings
+from tests.support.management_api_stub import GONE, ManagementApiStub, running_management_api_stub
+
+EVENTS = Path(__file__).parent.parent / "events"
+PASSWORD = "Correct-Horse-Battery-9"
+
+
+@attrs.frozen
+class CognitoPool:
+    pool_id: str
+    client_id: str
+    access_token: str
+    id_token: str
+    sub: str
+    jwks_url: str
+
+
+@pytest.fixture(scope="module")
+def cognito(moto_endpoint: str) -> CognitoPool:
+    client = boto3.client("cognito-idp", endpoint_url=moto_endpoint, region_name="us-east-1")
+    pool_id = client.create_user_pool(PoolName="timeline")["UserPool"]["Id"]
+    client_id = client.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="timeline-web",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    client.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")
+    client.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password=PASSWORD, Permanent=True
+    )
+    sub = next(
+        attribute["Value"]
+        for attribute in client.admin_get_user(UserPoolId=pool_id, Username="alice")[
+            "UserAttributes"
+        ]
+        if attribute["Name"] == "sub"
+    )
+    tokens = client.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    return CognitoPool(
+        pool_id=pool_id,
+        client_id=client_id,
+        access_token=tokens["AccessToken"],
+        id_token=tokens["IdToken"],
+        sub=sub,
+        jwks_url=f"{moto_endpoint}/{pool_id}/.well-known/jwks.json",
+    )
+
+
+@pytest.fixture
+def management_api() -> Iterator[ManagementApiStub]:
+    with running_management_api_stub() as stub:
+        yield stub
+
+
+def configure(
+    cognito: CognitoPool, redis_url: str, management: ManagementApiStub, **extra: str
+) -> Settings:
+    return Settings.from_environ(
+        {
+            "COGNITO_REGION": "us-east-1",
+            "COGNITO_USER_POOL_ID": cognito.pool_id,
+            "COGNITO_APP_CLIENT_IDS": cognito.client_id,
+            "COGNITO_JWKS_URL": cognito.jwks_url,
+            "REDIS_URL": redis_url,
+            "MANAGEMENT_API_ENDPOINT": management.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def live(
+    cognito: CognitoPool, redis_url: str, management_api: ManagementApiStub
+) -> Iterator[redis.Redis]:
+    """The handlers' container pointed at the real services (fresh singletons)."""
+    container = handlers.container
+    container.reset_singletons()
+    with container.settings.override(
+        providers.Object(configure(cognito, redis_url, management_api))
+    ):
+        yield redis.Redis.from_url(redis_url, decode_responses=True)
+    container.reset_singletons()
+
+
+def event(name: str, **changes: Any) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    loaded.update(changes)
+    return loaded
+
+
+def connect_event(token: str) -> dict[str, Any]:
+    return event(
+        "connect",
+        queryStringParameters={"token": token},
+        multiValueQueryStringParameters={"token": [token]},
+    )
+
+
+CONNECTION_ID = "L0SM9cOFvHcCIhw="
+KEY = f"ws:connection:{CONNECTION_ID}"
+
+
+def test_given_a_moto_access_token_when_connect_then_the_exact_record_is_in_redis(
+    live: redis.Redis, cognito: CognitoPool
+) -> None:
+    response = handlers.connect_handler(connect_event(cognito.access_token), None)
+
+    assert response["statusCode"] == 200
+    record = json.loads(live.get(KEY) or "{}")
+    assert list(record) == ["connectionId", "userId", "connectedAt"]
+    assert record["connectionId"] == CONNECTION_ID
+    assert record["userId"] == cognito.sub
+    assert record["connectedAt"].endswith("Z")
+    assert 590 < live.ttl(KEY) <= 600
+
+
+def test_given_a_moto_id_token_where_access_is_required_then_401_and_nothing_stored(
+    live: redis.Redis, cognito: CognitoPool
+) -> None:
+    assert handlers.connect_handler(connect_event(cognito.id_token), None)["statusCode"] == 401
+    assert live.exists(KEY) == 0
+
+
+def test_given_id_tokens_are_configured_then_the_moto_id_token_connects(
+    cognito: CognitoPool, redis_url: str, management_api: ManagementApiStub
+) -> None:
+    container = handlers.container
+    container.reset_singletons()
+    settings = configure(cognito, redis_url, management_api, COGNITO_TOKEN_USE="id")
+    try:
+        with container.settings.override(providers.Object(settings)):
+            assert (
+                handlers.connect_handler(connect_event(cognito.id_token), None)["statusCode"] == 200
+            )
+            assert (
+                handlers.connect_handler(connect_event(cognito.access_token), None)["statusCode"]
+                == 401
+            )
+    finally:
+        container.reset_singletons()
+
+
+def test_given_a_tampered_moto_token_then_401(live: redis.Redis, cognito: CognitoPool) -> None:
+    header, payload, signature = cognito.access_token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+    assert handlers.connect_handler(connect_event(tampered), None)["statusCode"] == 401
+    assert live.exists(KEY) == 0
+
+
+def test_given_a_stored_connection_when_ping_then_ttl_reset_and_pong_posted_by_boto3(
+    live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub
+) -> None:
+    handlers.connect_handler(connect_event(cognito.access_token), None)
+    live.expire(KEY, 100)
+
+    response = handlers.default_handler(event("message_ping"), None)
+
+    assert response["statusCode"] == 200
+    assert 590 < live.ttl(KEY) <= 600
+    (request,) = management_api.requests
+    assert request.method == "POST"
+    assert request.path == "/@connections/L0SM9cOFvHcCIhw%3D"
+    pong = json.loads(request.body)
+    assert (pong["action"], pong["connectionId"], pong["id"]) == ("pong", CONNECTION_ID, "42")
+
+
+def test_given_the_client_is_gone_when_ping_then_the_record_is_deleted(
+    live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub
+) -> None:
+    handlers.connect_handler(connect_event(cognito.access_token), None)
+    management_api.response = GONE
+
+    assert handlers.default_handler(event("message_ping"), None)["statusCode"] == 200
+    assert live.exists(KEY) == 0
+
+
+def test_given_an_expired_record_when_ping_then_error_posted_and_connection_deleted_at_the_gateway(
+    live: redis.Redis, management_api: ManagementApiStub
+) -> None:
+    handlers.default_handler(event("message_ping"), None)
+
+    methods = [request.method for request in management_api.requests]
+    assert methods == ["POST", "DELETE"]
+    assert json.loads(management_api.requests[0].body)["code"] == "connection_expired"
+    assert live.exists(KEY) == 0, "a ping never recreates a record"
+
+
+def test_given_a_stored_connection_when_disconnect_then_the_key_is_gone(
+    live: redis.Redis, cognito: CognitoPool
+) -> None:
+    handlers.connect_handler(connect_event(cognito.access_token), None)
+    assert handlers.disconnect_handler(event("disconnect"), None)["statusCode"] == 200
+    assert live.exists(KEY) == 0
