@@ -53,7 +53,8 @@ def create_redis_client(
             must fail the call (``StoreUnavailableError``) well inside the Lambda timeout.
         cluster: build a :class:`redis.cluster.RedisCluster` (cluster mode enabled). It
             reads the slot map from the server while being built, so construction itself
-            raises (``RedisError`` / ``RedisClusterException``) when no node answers.
+            fails when no node answers (``StoreUnavailableError``; a singleton provider then
+            tries again on the next call).
 
     The client keeps a connection pool and reconnects lazily; commands are retried once
     (small exponential backoff) on connection errors and timeouts. The URL is never logged
@@ -61,17 +62,24 @@ def create_redis_client(
 
     Raises:
         ValueError: on a URL redis-py cannot parse.
+        StoreUnavailableError: ``cluster=True`` and no node answered the slot map query.
     """
     retry = Retry(
         ExponentialBackoff(cap=_BACKOFF_CAP_SECONDS, base=_BACKOFF_BASE_SECONDS), _RETRIES
     )
     if cluster:
-        return redis.cluster.RedisCluster.from_url(
-            url,
-            socket_connect_timeout=connect_timeout_seconds,
-            socket_timeout=read_timeout_seconds,
-            retry=retry,
-        )
+        try:
+            return redis.cluster.RedisCluster.from_url(
+                url,
+                socket_connect_timeout=connect_timeout_seconds,
+                socket_timeout=read_timeout_seconds,
+                retry=retry,
+            )
+        except (RedisError, RedisClusterException) as exc:
+            # Raised as the domain's outage so $connect answers 503, not a crash.
+            raise StoreUnavailableError(
+                f"Redis Cluster slot map unavailable: {type(exc).__name__}"
+            ) from exc
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=connect_timeout_seconds,

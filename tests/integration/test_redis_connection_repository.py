@@ -242,10 +242,13 @@ def test_a_password_in_the_url_authenticates() -> None:
         _outage_messages_are_clean(caught.value, "wrong-password", "s3cr3t")
 
 
-def test_a_cluster_client_that_cannot_reach_any_node_fails_at_construction() -> None:
-    # RedisCluster reads the slot map while it is built: the container must expect this.
-    with pytest.raises((redis.exceptions.RedisError, redis.exceptions.RedisClusterException)):
-        create_redis_client(f"redis://127.0.0.1:{free_port()}/0", cluster=True)
+def test_a_cluster_client_that_cannot_reach_any_node_is_store_unavailable_at_once() -> None:
+    # RedisCluster reads the slot map while it is built, so construction is where it fails.
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    with pytest.raises(StoreUnavailableError) as caught:
+        create_redis_client(url, cluster=True)
+    assert "hunter2" not in str(caught.value)
+    assert url not in str(caught.value)
 
 
 def _run(repository: RedisConnectionRepository, operation: str) -> None:
