@@ -1,0 +1,365 @@
+"""The simulated clients (asyncio + websockets) and the run that ramps, holds and drains them.
+
+A run has three phases. **Ramp**: client ``i`` starts ``i / ramp_rate`` seconds after the
+start. **Hold**: ``duration_seconds`` from the moment the last client was started; every
+open client pings on its interval (``{"action":"ping","id":"<client>-<seq>"}``), the first
+ping at a per-client offset within the interval so the pings spread evenly. **Drain**: no
+new pings; each client waits (at most ``drain_timeout_seconds``) for its outstanding pongs,
+then closes with 1000. A close the client did not start is an unexpected disconnect,
+counted by its close code (1006 when the socket vanished without a close frame).
+
+Everything is bounded: the connection count, the duration, each handshake
+(``open_timeout_seconds``), the drain and the whole run (a hard deadline after which
+unfinished clients are cancelled and counted as failed with ``CancelledAtDeadline``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import attrs
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from entrypoints.loadtest.server_process import RssSampler
+from entrypoints.loadtest.stats import Distribution, LoadtestReport
+
+MAX_CONNECTIONS: Final = 20_000
+MAX_DURATION_SECONDS: Final = 3_600.0
+MAX_RAMP_RATE_PER_SECOND: Final = 5_000.0
+TICK_SECONDS: Final = 0.5
+USER_AGENT: Final = "timeline-ws-loadtest"
+_GOLDEN_RATIO_FRACTION: Final = 0.6180339887498949
+
+
+class PlanError(ValueError):
+    """The requested run is outside the bounds the load test accepts."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LoadtestPlan:
+    """What to run. Seconds everywhere; ``ramp_rate_per_second`` is new connections per second.
+
+    Raises:
+        PlanError: at construction, on a value outside its bounds (see :meth:`validate`).
+    """
+
+    url: str
+    connections: int
+    duration_seconds: float
+    ping_interval_seconds: float
+    ramp_rate_per_second: float = 200.0
+    open_timeout_seconds: float = 30.0
+    drain_timeout_seconds: float = 10.0
+    close_timeout_seconds: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every bound; raise :class:`PlanError` naming the first value outside it."""
+        scheme = urllib.parse.urlsplit(self.url).scheme
+        if scheme not in {"ws", "wss"}:
+            raise PlanError("the URL must start with ws:// or wss://")
+        if not 1 <= self.connections <= MAX_CONNECTIONS:
+            raise PlanError(f"--connections must be within 1..{MAX_CONNECTIONS}")
+        if not 0 < self.duration_seconds <= MAX_DURATION_SECONDS:
+            raise PlanError(f"--duration must be within (0, {MAX_DURATION_SECONDS:.0f}] seconds")
+        if not 0 < self.ping_interval_seconds <= MAX_DURATION_SECONDS:
+            raise PlanError("--ping-interval must be a positive number of seconds")
+        if not 0 < self.ramp_rate_per_second <= MAX_RAMP_RATE_PER_SECOND:
+            raise PlanError(f"--ramp-rate must be within (0, {MAX_RAMP_RATE_PER_SECOND:.0f}]/s")
+        for name in ("open_timeout_seconds", "drain_timeout_seconds", "close_timeout_seconds"):
+            if not 0 < getattr(self, name) <= 300:
+                raise PlanError(f"{name} must be within (0, 300] seconds")
+
+    @property
+    def ramp_seconds(self) -> float:
+        """Time from the first connection attempt to the last one."""
+        return (self.connections - 1) / self.ramp_rate_per_second
+
+    @property
+    def hard_deadline_seconds(self) -> float:
+        """The longest a run may take before unfinished clients are cancelled."""
+        return (
+            self.ramp_seconds
+            + self.duration_seconds
+            + self.open_timeout_seconds
+            + self.drain_timeout_seconds
+            + self.close_timeout_seconds
+            + 10.0
+        )
+
+    @property
+    def display_url(self) -> str:
+        """The URL without query or fragment: what reports and logs may show."""
+        parts = urllib.parse.urlsplit(self.url)
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def url_with_token(url: str, token: str) -> str:
+    """``url`` with ``token`` added as the ``token`` query parameter (percent-encoded)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(name, value) for name, value in query if name != "token"]
+    query.append(("token", token))
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), "")
+    )
+
+
+@attrs.define
+class LiveStats:
+    """Running counts, shared by every client task of one event loop (no locks needed)."""
+
+    attempted: int = 0
+    established: int = 0
+    open: int = 0
+    peak_open: int = 0
+    rejected: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    failed: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    unexpected: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    connect_seconds: list[float] = attrs.field(factory=list)
+    rtt_seconds: list[float] = attrs.field(factory=list)
+    pings_sent: int = 0
+    pongs_received: int = 0
+    error_frames: int = 0
+    phase: str = "ramp"
+    started_at: float = attrs.field(factory=time.monotonic)
+    server_rss_bytes: int | None = None
+
+    def opened(self, connect_seconds: float) -> None:
+        self.established += 1
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        self.connect_seconds.append(connect_seconds)
+
+    def recent_rtt(self, last: int = 2000) -> Distribution:
+        """Round trips of the last ``last`` pongs (for the live display)."""
+        return Distribution.of_seconds(self.rtt_seconds[-last:])
+
+
+Tick = Callable[[LiveStats], None]
+
+
+class SimulatedClient:
+    """One WebSocket client: connect, ping on an interval, match pongs by id, close at the end."""
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        url: str,
+        plan: LoadtestPlan,
+        stats: LiveStats,
+        stop: asyncio.Event,
+    ) -> None:
+        self._index = index
+        self._url = url
+        self._plan = plan
+        self._stats = stats
+        self._stop = stop
+        self._pending: dict[str, float] = {}
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
+
+    async def run(self) -> None:
+        """Connect, live until the run stops, then drain and close. Never raises."""
+        stats = self._stats
+        stats.attempted += 1
+        started = time.perf_counter()
+        try:
+            websocket = await connect(
+                self._url,
+                open_timeout=self._plan.open_timeout_seconds,
+                close_timeout=self._plan.close_timeout_seconds,
+                ping_interval=None,  # application pings only: they are what we measure
+                compression=None,  # 10,000 zlib contexts would measure zlib, not us
+                proxy=None,  # talk only to the URL given
+                user_agent_header=USER_AGENT,
+                max_queue=64,
+            )
+        except InvalidStatus as error:
+            stats.rejected[error.response.status_code] += 1
+            return
+        except Exception as error:  # anything else is a failure to report, not to raise
+            stats.failed[type(error).__name__] += 1
+            return
+        stats.opened(time.perf_counter() - started)
+        try:
+            await self._live(websocket)
+        finally:
+            stats.open -= 1
+
+    async def _live(self, websocket: ClientConnection) -> None:
+        receiver = asyncio.create_task(self._receive(websocket))
+        pinger = asyncio.create_task(self._ping(websocket))
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({receiver, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            pinger.cancel()
+            if not receiver.done() and self._pending:
+                # The run is over: wait for outstanding pongs, bounded, then close.
+                answered = asyncio.create_task(self._all_answered.wait())
+                try:
+                    await asyncio.wait(
+                        {receiver, answered},
+                        timeout=self._plan.drain_timeout_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    answered.cancel()
+            if receiver.done():
+                code = websocket.close_code
+                self._stats.unexpected[1006 if code is None else code] += 1
+                return
+            await websocket.close(1000, "loadtest done")
+        finally:
+            for task in (receiver, pinger, stopped):
+                task.cancel()
+            await asyncio.gather(receiver, pinger, stopped, return_exceptions=True)
+
+    async def _ping(self, websocket: ClientConnection) -> None:
+        interval = self._plan.ping_interval_seconds
+        # Spread first pings over the interval (low-discrepancy offsets), like real clients.
+        await asyncio.sleep(interval * ((self._index * _GOLDEN_RATIO_FRACTION) % 1.0))
+        sequence = 0
+        while True:
+            sequence += 1
+            ping_id = f"{self._index}-{sequence}"
+            self._pending[ping_id] = time.perf_counter()
+            self._all_answered.clear()
+            try:
+                await websocket.send(json.dumps({"action": "ping", "id": ping_id}))
+            except ConnectionClosed:
+                self._pending.pop(ping_id, None)
+                return
+            self._stats.pings_sent += 1
+            await asyncio.sleep(interval)
+
+    async def _receive(self, websocket: ClientConnection) -> None:
+        stats = self._stats
+        while True:
+            try:
+                message = await websocket.recv()
+            except ConnectionClosed:
+                return
+            received = time.perf_counter()
+            frame = _json_object(message)
+            if frame is None:
+                continue
+            action = frame.get("action")
+            if action == "pong":
+                sent = self._pending.pop(str(frame.get("id")), None)
+                if sent is not None:
+                    stats.pongs_received += 1
+                    stats.rtt_seconds.append(received - sent)
+                    if not self._pending:
+                        self._all_answered.set()
+            elif action == "error":
+                stats.error_frames += 1
+
+
+def _json_object(message: str | bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(message)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def run_load(
+    plan: LoadtestPlan,
+    tokens: Sequence[str],
+    *,
+    sampler: RssSampler | None = None,
+    tick: Tick | None = None,
+) -> LoadtestReport:
+    """Run ``plan`` with ``tokens`` (connection ``i`` uses ``tokens[i % len(tokens)]``).
+
+    ``sampler`` samples a local server's RSS every tick; ``tick`` is called every 0.5 s with
+    the running counts (the progress display). Returns the report; never raises for what the
+    clients observe.
+
+    Raises:
+        ValueError: on an empty ``tokens``.
+    """
+    if not tokens:
+        raise ValueError("at least one token is needed")
+    stats = LiveStats()
+    stop = asyncio.Event()
+    started = time.monotonic()
+    ticker = asyncio.create_task(_tick_forever(stats, sampler, tick))
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with asyncio.timeout(plan.hard_deadline_seconds):
+            for index in range(plan.connections):
+                due = started + index / plan.ramp_rate_per_second
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                client = SimulatedClient(
+                    index=index,
+                    url=url_with_token(plan.url, tokens[index % len(tokens)]),
+                    plan=plan,
+                    stats=stats,
+                    stop=stop,
+                )
+                tasks.append(asyncio.create_task(client.run()))
+            stats.phase = "hold"
+            await asyncio.sleep(plan.duration_seconds)
+            stats.phase = "drain"
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    except TimeoutError:
+        pass  # the hard deadline: unfinished clients are cancelled below
+    finally:
+        stop.set()
+        unfinished = [task for task in tasks if not task.done()]
+        if unfinished:
+            stats.failed["CancelledAtDeadline"] += len(unfinished)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+    stats.phase = "done"
+    if sampler is not None:
+        sampler.sample()
+    if tick is not None:
+        tick(stats)
+    return LoadtestReport(
+        url=plan.display_url,
+        connections=plan.connections,
+        duration_seconds=plan.duration_seconds,
+        ping_interval_seconds=plan.ping_interval_seconds,
+        ramp_rate_per_second=plan.ramp_rate_per_second,
+        attempted=stats.attempted,
+        established=stats.established,
+        rejected=dict(stats.rejected),
+        failed=dict(stats.failed),
+        unexpected_disconnects=dict(stats.unexpected),
+        peak_open=stats.peak_open,
+        connect_latency=Distribution.of_seconds(stats.connect_seconds),
+        pong_rtt=Distribution.of_seconds(stats.rtt_seconds),
+        pings_sent=stats.pings_sent,
+        pongs_received=stats.pongs_received,
+        error_frames=stats.error_frames,
+        wall_seconds=time.monotonic() - started,
+        server=None if sampler is None else sampler.figures(stats.peak_open),
+    )
+
+
+async def _tick_forever(stats: LiveStats, sampler: RssSampler | None, tick: Tick | None) -> None:
+    while True:
+        if sampler is not None:
+            stats.server_rss_bytes = sampler.sample()
+        if tick is not None:
+            tick(stats)
+        await asyncio.sleep(TICK_SECONDS)

@@ -1,0 +1,236 @@
+"""The ``timeline-ws loadtest`` sub-command: arguments, token source, limits, report, exit status.
+
+Exit status: 0 when the run passed (disconnect rate under 1% and no connection failed
+without an HTTP refusal), 1 when it did not, 2 on a usage error (bad arguments, no tokens,
+a file descriptor limit that cannot be raised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import resource
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any, Final
+
+from entrypoints.loadtest.clients import LoadtestPlan, PlanError, run_load
+from entrypoints.loadtest.server_process import RssSampler, is_local_host, pid_listening_on
+from entrypoints.loadtest.tokens import (
+    TokenSourceError,
+    minted_tokens,
+    token_lifetime_seconds,
+    tokens_from_file,
+)
+
+EXIT_USAGE: Final = 2
+SPARE_FILE_DESCRIPTORS: Final = 256
+"""Descriptors beyond one per connection: stdio, the event loop, DNS, the JSON file."""
+
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*")
+
+EXAMPLE = (
+    "example: timeline-ws loadtest ws://127.0.0.1:8080/ws --connections 1000 --duration 120 "
+    "--ping-interval 30 --ramp-rate 200/s --json out.json"
+)
+
+
+def ramp_rate(text: str) -> float:
+    """Parse ``200/s`` or ``200`` (new connections per second).
+
+    Raises:
+        argparse.ArgumentTypeError: on anything else.
+    """
+    match = _RATE.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 200/s, got {text!r}")
+    return float(match.group(1))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``loadtest`` on the CLI's sub-parsers; its ``handler`` default is :func:`run`."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "loadtest",
+        help="hold many WebSocket connections with pings and report what happened",
+        description=(
+            "Open --connections WebSocket connections to URL at --ramp-rate, hold them "
+            "--duration seconds after the last one started while each pings every "
+            "--ping-interval seconds, then report. Tokens are minted from the development "
+            "key of a local `timeline-ws serve` (--state-dir), or read from --token-file "
+            "for a real deployment."
+        ),
+        epilog=EXAMPLE,
+    )
+    parser.add_argument(
+        "url", help="the WebSocket URL without a token, e.g. ws://127.0.0.1:8080/ws"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=1000, help="connections to open (1..20000; default 1000)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=120.0,
+        help="seconds to hold them after the ramp (default 120)",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=30.0,
+        help="seconds between a client's pings (default 30)",
+    )
+    parser.add_argument(
+        "--ramp-rate",
+        type=ramp_rate,
+        default=200.0,
+        metavar="RATE",
+        help="new connections per second, e.g. 200/s (default 200/s)",
+    )
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--users",
+        type=int,
+        default=None,
+        help="distinct users to mint tokens for (default: one per connection)",
+    )
+    tokens.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file with one token per line (for a real deployment)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="the development key's folder (default: as `timeline-ws serve`)",
+    )
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        default=None,
+        help="pid of the server to sample RSS of (default: found by port for a local URL)",
+    )
+    parser.add_argument(
+        "--open-timeout",
+        type=float,
+        default=30.0,
+        help="seconds allowed per handshake (default 30)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for outstanding pongs at the end (default 10)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        dest="json_path",
+        metavar="PATH",
+        help="also write the report as JSON to PATH",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to ``wanted`` if it is lower; returns the new soft limit.
+
+    The hard limit bounds the soft one; a privileged process also raises the hard limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        return wanted
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return wanted
+
+
+def _tokens(args: argparse.Namespace, plan: LoadtestPlan) -> list[str]:
+    if args.token_file is not None:
+        return tokens_from_file(args.token_file)
+    # Imported here: a run with --token-file never needs the development key.
+    from entrypoints.local_gateway.dev_cognito import (
+        KEY_FILE_NAME,
+        DevCognito,
+        default_state_dir,
+        load_or_create_key,
+    )
+
+    state_dir = args.state_dir or default_state_dir()
+    if not (state_dir / KEY_FILE_NAME).is_file():
+        raise TokenSourceError(
+            f"no development key in {state_dir}: start `timeline-ws serve` (same "
+            "TIMELINE_WS_STATE_DIR) first, or pass --state-dir or --token-file"
+        )
+    users = args.users if args.users is not None else plan.connections
+    if users < 1:
+        raise TokenSourceError("--users must be at least 1")
+    cognito = DevCognito(key=load_or_create_key(state_dir))
+    lifetime = token_lifetime_seconds(plan.duration_seconds, plan.ramp_seconds)
+    return minted_tokens(cognito, users=min(users, plan.connections), expires_in_seconds=lifetime)
+
+
+def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> RssSampler | None:
+    pid = args.server_pid
+    if pid is None:
+        parts = urllib.parse.urlsplit(plan.url)
+        if parts.hostname is None or not is_local_host(parts.hostname):
+            return None
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        pid = pid_listening_on(port)
+        if pid is None:
+            return None
+    return RssSampler(pid)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the load test the arguments describe; print the report; return the exit status."""
+    from entrypoints.loadtest.display import ProgressDisplay  # rich: only for this command
+
+    try:
+        plan = LoadtestPlan(
+            url=args.url,
+            connections=args.connections,
+            duration_seconds=args.duration,
+            ping_interval_seconds=args.ping_interval,
+            ramp_rate_per_second=args.ramp_rate,
+            open_timeout_seconds=args.open_timeout,
+            drain_timeout_seconds=args.drain_timeout,
+        )
+        tokens = _tokens(args, plan)
+    except (PlanError, TokenSourceError, ValueError) as error:
+        print(f"timeline-ws loadtest: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    wanted = plan.connections + SPARE_FILE_DESCRIPTORS
+    limit = raise_open_file_limit(wanted)
+    if limit < wanted:
+        print(
+            f"timeline-ws loadtest: {plan.connections} connections need {wanted} file "
+            f"descriptors but the limit is {limit}; raise `ulimit -Hn`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    sampler = _sampler(args, plan)
+    if args.quiet:
+        report = asyncio.run(run_load(plan, tokens, sampler=sampler))
+    else:
+        with ProgressDisplay(plan) as display:
+            report = asyncio.run(run_load(plan, tokens, sampler=sampler, tick=display.update))
+    for line in report.lines():
+        print(line)
+    if args.json_path is not None:
+        args.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return report.exit_status

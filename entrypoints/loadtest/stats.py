@@ -1,0 +1,215 @@
+"""The load test's figures: percentiles, the final report, its verdict, text and JSON forms."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+MAX_DISCONNECT_RATE_PERCENT: Final = 1.0
+"""The run fails when unexpected disconnects reach 1% of the connections established."""
+
+EXIT_PASSED: Final = 0
+EXIT_FAILED: Final = 1
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of an ascending sequence (``fraction`` in [0, 1]).
+
+    Nearest rank never interpolates, so the figure is a value that was really observed;
+    ``percentile(v, 1.0)`` is the maximum.
+
+    Raises:
+        ValueError: on an empty sequence or a fraction outside [0, 1].
+    """
+    if not sorted_values:
+        raise ValueError("no values")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError("fraction must be within [0, 1]")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return float(sorted_values[rank - 1])
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Distribution:
+    """p50 / p95 / p99 / max of a set of durations, in milliseconds; ``None`` when empty."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+    @classmethod
+    def of_seconds(cls, samples: Sequence[float]) -> Distribution:
+        """Summarise durations given in seconds."""
+        if not samples:
+            return cls(count=0, p50_ms=None, p95_ms=None, p99_ms=None, max_ms=None)
+        ordered = sorted(samples)
+
+        def ms(fraction: float) -> float:
+            return round(percentile(ordered, fraction) * 1000, 3)
+
+        return cls(
+            count=len(ordered), p50_ms=ms(0.50), p95_ms=ms(0.95), p99_ms=ms(0.99), max_ms=ms(1.0)
+        )
+
+    def cells(self) -> list[str]:
+        """The four figures formatted for a table (``-`` when there are none)."""
+        return [
+            "-" if value is None else f"{value:.1f}"
+            for value in (self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms)
+        ]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ServerFigures:
+    """Memory of a server process on this machine, sampled from ``/proc/{pid}/status``.
+
+    ``rss_per_connection_bytes`` is (peak RSS - RSS before the first connection) divided by
+    the most connections open at once; ``None`` when no connection was open.
+    """
+
+    pid: int
+    rss_before_bytes: int
+    peak_rss_bytes: int
+    rss_per_connection_bytes: int | None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LoadtestReport:
+    """What one run observed. Counts are connections or frames; times are seconds or ms.
+
+    ``url`` never carries a query string (tokens travel there). ``rejected`` counts
+    handshakes the server refused on purpose, by HTTP status; ``failed`` counts connections
+    that could not be established for any other reason, by exception name;
+    ``unexpected_disconnects`` counts closes the client did not ask for, by close code
+    (1006 when the socket vanished without a close frame).
+    """
+
+    url: str
+    connections: int
+    duration_seconds: float
+    ping_interval_seconds: float
+    ramp_rate_per_second: float
+    attempted: int
+    established: int
+    rejected: Mapping[int, int]
+    failed: Mapping[str, int]
+    unexpected_disconnects: Mapping[int, int]
+    peak_open: int
+    connect_latency: Distribution
+    pong_rtt: Distribution
+    pings_sent: int
+    pongs_received: int
+    error_frames: int
+    wall_seconds: float
+    server: ServerFigures | None = None
+
+    @property
+    def rejected_total(self) -> int:
+        """Handshakes refused with an HTTP status."""
+        return sum(self.rejected.values())
+
+    @property
+    def failed_total(self) -> int:
+        """Connections that failed without an HTTP refusal (timeouts, resets, ...)."""
+        return sum(self.failed.values())
+
+    @property
+    def unexpected_disconnects_total(self) -> int:
+        """Closes the clients did not ask for."""
+        return sum(self.unexpected_disconnects.values())
+
+    @property
+    def disconnect_rate_percent(self) -> float:
+        """Unexpected disconnects per 100 established connections (0 when none was)."""
+        if not self.established:
+            return 0.0
+        return 100.0 * self.unexpected_disconnects_total / self.established
+
+    @property
+    def passed(self) -> bool:
+        """True when the disconnect rate is under 1% and no connection failed unintendedly."""
+        return (
+            self.failed_total == 0
+            and self.disconnect_rate_percent < MAX_DISCONNECT_RATE_PERCENT
+            and self.established + self.rejected_total == self.attempted
+        )
+
+    @property
+    def exit_status(self) -> int:
+        """0 when :attr:`passed`, else 1."""
+        return EXIT_PASSED if self.passed else EXIT_FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``--json``); keys are camelCase, times in ms or s."""
+        server = None
+        if self.server is not None:
+            server = {
+                "pid": self.server.pid,
+                "rssBeforeBytes": self.server.rss_before_bytes,
+                "peakRssBytes": self.server.peak_rss_bytes,
+                "rssPerConnectionBytes": self.server.rss_per_connection_bytes,
+            }
+        return {
+            "url": self.url,
+            "connections": self.connections,
+            "durationSeconds": self.duration_seconds,
+            "pingIntervalSeconds": self.ping_interval_seconds,
+            "rampRatePerSecond": self.ramp_rate_per_second,
+            "attempted": self.attempted,
+            "established": self.established,
+            "rejected": {str(status): n for status, n in sorted(self.rejected.items())},
+            "rejectedTotal": self.rejected_total,
+            "failed": dict(sorted(self.failed.items())),
+            "failedTotal": self.failed_total,
+            "unexpectedDisconnects": {
+                str(code): n for code, n in sorted(self.unexpected_disconnects.items())
+            },
+            "unexpectedDisconnectsTotal": self.unexpected_disconnects_total,
+            "disconnectRatePercent": round(self.disconnect_rate_percent, 4),
+            "peakOpen": self.peak_open,
+            "connectLatencyMs": attrs.asdict(self.connect_latency),
+            "pongRoundTripMs": attrs.asdict(self.pong_rtt),
+            "pingsSent": self.pings_sent,
+            "pongsReceived": self.pongs_received,
+            "errorFrames": self.error_frames,
+            "wallSeconds": round(self.wall_seconds, 3),
+            "server": server,
+            "passed": self.passed,
+        }
+
+    def lines(self) -> list[str]:
+        """The report as plain text lines (what the command prints at the end)."""
+        verdict = "PASSED" if self.passed else "FAILED"
+        rejected = ", ".join(f"{status}: {n}" for status, n in sorted(self.rejected.items()))
+        failed = ", ".join(f"{name}: {n}" for name, n in sorted(self.failed.items()))
+        closes = ", ".join(
+            f"{code}: {n}" for code, n in sorted(self.unexpected_disconnects.items())
+        )
+        lines = [
+            f"timeline-ws loadtest {self.url}: {verdict}",
+            f"  connections   attempted {self.attempted}, established {self.established}, "
+            f"rejected {self.rejected_total}{f' ({rejected})' if rejected else ''}, "
+            f"failed {self.failed_total}{f' ({failed})' if failed else ''}, "
+            f"peak open {self.peak_open}",
+            f"  disconnects   unexpected {self.unexpected_disconnects_total}"
+            f"{f' ({closes})' if closes else ''}, rate {self.disconnect_rate_percent:.2f}%",
+            f"  pings         sent {self.pings_sent}, pongs received {self.pongs_received}, "
+            f"error frames {self.error_frames}",
+            "                   p50 ms   p95 ms   p99 ms   max ms",
+            "  connect       " + "".join(f"{c:>9}" for c in self.connect_latency.cells()),
+            "  pong RTT      " + "".join(f"{c:>9}" for c in self.pong_rtt.cells()),
+        ]
+        if self.server is not None:
+            per = self.server.rss_per_connection_bytes
+            lines.append(
+                f"  server pid {self.server.pid}: RSS before {self.server.rss_before_bytes / 2**20:.1f} MiB, "
+                f"peak {self.server.peak_rss_bytes / 2**20:.1f} MiB, "
+                f"per connection {'-' if per is None else f'{per / 1024:.1f} KiB'}"
+            )
+        lines.append(f"  wall time     {self.wall_seconds:.1f} s")
+        return lines
