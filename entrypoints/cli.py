@@ -1,16 +1,37 @@
-"""The ``timeline-ws`` command line."""
+"""The ``timeline-ws`` command line.
+
+Commands:
+  serve   run the local API Gateway WebSocket emulator with the real Lambda handlers
+  token   print a development access token that a running ``serve`` accepts
+
+Each command registers itself with a ``register(commands)`` function that adds its
+sub-parser and sets a ``handler`` default (``handler(args) -> exit status``); add a command by
+appending its register function to :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from entrypoints.local_gateway.runner import add_serve_command, add_token_command
+
+COMMANDS: list[Callable[[Any], None]] = [add_serve_command, add_token_command]
+"""Sub-command registrars, in the order ``--help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
-    parser = argparse.ArgumentParser(prog="timeline-ws", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="timeline-ws",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in COMMANDS:
+        register(commands)
     return parser
 
 

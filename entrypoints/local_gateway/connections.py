@@ -1,0 +1,100 @@
+"""The registry of live WebSocket connections the local gateway holds, keyed by connectionId.
+
+A connection enters the registry once ``$connect`` has returned 2xx and the handshake is
+complete, and leaves it as soon as it starts closing: API Gateway answers ``@connections``
+calls with 410 ``GoneException`` before ``$connect`` has returned and after a close began
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html).
+All methods run on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import attrs
+from aiohttp import web
+
+from entrypoints.local_gateway.events import ClientConnection
+
+
+@attrs.frozen(slots=True)
+class CloseRequest:
+    """A server-side close: the code sent to the client and the ``$disconnect`` reason."""
+
+    code: int
+    reason: str
+
+
+@attrs.define(slots=True, eq=False)
+class LiveConnection:
+    """One open socket and what API Gateway knows about it.
+
+    Attributes:
+        client: the data repeated in every event (id, connectedAt, identity, domain).
+        socket: the aiohttp WebSocket.
+        last_active_ms: when the client last sent a data frame (epoch ms); starts at
+            ``connectedAt``. Reported by ``GET @connections`` as ``lastActiveAt``.
+        close_request: set once the gateway decided to close (DELETE, idle timeout, maximum
+            duration, shutdown, oversized or binary frame); the reader loop reports it.
+        finished: set when ``$disconnect`` has run.
+    """
+
+    client: ClientConnection
+    socket: web.WebSocketResponse
+    last_active_ms: int
+    close_request: CloseRequest | None = None
+    finished: asyncio.Event = attrs.field(factory=asyncio.Event)
+    closer: asyncio.Task[None] | None = None
+
+    @property
+    def connection_id(self) -> str:
+        return self.client.connection_id
+
+    @property
+    def closing(self) -> bool:
+        """True once a close began, from either side."""
+        return self.close_request is not None or self.socket.closed
+
+    def request_close(self, code: int, reason: str) -> asyncio.Task[None] | None:
+        """Close from the server side with ``code``; the first request wins.
+
+        Returns the task sending the close frame (``None`` when a close was already under way).
+        The ``$disconnect`` event reports ``code`` and ``reason``.
+        """
+        if self.close_request is not None or self.socket.closed:
+            return None
+        self.close_request = CloseRequest(code, reason)
+        self.closer = asyncio.get_running_loop().create_task(self._close(code))
+        return self.closer
+
+    async def _close(self, code: int) -> None:
+        await self.socket.close(code=code)
+
+
+class ConnectionRegistry:
+    """Live connections by connectionId (exact, URL-decoded ids)."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, LiveConnection] = {}
+
+    def add(self, connection: LiveConnection) -> None:
+        """Register a connection whose ``$connect`` succeeded."""
+        self._connections[connection.connection_id] = connection
+
+    def remove(self, connection_id: str) -> None:
+        """Forget a connection (idempotent)."""
+        self._connections.pop(connection_id, None)
+
+    def open(self, connection_id: str) -> LiveConnection | None:
+        """The connection if it is registered and not closing, else ``None`` (API Gateway: 410)."""
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.closing:
+            return None
+        return connection
+
+    def __iter__(self) -> Iterator[LiveConnection]:
+        return iter(list(self._connections.values()))
+
+    def __len__(self) -> int:
+        return len(self._connections)

@@ -1,0 +1,150 @@
+"""The API Gateway Management API (``@connections``) on the local gateway's port.
+
+Follows https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html
+and botocore's ``apigatewaymanagementapi`` 2018-11-29 service model, so the real boto3 client
+(``endpoint_url="http://127.0.0.1:8080"``, optionally with ``/{stage}``) works unchanged:
+
+- ``POST /@connections/{connectionId}``: the raw body goes to the client as one text frame
+  (binary when it is not UTF-8); 200 with an empty body.
+- ``GET /@connections/{connectionId}``: 200 ``{"connectedAt", "identity": {"sourceIp",
+  "userAgent"}, "lastActiveAt"}`` with ISO-8601 UTC times.
+- ``DELETE /@connections/{connectionId}``: 204; the socket closes with 1000 and
+  ``$disconnect`` runs with 1000 ``Connection Closed Normally``.
+
+Errors carry ``x-amzn-ErrorType`` (botocore reads the error code from it) and a JSON body
+``{"message": …}``: 410 ``GoneException`` for an unknown or closing connection, 413
+``PayloadTooLargeException`` over 128 KB, 403 ``ForbiddenException`` for an unsigned request
+(API Gateway requires SigV4; the signature itself is not checked locally).
+
+Paths: ``/@connections/{id}`` and ``/{stage}/@connections/{id}``; ``@`` may arrive as
+``%40``; the id is URL-decoded exactly once (boto3 sends ``=`` as ``%3D``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Final
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from entrypoints.local_gateway.connections import ConnectionRegistry
+from entrypoints.local_gateway.events import iso8601_ms
+
+logger = logging.getLogger("timeline_ws.gateway.management")
+
+MAX_POST_BYTES: Final = 128 * 1024
+"""``PostToConnection`` data limit: 128 KB (the service model's ``Data`` max, 131072 bytes)."""
+
+DELETE_CLOSE_CODE: Final = 1000
+DELETE_DISCONNECT_REASON: Final = "Connection Closed Normally"
+"""What ``$disconnect`` reports after ``DeleteConnection`` (captured from API Gateway:
+https://github.com/boto/boto3/issues/3789)."""
+
+CONNECTIONS_SEGMENT: Final = "@connections"
+
+
+def connection_id_from_path(raw_path: str, stage: str) -> str | None:
+    """The connectionId addressed by a raw (still percent-encoded) request path, else ``None``.
+
+    Accepts ``/@connections/{id}`` and ``/{stage}/@connections/{id}``; the ``@connections``
+    segment may be spelled ``%40connections``; the id is decoded once and must not be empty.
+    """
+    path = raw_path.split("?", 1)[0]
+    segments = path.split("/")
+    if len(segments) == 4 and segments[0] == "" and unquote(segments[1]) == stage:
+        segments = ["", *segments[2:]]
+    if len(segments) != 3 or segments[0] != "" or unquote(segments[1]) != CONNECTIONS_SEGMENT:
+        return None
+    connection_id = unquote(segments[2])
+    return connection_id or None
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response(
+        {"message": message},
+        status=status,
+        headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())},
+    )
+
+
+def _signed(request: web.Request) -> bool:
+    return request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256")
+
+
+class ManagementApi:
+    """The ``@connections`` handlers over a :class:`ConnectionRegistry`."""
+
+    def __init__(
+        self, registry: ConnectionRegistry, *, stage: str, max_post_bytes: int = MAX_POST_BYTES
+    ) -> None:
+        self._registry = registry
+        self._stage = stage
+        self._max_post_bytes = max_post_bytes
+
+    def matches(self, request: web.Request) -> bool:
+        """Whether the request addresses ``@connections``."""
+        return connection_id_from_path(request.rel_url.raw_path, self._stage) is not None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Dispatch one ``@connections`` call; see the module docstring for the contract."""
+        connection_id = connection_id_from_path(request.rel_url.raw_path, self._stage)
+        if connection_id is None:
+            return _error(404, "NotFoundException", "Not Found")
+        if not _signed(request):
+            return _error(403, "ForbiddenException", "Missing Authentication Token")
+        if request.method == "POST":
+            return await self._post(request, connection_id)
+        if request.method == "GET":
+            return self._get(connection_id)
+        if request.method == "DELETE":
+            return self._delete(connection_id)
+        return _error(405, "MethodNotAllowedException", "Method Not Allowed")
+
+    async def _post(self, request: web.Request, connection_id: str) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > self._max_post_bytes:
+            return _error(413, "PayloadTooLargeException", "Message too long")
+        data = await request.content.read(self._max_post_bytes + 1)
+        if len(data) > self._max_post_bytes:
+            return _error(413, "PayloadTooLargeException", "Message too long")
+        connection = self._registry.open(connection_id)
+        if connection is None:
+            return _error(410, "GoneException", "Connection is gone")
+        try:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                await connection.socket.send_bytes(data)
+            else:
+                await connection.socket.send_str(text)
+        except ConnectionError:
+            return _error(410, "GoneException", "Connection is gone")
+        logger.debug("post connectionId=%s bytes=%d", connection_id, len(data))
+        return web.Response(status=200, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+    def _get(self, connection_id: str) -> web.StreamResponse:
+        connection = self._registry.open(connection_id)
+        if connection is None:
+            return _error(410, "GoneException", "Connection is gone")
+        identity: dict[str, Any] = {"sourceIp": connection.client.source_ip}
+        if connection.client.user_agent is not None:
+            identity["userAgent"] = connection.client.user_agent
+        document = {
+            "connectedAt": iso8601_ms(connection.client.connected_at_ms),
+            "identity": identity,
+            "lastActiveAt": iso8601_ms(connection.last_active_ms),
+        }
+        return web.Response(
+            text=json.dumps(document),
+            content_type="application/json",
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
+
+    def _delete(self, connection_id: str) -> web.StreamResponse:
+        connection = self._registry.open(connection_id)
+        if connection is None:
+            return _error(410, "GoneException", "Connection is gone")
+        connection.request_close(DELETE_CLOSE_CODE, DELETE_DISCONNECT_REASON)
+        return web.Response(status=204, headers={"x-amzn-RequestId": str(uuid.uuid4())})

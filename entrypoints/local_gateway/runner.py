@@ -1,0 +1,457 @@
+"""Wiring of ``timeline-ws serve`` and ``timeline-ws token``: environment, handlers, banner, signals.
+
+``serve`` prepares the environment the real handlers read (``MANAGEMENT_API_ENDPOINT`` pointing
+at the gateway itself, dummy ``AWS_*`` credentials when absent so boto3 can sign, ``REDIS_URL``
+or an embedded fakeredis, and the development Cognito stand-in unless
+``COGNITO_USER_POOL_ID`` is already set), imports ``entrypoints.aws_lambda.handlers`` only
+then, and serves until Ctrl-C / SIGTERM, when every socket closes with 1001 and
+``$disconnect`` runs for each.
+
+This module imports aiohttp only when ``serve`` runs, so the CLI stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from entrypoints.local_gateway.dev_cognito import (
+    DEFAULT_EXPIRES_IN_SECONDS,
+    DEV_SUB,
+    MAX_EXPIRES_IN_SECONDS,
+    DevCognito,
+    load_dev_cognito,
+)
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from entrypoints.local_gateway.server import GatewaySettings, Handler
+
+logger = logging.getLogger("timeline_ws.gateway")
+
+DUMMY_AWS_CREDENTIALS: Final = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+FILE_LIMIT_CEILING: Final = 1_048_576
+
+
+def connect_host(host: str) -> str:
+    """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
+    if host in {"", "0.0.0.0"}:  # noqa: S104 - a comparison, not a bind
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def real_cognito_configured(environ: Mapping[str, str]) -> bool:
+    """Whether the environment names a real user pool (then no stand-in is used)."""
+    return bool(environ.get("COGNITO_USER_POOL_ID", "").strip())
+
+
+def lambda_environment(
+    *,
+    base_url: str,
+    redis_url: str | None,
+    dev_cognito: DevCognito | None,
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    """The variables ``serve`` sets for the handlers (to be merged into ``os.environ``).
+
+    ``MANAGEMENT_API_ENDPOINT`` is always the gateway (``base_url``); ``AWS_*`` dummies only
+    where absent; ``REDIS_URL`` when given; the stand-in's ``COGNITO_*`` when given, with
+    ``COGNITO_JWKS_URL`` at ``base_url``.
+    """
+    variables = {"MANAGEMENT_API_ENDPOINT": base_url}
+    for name, value in DUMMY_AWS_CREDENTIALS.items():
+        if not environ.get(name) and not (
+            name == "AWS_DEFAULT_REGION" and environ.get("AWS_REGION")
+        ):
+            variables[name] = value
+    if redis_url is not None:
+        variables["REDIS_URL"] = redis_url
+    if dev_cognito is not None:
+        variables.update(dev_cognito.environment(base_url + dev_cognito.jwks_path))
+    return variables
+
+
+@attrs.define
+class LoadedHandlers:
+    """The real handlers, with the container pointed at this gateway; ``restore()`` undoes it."""
+
+    handlers: dict[str, Handler]
+    restore: Callable[[], None]
+
+
+def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -> LoadedHandlers:
+    """Import the Lambda handlers and configure their container from ``environ``.
+
+    The module builds its container from ``os.environ`` at import (cold start); if it was
+    imported earlier (tests), the container's ``settings`` provider is overridden with
+    settings read from ``environ`` and its singletons reset, so the outcome does not depend
+    on import order. ``redis_client`` (an embedded fakeredis) replaces the Redis client.
+
+    Raises:
+        entrypoints.settings.ConfigurationError: ``environ`` is not a usable configuration.
+    """
+    from dependency_injector import providers
+
+    from entrypoints.aws_lambda import handlers as module
+    from entrypoints.settings import Settings
+
+    settings = Settings.from_environ(environ)
+    container = module.container
+    container.settings.override(providers.Object(settings))
+    if redis_client is not None:
+        container.redis_client.override(providers.Object(redis_client))
+    container.reset_singletons()
+
+    def restore() -> None:
+        container.settings.reset_last_overriding()
+        if redis_client is not None:
+            container.redis_client.reset_last_overriding()
+        container.reset_singletons()
+
+    routes: dict[str, Handler] = {
+        "$connect": module.connect_handler,
+        "$disconnect": module.disconnect_handler,
+        "$default": module.default_handler,
+    }
+    return LoadedHandlers(routes, restore)
+
+
+def embedded_redis_client() -> Any:
+    """An in-process fakeredis client on its own server (no network, nothing persisted)."""
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE toward the hard limit so thousands of sockets fit.
+
+    Returns the (soft, hard) limits in force afterwards; failures leave the limit unchanged.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FILE_LIMIT_CEILING if hard == resource.RLIM_INFINITY else min(hard, FILE_LIMIT_CEILING)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PreparedGateway:
+    """Everything ``serve`` built before serving: the app, its socket, URLs and the stand-in."""
+
+    app: web.Application
+    sock: Any
+    base_url: str
+    ws_url: str
+    dev_cognito: DevCognito | None
+    redis_url: str | None
+    loaded: LoadedHandlers
+
+
+def prepare_gateway(
+    *,
+    host: str,
+    port: int,
+    settings: GatewaySettings,
+    redis_url: str | None,
+    state_dir: Path | None,
+    environ: MutableMapping[str, str],
+) -> PreparedGateway:
+    """Bind the socket, set the handlers' environment in ``environ``, load them, build the app.
+
+    ``port`` 0 picks a free port (the JWKS and Management API URLs use the real one).
+
+    Raises:
+        OSError: the address cannot be bound, or the state folder cannot be used.
+        entrypoints.settings.ConfigurationError: the resulting configuration is invalid.
+    """
+    from entrypoints.local_gateway.server import create_app, listening_socket
+
+    sock = listening_socket(host, port)
+    try:
+        base_url = f"http://{connect_host(host)}:{sock.getsockname()[1]}"
+        dev = None if real_cognito_configured(environ) else load_dev_cognito(state_dir)
+        environ.update(
+            lambda_environment(
+                base_url=base_url, redis_url=redis_url, dev_cognito=dev, environ=environ
+            )
+        )
+        loaded = load_handlers(environ, None if redis_url else embedded_redis_client())
+        app = create_app(
+            loaded.handlers,
+            settings,
+            jwks=dev.key.jwks() if dev else None,
+            jwks_path=dev.jwks_path if dev else None,
+        )
+    except BaseException:
+        sock.close()
+        raise
+    ws_url = base_url.replace("http://", "ws://", 1) + "/ws"
+    return PreparedGateway(
+        app=app,
+        sock=sock,
+        base_url=base_url,
+        ws_url=ws_url,
+        dev_cognito=dev,
+        redis_url=redis_url,
+        loaded=loaded,
+    )
+
+
+def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
+    """What ``serve`` prints on start: URLs, the store, Cognito mode, a ready token, a client command."""
+    lines = [
+        "timeline-ws local gateway: API Gateway WebSocket API emulation running the real handlers",
+        f"  WebSocket       {prepared.ws_url}?token=<access token>",
+        f"  @connections    {prepared.base_url}/@connections/{{connectionId}}"
+        f"  (boto3 endpoint_url={prepared.base_url})",
+        f"  Health          {prepared.base_url}/health",
+        "  Store           "
+        + (
+            f"Redis at {_redact_url(prepared.redis_url)}"
+            if prepared.redis_url
+            else "embedded fakeredis (in-process)"
+        ),
+    ]
+    dev = prepared.dev_cognito
+    if dev is None:
+        lines.append("  Cognito         the user pool in COGNITO_USER_POOL_ID (real tokens)")
+        lines.append(
+            f"Connect with:    {shlex.quote(python)} -m websockets '{prepared.ws_url}?token=<token>'"
+        )
+    else:
+        token = dev.access_token(sub=DEV_SUB)
+        lines += [
+            f"  Cognito         development stand-in, issuer {dev.issuer}",
+            f"Ready token (sub {DEV_SUB}, valid 1 h; more: timeline-ws token --sub <id>):",
+            f"  {token}",
+            'Connect, then type {"action":"ping"}:',
+            f"  {shlex.quote(python)} -m websockets '{prepared.ws_url}?token={token}'",
+        ]
+    lines.append("Ctrl-C stops the gateway (every socket closes with 1001 and $disconnect runs).")
+    return "\n".join(lines)
+
+
+def _redact_url(url: str | None) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url or "")
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url or ""
+
+
+async def serve_until_stopped(
+    app: web.Application, sock: Any, stop: asyncio.Event | None = None
+) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
+    from aiohttp import web
+
+    from entrypoints.local_gateway.server import GATEWAY_KEY
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        await stop.wait()
+        logger.info(
+            "shutting down: closing %d connection(s) with 1001", len(app[GATEWAY_KEY].registry)
+        )
+        await app[GATEWAY_KEY].shutdown()
+    finally:
+        await runner.cleanup()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be within 0..65535")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError("must start with redis://, rediss:// or unix://")
+    return text
+
+
+def _expires_in(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
+    if not 1 <= value <= MAX_EXPIRES_IN_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be within 1..{MAX_EXPIRES_IN_SECONDS}")
+    return value
+
+
+def add_serve_command(commands: Any) -> None:
+    """Register ``serve`` on an ``argparse`` sub-parsers object."""
+    parser = commands.add_parser(
+        "serve",
+        help="run the local API Gateway WebSocket emulator with the real handlers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        type=_redis_url,
+        default=None,
+        help="use this Redis instead of the embedded fakeredis",
+    )
+    parser.add_argument(
+        "--stage", default="local", help="the stage name in events and URLs (default local)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="close sockets idle this long with 1001 (default 600, API Gateway's 10 min)",
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=_positive_seconds,
+        default=7200.0,
+        metavar="SECONDS",
+        help="close sockets open this long with 1001 (default 7200, API Gateway's 2 h)",
+    )
+    parser.add_argument(
+        "--integration-timeout",
+        type=_positive_seconds,
+        default=29.0,
+        metavar="SECONDS",
+        help="fail handler calls slower than this (default 29, API Gateway's limit)",
+    )
+    parser.add_argument(
+        "--binary-frames",
+        choices=("reject", "base64"),
+        default="reject",
+        help="reject: close with 1003 as API Gateway does (default); base64: deliver with isBase64Encoded",
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="where the development key lives"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    parser.set_defaults(handler=run_serve)
+
+
+def add_token_command(commands: Any) -> None:
+    """Register ``token`` on an ``argparse`` sub-parsers object."""
+    parser = commands.add_parser(
+        "token",
+        help="print a development access token that a running serve accepts",
+        description="Print (only) a Cognito-shaped access token signed with the development key.",
+    )
+    parser.add_argument(
+        "--sub", default=DEV_SUB, help=f"the user id (sub claim); default {DEV_SUB}"
+    )
+    parser.add_argument(
+        "--expires-in",
+        type=_expires_in,
+        default=DEFAULT_EXPIRES_IN_SECONDS,
+        metavar="SECONDS",
+        help="validity in seconds (default 3600, at most 86400)",
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="where the development key lives"
+    )
+    parser.set_defaults(handler=run_token)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    """``timeline-ws token``: print one token and nothing else; 2 on bad input."""
+    if not args.sub.strip():
+        print("timeline-ws token: --sub must not be empty", file=sys.stderr)
+        return 2
+    dev = load_dev_cognito(args.state_dir)
+    print(dev.access_token(sub=args.sub, expires_in_seconds=args.expires_in))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``timeline-ws serve``: prepare, print the banner, serve until a signal; 1 on a startup error."""
+    from entrypoints.local_gateway.events import ApiIdentity
+    from entrypoints.local_gateway.server import GatewaySettings
+    from entrypoints.settings import ConfigurationError
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    soft, _hard = raise_open_file_limit()
+    settings = GatewaySettings(
+        api=ApiIdentity(stage=args.stage),
+        idle_timeout_seconds=args.idle_timeout,
+        max_duration_seconds=args.max_duration,
+        integration_timeout_seconds=args.integration_timeout,
+        binary_frames=args.binary_frames,
+    )
+    try:
+        prepared = prepare_gateway(
+            host=args.host,
+            port=args.port,
+            settings=settings,
+            redis_url=args.redis_url,
+            state_dir=args.state_dir,
+            environ=os.environ,
+        )
+    except (OSError, ConfigurationError) as error:
+        print(f"timeline-ws serve: {error}", file=sys.stderr)
+        return 1
+    print(banner(prepared), flush=True)
+    logger.info("listening on %s (open-file limit %d)", prepared.base_url, soft)
+    asyncio.run(serve_until_stopped(prepared.app, prepared.sock))
+    return 0

@@ -1,0 +1,527 @@
+"""The local gateway's aiohttp application: WebSocket upgrades, routing, closes, @connections.
+
+Behaviour follows API Gateway's WebSocket API:
+
+- Upgrade (``GET /ws`` or ``GET /{stage}``): a ``$connect`` event goes to the handler before
+  the handshake completes; a non-2xx ``statusCode`` rejects the upgrade with that HTTP
+  status and no socket; 2xx completes it, echoing ``Sec-WebSocket-Protocol`` when the
+  handler returns one. A handler that raises or answers garbage is a 502, one slower than
+  the integration timeout (29 s) a 504; nothing of the handler's internals reaches the client
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
+- Messages: route selection on ``$request.body.action``
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html);
+  one MESSAGE event per frame, handled in order per connection; a failed invocation sends
+  the client ``{"message": "Internal server error", "connectionId", "requestId"}`` as API
+  Gateway does, and the socket stays open. Messages over 128 KB close the socket with 1009
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html).
+  Binary frames close it with 1003 (API Gateway rejects them:
+  https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html)
+  unless ``binary_frames="base64"``, which delivers them base64 with ``isBase64Encoded`` true.
+- Closes: every close runs ``$disconnect`` once, after the connection's last message, with
+  ``disconnectStatusCode`` / ``disconnectReason`` as API Gateway reports them (see
+  :data:`CLIENT_NO_STATUS` and friends). Idle timeout (no data frame from the client for
+  10 min) and maximum duration (2 h) close with 1001 ``Going away``.
+- Handlers run in a thread pool, so a slow handler never blocks other sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+
+from entrypoints.local_gateway.connections import ConnectionRegistry, LiveConnection
+from entrypoints.local_gateway.events import (
+    CONNECT_ROUTE,
+    DEFAULT_ROUTE,
+    DISCONNECT_ROUTE,
+    ApiIdentity,
+    ClientConnection,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_id,
+    now_ms,
+    select_route,
+)
+from entrypoints.local_gateway.lambda_context import lambda_context
+from entrypoints.local_gateway.management_api import ManagementApi
+
+Handler = Callable[[dict[str, Any], Any], Any]
+"""A Lambda handler: ``(event, context) -> response dict``."""
+
+access_log = logging.getLogger("timeline_ws.gateway.access")
+logger = logging.getLogger("timeline_ws.gateway")
+
+MAX_MESSAGE_BYTES: Final = 128 * 1024
+IDLE_TIMEOUT_SECONDS: Final = 600.0
+MAX_DURATION_SECONDS: Final = 7200.0
+INTEGRATION_TIMEOUT_SECONDS: Final = 29.0
+
+GOING_AWAY: Final = (1001, "Going away")
+"""Idle timeout, maximum duration and shutdown (captured ``$disconnect`` after an idle timeout)."""
+CLIENT_NO_STATUS: Final = (1005, "Client-side close frame status not set")
+"""A client close frame without a status code (captured, and in the AWS developer guide)."""
+ABNORMAL: Final = (1006, "")
+"""The client vanished without a close frame (RFC 6455 1006; reason text not documented)."""
+MESSAGE_TOO_BIG: Final = (1009, "Message too big")
+UNSUPPORTED_DATA: Final = (1003, "Unsupported data")
+
+_CLOSE_MESSAGE_TYPES: Final = frozenset(
+    {WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR}
+)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewaySettings:
+    """How the gateway behaves; the defaults are API Gateway's quotas.
+
+    Attributes:
+        api: apiId and stage reported in events; the stage also prefixes the WebSocket and
+            ``@connections`` paths.
+        idle_timeout_seconds: close after this long without a data frame from the client.
+        max_duration_seconds: close this long after the connection opened.
+        max_message_bytes: larger messages close the socket with 1009.
+        integration_timeout_seconds: a handler slower than this fails the request.
+        binary_frames: ``"reject"`` (API Gateway: close with 1003) or ``"base64"``.
+        route_keys: the configured routes; ``$default`` plus any custom action routes.
+        shutdown_timeout_seconds: how long shutdown waits for ``$disconnect`` handlers.
+    """
+
+    api: ApiIdentity = attrs.field(factory=ApiIdentity)
+    idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS
+    max_duration_seconds: float = MAX_DURATION_SECONDS
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS
+    binary_frames: str = attrs.field(
+        default="reject", validator=attrs.validators.in_(("reject", "base64"))
+    )
+    route_keys: tuple[str, ...] = (DEFAULT_ROUTE,)
+    shutdown_timeout_seconds: float = 35.0
+
+
+@attrs.frozen(slots=True)
+class Invocation:
+    """The outcome of one handler call: ``status`` (``None`` when the call failed) and ``response``."""
+
+    status: int | None
+    response: Mapping[str, Any] | None
+    failure: str | None = None
+
+
+FUNCTION_NAMES: Final = {
+    CONNECT_ROUTE: "timeline-ws-connect",
+    DISCONNECT_ROUTE: "timeline-ws-disconnect",
+    DEFAULT_ROUTE: "timeline-ws-default",
+}
+
+
+class Gateway:
+    """The emulator's state and behaviour; :func:`create_app` exposes it over HTTP.
+
+    Args:
+        handlers: route key -> Lambda handler; needs ``$connect``, ``$disconnect`` and
+            ``$default`` (custom route keys in ``settings.route_keys`` need a handler too).
+        settings: see :class:`GatewaySettings`.
+        executor: where handlers run; a private thread pool by default.
+
+    Raises:
+        ValueError: a configured route has no handler.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        settings: GatewaySettings | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        self.settings = settings or GatewaySettings()
+        missing = {CONNECT_ROUTE, DISCONNECT_ROUTE, *self.settings.route_keys} - set(handlers)
+        if missing:
+            raise ValueError(f"no handler for route(s): {', '.join(sorted(missing))}")
+        self.handlers = dict(handlers)
+        self.registry = ConnectionRegistry()
+        self.management = ManagementApi(self.registry, stage=self.settings.api.stage)
+        self._own_executor = executor is None
+        self.executor = executor or concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="lambda"
+        )
+        self._sessions: set[asyncio.Task[Any]] = set()
+        self.shutting_down = False
+
+    # -- handler invocation ------------------------------------------------------------
+
+    async def invoke(self, route_key: str, event: dict[str, Any]) -> Invocation:
+        """Run the route's handler in the pool and log one access line (no tokens, no query)."""
+        handler = self.handlers[route_key]
+        timeout = self.settings.integration_timeout_seconds
+        context = lambda_context(FUNCTION_NAMES.get(route_key, "timeline-ws-route"), timeout)
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        outcome: Invocation
+        try:
+            future = loop.run_in_executor(self.executor, handler, event, context)
+            response = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            outcome = Invocation(None, None, "timeout")
+        except Exception as error:  # the handler's bug must not kill the gateway
+            logger.error(
+                "handler %s raised %s",
+                route_key,
+                type(error).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            outcome = Invocation(None, None, "error")
+        else:
+            status = response.get("statusCode") if isinstance(response, Mapping) else None
+            if isinstance(status, int) and not isinstance(status, bool):
+                outcome = Invocation(status, response)
+            else:
+                outcome = Invocation(None, None, "malformed_response")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        access_log.info(
+            "%s connectionId=%s route=%s status=%s ms=%.1f",
+            event["requestContext"]["eventType"].lower(),
+            event["requestContext"]["connectionId"],
+            route_key,
+            outcome.status if outcome.status is not None else outcome.failure,
+            elapsed_ms,
+        )
+        return outcome
+
+    # -- WebSocket sessions --------------------------------------------------------------
+
+    async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
+        """One client: ``$connect``, the handshake, its messages, then ``$disconnect``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            return await self._session(request)
+        finally:
+            self._sessions.discard(task)
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        probe = web.WebSocketResponse()
+        if not probe.can_prepare(request).ok:
+            return web.Response(
+                status=426, text="Upgrade Required", headers={"Upgrade": "websocket"}
+            )
+        if self.shutting_down:
+            return web.Response(status=503)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        client = ClientConnection(
+            connection_id=new_id(),
+            connected_at_ms=now_ms(),
+            domain_name=request.host,
+            source_ip=peer[0] if peer else "127.0.0.1",
+            user_agent=request.headers.get("User-Agent"),
+        )
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        event = connect_event(
+            api=self.settings.api,
+            client=client,
+            headers=_headers(request),
+            query_string=request.rel_url.raw_query_string,
+            server_port=sockname[1] if sockname else 0,
+        )
+        outcome = await self.invoke(CONNECT_ROUTE, event)
+        if outcome.status is None:
+            return web.Response(status=504 if outcome.failure == "timeout" else 502)
+        if not 200 <= outcome.status < 300:
+            return web.Response(status=outcome.status)
+        protocol = _returned_protocol(outcome.response)
+        socket_response = web.WebSocketResponse(
+            protocols=(protocol,) if protocol else (),
+            max_msg_size=self.settings.max_message_bytes,
+            compress=False,
+            autoping=True,
+        )
+        try:
+            await socket_response.prepare(request)
+        except Exception:  # the client left between $connect and the handshake
+            await self._disconnect(client, ABNORMAL)
+            raise
+        connection = LiveConnection(
+            client=client, socket=socket_response, last_active_ms=client.connected_at_ms
+        )
+        self.registry.add(connection)
+        try:
+            code, reason = await self._pump(connection)
+        finally:
+            self.registry.remove(client.connection_id)
+        if connection.closer is not None:
+            with contextlib.suppress(Exception):
+                await connection.closer
+        await self._disconnect(client, (code, reason))
+        connection.finished.set()
+        return socket_response
+
+    async def _pump(self, connection: LiveConnection) -> tuple[int, str]:
+        """Read frames until the connection closes; returns the ``$disconnect`` code and reason."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+        worker = asyncio.get_running_loop().create_task(self._work(connection, queue))
+        try:
+            return await self._read(connection, queue)
+        finally:
+            await queue.put(None)
+            await worker
+
+    async def _read(
+        self, connection: LiveConnection, queue: asyncio.Queue[dict[str, Any] | None]
+    ) -> tuple[int, str]:
+        settings = self.settings
+        ws = connection.socket
+        max_deadline = time.monotonic() + settings.max_duration_seconds
+        idle_deadline = time.monotonic() + settings.idle_timeout_seconds
+        if self.shutting_down:
+            connection.request_close(*GOING_AWAY)
+        while True:
+            deadline = min(idle_deadline, max_deadline)
+            try:
+                async with asyncio.timeout_at(
+                    asyncio.get_running_loop().time() + (deadline - time.monotonic())
+                ):
+                    message = await ws.receive()
+            except TimeoutError:
+                connection.request_close(*GOING_AWAY)
+                continue
+            if connection.close_request is not None:
+                return connection.close_request.code, connection.close_request.reason
+            if message.type is WSMsgType.TEXT:
+                idle_deadline = time.monotonic() + settings.idle_timeout_seconds
+                connection.last_active_ms = now_ms()
+                route = select_route(message.data, settings.route_keys)
+                await queue.put(self._message_event(connection, route, message.data, False))
+            elif message.type is WSMsgType.BINARY:
+                if settings.binary_frames == "reject":
+                    connection.request_close(*UNSUPPORTED_DATA)
+                    continue
+                idle_deadline = time.monotonic() + settings.idle_timeout_seconds
+                connection.last_active_ms = now_ms()
+                body = base64.b64encode(message.data).decode("ascii")
+                await queue.put(self._message_event(connection, DEFAULT_ROUTE, body, True))
+            elif message.type in _CLOSE_MESSAGE_TYPES:
+                return _client_close(message)
+
+    def _message_event(
+        self, connection: LiveConnection, route: str | None, body: str, is_base64: bool
+    ) -> dict[str, Any]:
+        return message_event(
+            api=self.settings.api,
+            client=connection.client,
+            route_key=route or "",
+            body=body,
+            is_base64_encoded=is_base64,
+        )
+
+    async def _work(
+        self, connection: LiveConnection, queue: asyncio.Queue[dict[str, Any] | None]
+    ) -> None:
+        """Run the connection's MESSAGE events one after the other, in arrival order."""
+        while (event := await queue.get()) is not None:
+            context = event["requestContext"]
+            route = context["routeKey"]
+            if route == "":
+                await self._tell(connection, "Forbidden", context["requestId"])
+                continue
+            outcome = await self.invoke(route, event)
+            if outcome.status is None:
+                message = (
+                    "Endpoint request timed out"
+                    if outcome.failure == "timeout"
+                    else "Internal server error"
+                )
+                await self._tell(connection, message, context["requestId"])
+
+    async def _tell(self, connection: LiveConnection, message: str, request_id: str) -> None:
+        """API Gateway's own error frame to the client, e.g. after a failed integration."""
+        frame = {
+            "message": message,
+            "connectionId": connection.connection_id,
+            "requestId": request_id,
+        }
+        if not connection.socket.closed:
+            with contextlib.suppress(ConnectionError):
+                await connection.socket.send_str(json.dumps(frame))
+
+    async def _disconnect(self, client: ClientConnection, close: tuple[int, str]) -> None:
+        event = disconnect_event(
+            api=self.settings.api, client=client, status_code=close[0], reason=close[1]
+        )
+        await self.invoke(DISCONNECT_ROUTE, event)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Close every socket with 1001 ``Going away`` and wait for each ``$disconnect``.
+
+        Upgrades still in ``$connect`` finish, then close the same way. Waits at most
+        ``settings.shutdown_timeout_seconds``.
+        """
+        self.shutting_down = True
+        for connection in self.registry:
+            connection.request_close(*GOING_AWAY)
+        sessions = [task for task in self._sessions if not task.done()]
+        if sessions:
+            await asyncio.wait(sessions, timeout=self.settings.shutdown_timeout_seconds)
+        if self._own_executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _headers(request: web.Request) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
+    ]
+
+
+def _returned_protocol(response: Mapping[str, Any] | None) -> str | None:
+    headers = response.get("headers") if response else None
+    if not isinstance(headers, Mapping):
+        return None
+    for name, value in headers.items():
+        if (
+            isinstance(name, str)
+            and name.lower() == "sec-websocket-protocol"
+            and isinstance(value, str)
+        ):
+            return value
+    return None
+
+
+def _client_close(message: Any) -> tuple[int, str]:
+    """``disconnectStatusCode`` / ``disconnectReason`` for a close the gateway did not start."""
+    if message.type is WSMsgType.CLOSE:
+        code = int(message.data or 0)
+        if code == 0:
+            return CLIENT_NO_STATUS
+        return code, str(message.extra or "")
+    if message.type is WSMsgType.ERROR and isinstance(message.data, WebSocketError):
+        if message.data.code == WSCloseCode.MESSAGE_TOO_BIG:
+            return MESSAGE_TOO_BIG
+        return int(message.data.code), ""
+    return ABNORMAL
+
+
+async def _health(request: web.Request) -> web.Response:
+    gateway: Gateway = request.app[GATEWAY_KEY]
+    return web.json_response({"status": "ok", "connections": len(gateway.registry)})
+
+
+GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
+JWKS_KEY: Final = web.AppKey("jwks", dict)
+
+
+def create_app(
+    handlers: Mapping[str, Handler],
+    settings: GatewaySettings | None = None,
+    *,
+    jwks: Mapping[str, Any] | None = None,
+    jwks_path: str | None = None,
+) -> web.Application:
+    """The aiohttp application of the gateway.
+
+    Args:
+        handlers: route key -> Lambda handler (see :class:`Gateway`).
+        settings: see :class:`GatewaySettings`.
+        jwks: a JWKS document to publish (the development Cognito stand-in), at ``jwks_path``
+            (``/{userPoolId}/.well-known/jwks.json``).
+
+    Routes: ``GET /health``; the WebSocket at ``/ws`` and ``/{stage}``; the JWKS; and
+    ``@connections`` (see :mod:`~entrypoints.local_gateway.management_api`).
+    """
+    gateway = Gateway(handlers, settings)
+    app = web.Application()
+    app[GATEWAY_KEY] = gateway
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ws", gateway.handle_upgrade)
+    if gateway.settings.api.stage not in {"ws", "health"}:
+        app.router.add_get(f"/{gateway.settings.api.stage}", gateway.handle_upgrade)
+    if jwks is not None and jwks_path:
+        document = dict(jwks)
+
+        async def serve_jwks(request: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        app.router.add_get(jwks_path, serve_jwks)
+    app.router.add_route("*", "/{tail:.*}", gateway.management.handle)
+
+    async def on_shutdown(app: web.Application) -> None:
+        await gateway.shutdown()
+
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket (``port`` 0 picks a free one); SO_REUSEADDR is set."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class BackgroundGateway:
+    """The gateway served from a daemon thread with its own event loop (tests, embedding).
+
+    ``start()`` returns once the socket listens; ``stop()`` runs the shutdown sequence (1001
+    to every socket, ``$disconnect`` for each) and joins the thread.
+    """
+
+    def __init__(self, app: web.Application, sock: socket.socket) -> None:
+        self.app = app
+        self.sock = sock
+        self.port = int(sock.getsockname()[1])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="local-gateway", daemon=True
+        )
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app[GATEWAY_KEY]
+
+    def start(self) -> None:
+        """Start serving; raises whatever the site's start raised."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=5
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, self.sock).start()
+
+    def run(self, coroutine: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the gateway's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
+
+    def stop(self) -> None:
+        """Shut down (bounded) and join the thread."""
+        if self._runner is not None:
+            self.run(self._runner.cleanup(), timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+        self.sock.close()
