@@ -1,0 +1,261 @@
+"""Issue 7's token corpus, end to end through the real ``$connect`` Lambda handler.
+
+Given the real ``CognitoTokenVerifier`` (JWKS preloaded with the pool's one key), the real
+Redis repository on a real redis-server and an API Gateway ``$connect`` event from
+``tests/events/connect.json`` carrying the hostile token, when the handler runs, then it
+answers 401, Redis holds nothing, and exactly one log line says why with a reason code.
+
+The verifier-level corpus (the same cases, exact reasons, no handler) lives in
+``tests/unit/test_cognito_*.py``; the cases themselves in ``tests/support/tokens.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from adapters.in_memory import FixedClock
+from adapters.redis_connection_repository import RedisClient
+from entrypoints.aws_lambda import handlers
+from tests.security.conftest import CountingStaticJwksFetcher
+from tests.security.harness import (
+    CONNECTION_ID,
+    cognito_verifier,
+    connect_event,
+    wired_handlers,
+)
+from tests.support.tokens import (
+    OTHER_CLIENT_ID,
+    TEST_NOW,
+    TEST_SUB,
+    CorpusCase,
+    TestKeyPair,
+    cognito_claims,
+    jwks_document,
+    mint_access_token,
+    mint_id_token,
+    shared_key_pair,
+    token_corpus,
+)
+
+CORPUS = token_corpus(shared_key_pair("test-kid-1"), now=TEST_NOW)
+
+NO_KEY_LOOKUP_REASONS = frozenset({"missing", "too_large", "unsupported_alg"})
+"""Rejected from the token's shape or header alone: such a token never costs a JWKS fetch."""
+
+HANDLER_LOGGER = "timeline-ws"
+
+
+def assert_rejected(
+    response: dict[str, Any],
+    store: RedisClient,
+    caplog: pytest.LogCaptureFixture,
+    reason: str,
+) -> None:
+    """401 with a body that says nothing more, nothing in Redis, one log line with ``reason``."""
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"]) == {"message": "Unauthorized"}
+    assert store.dbsize() == 0, "a rejected connection stored something"
+    handler_lines = [r for r in caplog.records if r.name == HANDLER_LOGGER]
+    assert len(handler_lines) == 1, [r.getMessage() for r in handler_lines]
+    reasons = [r for r in caplog.records if hasattr(r, "reason")]
+    assert len(reasons) == 1
+    (line,) = reasons
+    assert line.reason == reason
+    assert line.outcome == "rejected"
+    assert line.connection_id == CONNECTION_ID
+    assert line.levelno == logging.INFO
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
+def test_given_a_hostile_token_when_connect_then_401_nothing_stored_and_one_reason_logged(
+    case: CorpusCase,
+    real_handlers: None,
+    store: RedisClient,
+    jwks_fetcher: CountingStaticJwksFetcher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    response = handlers.connect_handler(connect_event(case.token), None)
+
+    assert_rejected(response, store, caplog, case.reason)
+    if case.reason in NO_KEY_LOOKUP_REASONS:
+        assert jwks_fetcher.fetches == 0
+    else:
+        assert jwks_fetcher.fetches <= 1
+
+
+def test_the_corpus_covers_every_case_issue_7_names() -> None:
+    # Given issue 7's list, then the shared corpus holds a case for each item of it.
+    names = {case.name for case in CORPUS}
+    required = {
+        "alg_none_empty_signature",
+        "hs256_with_public_key_pem",
+        "hs256_with_public_key_der",
+        "hs256_with_public_jwk_json",
+        "rs256_by_another_key_with_real_kid",
+        "unknown_kid",
+        "kid_path_traversal",
+        "kid_url",
+        "expired",
+        "exp_missing",
+        "exp_a_string",
+        "nbf_in_the_future",
+        "iat_absurdly_in_the_future",
+        "issuer_of_another_pool",
+        "issuer_of_another_region",
+        "issuer_with_trailing_slash",
+        "client_id_of_another_app_client",
+        "id_token_where_access_required",
+        "access_token_without_token_use",
+        "no_sub",
+        "two_segments",
+        "four_segments",
+        "five_segments_jwe",
+        "bad_base64_character",
+        "header_not_json",
+        "non_ascii_bytes",
+        "leading_whitespace",
+        "trailing_whitespace",
+        "token_of_16_kb",
+    }
+    assert required <= names, sorted(required - names)
+
+
+# -- cases that only exist at the edge: where the token is, and how often -------------------
+
+
+def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
+    real_handlers: None, store: RedisClient, pool_key: TestKeyPair
+) -> None:
+    # The control case: the wiring rejects the corpus because of the tokens, not by default.
+    response = handlers.connect_handler(
+        connect_event(mint_access_token(pool_key, now=TEST_NOW)), None
+    )
+
+    assert response["statusCode"] == 200
+    stored = json.loads(store.get(f"ws:connection:{CONNECTION_ID}") or b"{}")
+    assert stored == {
+        "connectionId": CONNECTION_ID,
+        "userId": TEST_SUB,
+        "connectedAt": "2026-01-03T00:00:00Z",
+    }
+    assert store.ttl(f"ws:connection:{CONNECTION_ID}") == 600
+
+
+def test_given_the_token_parameter_twice_with_different_values_then_401_ambiguous_without_verifying(
+    real_handlers: None,
+    store: RedisClient,
+    pool_key: TestKeyPair,
+    jwks_fetcher: CountingStaticJwksFetcher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given two tokens, each valid on its own, for two different users
+    mine = mint_access_token(pool_key, now=TEST_NOW)
+    theirs = mint_access_token(pool_key, now=TEST_NOW, sub="someone-else")
+
+    response = handlers.connect_handler(connect_event(mine, theirs), None)
+
+    assert_rejected(response, store, caplog, "ambiguous")
+    assert jwks_fetcher.fetches == 0
+
+
+def test_given_the_same_valid_token_twice_then_it_connects(
+    real_handlers: None, store: RedisClient, pool_key: TestKeyPair
+) -> None:
+    token = mint_access_token(pool_key, now=TEST_NOW)
+    assert handlers.connect_handler(connect_event(token, token), None)["statusCode"] == 200
+    assert store.dbsize() == 1
+
+
+def _with_header(event: dict[str, Any], name: str, value: str) -> dict[str, Any]:
+    event["headers"][name] = value
+    event["multiValueHeaders"][name] = [value]
+    return event
+
+
+@pytest.mark.parametrize(
+    ("header", "template"),
+    [
+        ("Sec-WebSocket-Protocol", "{token}"),
+        ("Sec-WebSocket-Protocol", "bearer, {token}"),
+        ("Authorization", "Bearer {token}"),
+        ("Cookie", "token={token}"),
+    ],
+    ids=["sec_websocket_protocol", "sec_websocket_protocol_list", "authorization", "cookie"],
+)
+def test_given_a_valid_token_only_in_a_header_when_connect_then_401_missing(
+    real_handlers: None,
+    store: RedisClient,
+    pool_key: TestKeyPair,
+    caplog: pytest.LogCaptureFixture,
+    header: str,
+    template: str,
+) -> None:
+    # The contract is the query string: a token anywhere else is no token at all.
+    token = mint_access_token(pool_key, now=TEST_NOW)
+    event = _with_header(connect_event(), header, template.format(token=token))
+
+    assert_rejected(handlers.connect_handler(event, None), store, caplog, "missing")
+
+
+@pytest.mark.parametrize("name", ["Token", "access_token", "id_token", "token[]", "token "])
+def test_given_a_valid_token_under_another_query_parameter_name_then_401_missing(
+    real_handlers: None,
+    store: RedisClient,
+    pool_key: TestKeyPair,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    token = mint_access_token(pool_key, now=TEST_NOW)
+    event = connect_event()
+    event["queryStringParameters"] = {name: token}
+    event["multiValueQueryStringParameters"] = {name: [token]}
+
+    assert_rejected(handlers.connect_handler(event, None), store, caplog, "missing")
+
+
+@pytest.mark.parametrize(
+    ("mint", "reason"),
+    [
+        (lambda key: mint_access_token(key, now=TEST_NOW), "wrong_token_use"),
+        (lambda key: mint_id_token(key, now=TEST_NOW, client_id=OTHER_CLIENT_ID), "wrong_client"),
+        (lambda key: mint_id_token(key, now=TEST_NOW, drop=("aud",)), "wrong_client"),
+        (
+            lambda key: key.sign(
+                {**cognito_claims(token_use="id", now=TEST_NOW), "token_use": "access"}
+            ),
+            "wrong_token_use",
+        ),
+    ],
+    ids=[
+        "access_token_where_id_required",
+        "id_token_of_another_app_client",
+        "id_token_without_aud",
+        "id_token_claiming_access_use",
+    ],
+)
+def test_given_a_pool_configured_for_id_tokens_then_other_tokens_get_401(
+    store: RedisClient,
+    pool_key: TestKeyPair,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+    mint: Any,
+    reason: str,
+) -> None:
+    # Given COGNITO_TOKEN_USE=id
+    verifier = cognito_verifier(
+        CountingStaticJwksFetcher(jwks_document(pool_key)), clock, token_use="id"
+    )
+    with wired_handlers(verifier=verifier, redis_client=store, clock=clock):
+        # The control: a proper ID token connects
+        good = handlers.connect_handler(connect_event(mint_id_token(pool_key, now=TEST_NOW)), None)
+        assert good["statusCode"] == 200
+        store.flushdb()
+        caplog.clear()
+
+        response = handlers.connect_handler(connect_event(mint(pool_key)), None)
+
+    assert_rejected(response, store, caplog, reason)
