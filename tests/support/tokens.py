@@ -363,6 +363,8 @@ def token_corpus(key: TestKeyPair, *, now: datetime | float | None = None) -> li
         CorpusCase("exp_missing", signed(drop=("exp",)), "missing_claim"),
         CorpusCase("exp_a_string", signed(exp=str(at + 3600)), "malformed"),
         CorpusCase("exp_a_boolean", signed(exp=True), "malformed"),
+        CorpusCase("nbf_a_string", signed(nbf=str(at)), "malformed"),
+        CorpusCase("iat_a_string", signed(iat=str(at)), "malformed"),
         CorpusCase("exp_nan", key.sign(json.dumps({**claims, "exp": float("nan")})), "malformed"),
         CorpusCase(
             "exp_infinity", key.sign(json.dumps({**claims, "exp": float("inf")})), "malformed"
@@ -415,6 +417,7 @@ def token_corpus(key: TestKeyPair, *, now: datetime | float | None = None) -> li
         CorpusCase("two_segments", f"{head}.{body}", "malformed"),
         CorpusCase("four_segments", f"{valid}.{signature}", "malformed"),
         CorpusCase("five_segments_jwe", _jwe_shaped(), "malformed"),
+        CorpusCase("rs256_with_empty_signature", f"{head}.{body}.", "malformed"),
         CorpusCase("empty_header_segment", f".{body}.{signature}", "malformed"),
         CorpusCase("bad_base64_character", f"{head}.{body}!.{signature}", "malformed"),
         CorpusCase(

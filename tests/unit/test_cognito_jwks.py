@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -94,9 +95,8 @@ def test_given_a_url_that_is_not_http_when_building_the_fetcher_then_value_error
     "settings", [{"timeout_seconds": 0}, {"timeout_seconds": -1}, {"max_bytes": 0}]
 )
 def test_given_non_positive_limits_when_building_the_fetcher_then_value_error(
-    settings: dict[str, float],
+    settings: dict[str, Any],
 ) -> None:
+    url = "https://cognito-idp.us-east-1.amazonaws.com/x/.well-known/jwks.json"
     with pytest.raises(ValueError):
-        HttpJwksFetcher(
-            "https://cognito-idp.us-east-1.amazonaws.com/x/.well-known/jwks.json", **settings
-        )  # type: ignore[arg-type]
+        HttpJwksFetcher(url, **settings)

@@ -143,6 +143,14 @@ def test_given_a_cognito_style_kid_with_slash_plus_and_equals_when_verified_then
     assert verifier.verify(mint_access_token(rotated, now=TEST_NOW)).user_id == TEST_SUB
 
 
+def test_given_a_token_without_the_optional_iat_and_nbf_when_verified_then_accepted(
+    verifier: CognitoTokenVerifier, key: TestKeyPair
+) -> None:
+    token = mint_access_token(key, now=NOW, drop=("iat", "nbf", "auth_time"))
+
+    assert verifier.verify(token).user_id == TEST_SUB
+
+
 def test_given_a_jwk_without_use_and_alg_when_verified_then_the_key_is_usable(
     key: TestKeyPair,
 ) -> None:
