@@ -10,8 +10,15 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Lambda package target: keep in step with lambda_runtime/lambda_architecture in infra/variables.tf.
+LAMBDA_PYTHON ?= 3.13
+LAMBDA_ARCH ?= x86_64
+# checkov pins old boto3/packaging and breaks pytest beside the project: it gets its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint redis-server
+.PHONY: help install run test lint redis-server package checks checkov
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,7 +37,7 @@ redis-server: ## Make sure a redis-server binary exists (apt-get installs it whe
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 	@redis-server --version
 
-test: install redis-server ## Architecture contracts, then every test tier with coverage
+test: install redis-server checkov ## Architecture contracts, then every test tier with coverage
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 
@@ -39,3 +46,16 @@ lint: install ## ruff, mypy and the architecture contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH)
+	$(BIN)/python scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip
+
+checkov: $(CHECKOV_STAMP) ## Install checkov into its own virtualenv (.venv-checkov)
+
+$(CHECKOV_STAMP):
+	@[ -x $(CHECKOV_VENV)/bin/python ] || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checks: install checkov ## Infra and security checks only (tests/infra; make test runs them too)
+	$(BIN)/python -m pytest -q tests/infra

@@ -26,10 +26,11 @@ resource "aws_iam_role" "lambda" {
 
 locals {
   # @connections ARNs: arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/@connections/<connectionId>
-  # POST sends (pong), GET reads a connection's state, DELETE closes it.
+  # The handlers POST (PostToConnection: pong) and DELETE (DeleteConnection: close); they
+  # never GET a connection's state, so GET is not granted.
   # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html
   manage_connections_arns = [
-    for method in ["POST", "GET", "DELETE"] :
+    for method in ["POST", "DELETE"] :
     "${aws_apigatewayv2_api.websocket.execution_arn}/${var.stage_name}/${method}/@connections/*"
   ]
 }

@@ -43,7 +43,7 @@ locals {
 
   availability_zones = var.availability_zones
 
-  # The endpoint the handlers call for @connections (POST a pong, GET/DELETE a connection).
+  # The endpoint the handlers call for @connections (POST a pong, DELETE a connection).
   # The execute-api host works whether or not a custom domain is mapped, so the handlers
   # never have to derive it from the event's domainName and stage.
   management_api_endpoint = "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${local.region}.amazonaws.com/${var.stage_name}"

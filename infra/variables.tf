@@ -143,13 +143,13 @@ variable "connection_ttl_seconds" {
 variable "redis_connect_timeout_seconds" {
   description = "REDIS_CONNECT_TIMEOUT_SECONDS: how long a handler waits to open a Redis connection before failing over."
   type        = number
-  default     = 1
+  default     = 0.5
 }
 
 variable "redis_read_timeout_seconds" {
   description = "REDIS_READ_TIMEOUT_SECONDS: how long a handler waits for a Redis reply before failing over."
   type        = number
-  default     = 1
+  default     = 0.25
 }
 
 # --- Cognito -----------------------------------------------------------------------------

@@ -1,0 +1,340 @@
+"""Build the Lambda deployment package: ``dist/timeline-ws-lambda.zip``.
+
+The zip holds our packages (``[tool.setuptools.packages.find] include`` in pyproject.toml:
+domain, application, adapters, entrypoints) and the runtime dependencies
+(``[project].dependencies``) as manylinux wheels for the Lambda runtime's Python version and
+architecture; never the ``local`` or ``dev`` extras (aiohttp, websockets, fakeredis, rich,
+pytest, moto, ...). The layout is Lambda's: packages at the root of the zip.
+https://docs.aws.amazon.com/lambda/latest/dg/python-package.html
+
+Versions: every distribution in the runtime dependency tree that is installed in the
+interpreter running this script (the project's virtualenv) is pinned to that version, so the
+package ships exactly the boto3, botocore, redis, ... the test suite ran against. boto3 and
+botocore are bundled on purpose: the copy in the Lambda runtime is older than our floor and
+changes whenever AWS updates the runtime.
+
+The zip is reproducible: entries sorted, timestamps fixed at 1980-01-01, permissions
+normalised, no ``.pyc`` files. Unchanged inputs give a byte-identical zip, so Terraform's
+``source_code_hash`` only changes when the code or a dependency does.
+
+Usage::
+
+    python scripts/package_lambda.py --python-version 3.13 --architecture x86_64 \\
+        --output dist/timeline-ws-lambda.zip
+
+Exit status 0 on success; 1 with a message on stderr when pip fails or the result breaks a
+rule above (a forbidden distribution inside, or Lambda's size limits exceeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = PROJECT_ROOT / "dist" / "timeline-ws-lambda.zip"
+
+# Lambda architecture names -> the manylinux platform tag pip downloads wheels for.
+# manylinux2014 (glibc 2.17) wheels run on both Amazon Linux 2023 runtimes (python3.12/3.13).
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+# Distributions that must never reach Lambda: the `local` extra and the test tools.
+FORBIDDEN_DISTRIBUTIONS = frozenset(
+    canonicalize_name(name)
+    for name in (
+        "aiohttp",
+        "websockets",
+        "fakeredis",
+        "rich",
+        "pytest",
+        "pytest-cov",
+        "coverage",
+        "moto",
+        "hypothesis",
+        "mypy",
+        "ruff",
+        "bandit",
+        "import-linter",
+        "python-hcl2",
+        "boto3-stubs",
+    )
+)
+
+# Lambda quotas: 50 MB zipped (direct upload), 250 MB unzipped.
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+MAX_ZIPPED_BYTES = 50 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+SKIPPED_DIRECTORIES = frozenset({"__pycache__", "bin"})
+SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+class PackagingError(Exception):
+    """The package could not be built, or the result breaks a packaging rule."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageReport:
+    """What was built: the zip's path, its sizes in bytes and the pinned distributions."""
+
+    output: Path
+    python_version: str
+    architecture: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    pins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectLayout:
+    """The parts of pyproject.toml the package needs: runtime requirements and our packages."""
+
+    requirements: tuple[str, ...]
+    packages: tuple[str, ...]
+
+
+def read_project(project_root: Path) -> ProjectLayout:
+    """Read ``[project].dependencies`` and the top-level packages setuptools includes."""
+    with (project_root / "pyproject.toml").open("rb") as handle:
+        pyproject = tomllib.load(handle)
+    requirements = tuple(pyproject["project"]["dependencies"])
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = tuple(sorted({pattern.rstrip("*").rstrip(".") for pattern in patterns}))
+    return ProjectLayout(requirements=requirements, packages=packages)
+
+
+def target_environment(python_version: str, architecture: str) -> dict[str, str]:
+    """PEP 508 marker values for CPython ``python_version`` on Linux ``architecture``."""
+    environment = {key: str(value) for key, value in default_environment().items()}
+    environment.update(
+        {
+            "python_version": python_version,
+            "python_full_version": f"{python_version}.0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "platform_machine": MACHINES[architecture],
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "os_name": "posix",
+        }
+    )
+    return environment
+
+
+def pinned_closure(requirements: Iterable[str], environment: dict[str, str]) -> tuple[str, ...]:
+    """``name==version`` for every installed distribution the requirements pull in.
+
+    Walks the dependency tree through the metadata of the running interpreter's installed
+    distributions, evaluating markers for the target ``environment`` (extras included as
+    requested). A requirement that is not installed here is left for pip to resolve.
+    """
+    pins: dict[str, str] = {}
+    pending = [Requirement(text) for text in requirements]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        key = (name, frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        pins[name] = distribution.version
+        for text in distribution.requires or ():
+            child = Requirement(text)
+            wanted_extras = requirement.extras or {""}
+            if child.marker is None or any(
+                child.marker.evaluate({**environment, "extra": extra}) for extra in wanted_extras
+            ):
+                pending.append(child)
+    return tuple(f"{name}=={version}" for name, version in sorted(pins.items()))
+
+
+def pip_install(
+    *,
+    requirements: Sequence[str],
+    constraints_file: Path,
+    target: Path,
+    python_version: str,
+    architecture: str,
+) -> None:
+    """Install manylinux wheels for the target runtime into ``target`` (pip, no builds).
+
+    Raises:
+        PackagingError: pip failed (its output is on stderr).
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--platform",
+        PLATFORMS[architecture],
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        "--only-binary=:all:",
+        "--constraint",
+        str(constraints_file),
+        *requirements,
+    ]
+    completed = subprocess.run(command, check=False)  # noqa: S603 - fixed argv, no shell
+    if completed.returncode != 0:
+        raise PackagingError(f"pip install failed with exit status {completed.returncode}")
+
+
+def copy_project_packages(project_root: Path, packages: Iterable[str], target: Path) -> None:
+    """Copy our top-level packages into ``target``, without caches or compiled files."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+    for package in packages:
+        source = project_root / package
+        if not (source / "__init__.py").is_file():
+            raise PackagingError(f"{package}/ is not a package (no __init__.py)")
+        shutil.copytree(source, target / package, ignore=ignore)
+
+
+def installed_distributions(target: Path) -> set[str]:
+    """Canonical names of the distributions pip installed into ``target``."""
+    names: set[str] = set()
+    for info in target.glob("*.dist-info"):
+        name, _, _ = info.name.removesuffix(".dist-info").partition("-")
+        names.add(canonicalize_name(name))
+    return names
+
+
+def package_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` that belongs in the zip, in a stable (sorted) order."""
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES)
+        for name in sorted(files):
+            if not name.endswith(SKIPPED_SUFFIXES):
+                yield Path(directory) / name
+
+
+def write_zip(root: Path, output: Path) -> int:
+    """Write ``root``'s files to ``output`` reproducibly; returns the unzipped size in bytes."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    unzipped = 0
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in package_files(root):
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o100644 if not os.access(path, os.X_OK) else 0o100755) << 16
+            data = path.read_bytes()
+            unzipped += len(data)
+            zf.writestr(info, data, compresslevel=9)
+    partial.replace(output)
+    return unzipped
+
+
+def build_package(
+    *,
+    python_version: str,
+    architecture: str,
+    output: Path,
+    project_root: Path = PROJECT_ROOT,
+) -> PackageReport:
+    """Build the zip at ``output`` for CPython ``python_version`` on Lambda ``architecture``.
+
+    Raises:
+        PackagingError: pip failed, a forbidden distribution got in, or the zip breaks
+            Lambda's 50 MB zipped / 250 MB unzipped limits.
+    """
+    if architecture not in PLATFORMS:
+        raise PackagingError(f"architecture must be one of {sorted(PLATFORMS)}")
+    if not re.fullmatch(r"3\.\d{1,2}", python_version):
+        raise PackagingError("python version must look like 3.13")
+    layout = read_project(project_root)
+    pins = pinned_closure(layout.requirements, target_environment(python_version, architecture))
+    with tempfile.TemporaryDirectory(prefix="timeline-ws-lambda-") as scratch:
+        staging = Path(scratch) / "package"
+        constraints = Path(scratch) / "constraints.txt"
+        constraints.write_text("".join(f"{pin}\n" for pin in pins), encoding="utf-8")
+        pip_install(
+            requirements=layout.requirements,
+            constraints_file=constraints,
+            target=staging,
+            python_version=python_version,
+            architecture=architecture,
+        )
+        forbidden = installed_distributions(staging) & FORBIDDEN_DISTRIBUTIONS
+        if forbidden:
+            raise PackagingError(f"test/local-only distributions got in: {sorted(forbidden)}")
+        copy_project_packages(project_root, layout.packages, staging)
+        unzipped = write_zip(staging, output)
+    zipped = output.stat().st_size
+    if zipped >= MAX_ZIPPED_BYTES or unzipped >= MAX_UNZIPPED_BYTES:
+        raise PackagingError(
+            f"package too large for Lambda: {zipped} bytes zipped, {unzipped} unzipped"
+        )
+    return PackageReport(
+        output=output,
+        python_version=python_version,
+        architecture=architecture,
+        zipped_bytes=zipped,
+        unzipped_bytes=unzipped,
+        pins=pins,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options; defaults match infra/variables.tf (python3.13, x86_64)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python-version", default="3.13", help="Lambda runtime's Python")
+    parser.add_argument("--architecture", choices=sorted(PLATFORMS), default="x86_64")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the package and print a summary; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = build_package(
+            python_version=args.python_version,
+            architecture=args.architecture,
+            output=args.output.resolve(),
+        )
+    except PackagingError as exc:
+        print(f"package_lambda: {exc}", file=sys.stderr)
+        return 1
+    mebibyte = 1024 * 1024
+    print(
+        f"{report.output}: CPython {report.python_version} on {report.architecture} "
+        f"({PLATFORMS[report.architecture]}), {report.zipped_bytes / mebibyte:.1f} MiB zipped, "
+        f"{report.unzipped_bytes / mebibyte:.1f} MiB unzipped"
+    )
+    print("pinned: " + ", ".join(report.pins))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
