@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import io
 import ipaddress
 import json
@@ -167,8 +168,8 @@ class JwksServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/us-east-1_TimelineWs/.well-known/jwks.json"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/us-east-1_TimelineWs/.well-known/jwks.json"
 
     def _answer(self, request: BaseHTTPRequestHandler, mode: str) -> None:
         if mode == "hang":
@@ -420,23 +421,21 @@ def capture_all_output() -> Iterator[OutputCapture]:
     loggers += [
         value for value in list(manager.loggerDict.values()) if isinstance(value, logging.Logger)
     ]
-    restore: list[Callable[[], None]] = []
+    restore: list[Callable[[], object]] = []
     try:
         for logger in dict.fromkeys(loggers):
-            previous_level = logger.level
-            restore.append(lambda logger=logger, level=previous_level: logger.setLevel(level))
+            restore.append(functools.partial(logger.setLevel, logger.level))
             if logger is logging.getLogger() or logger.name in NOISY_LOGGERS or logger.level:
                 logger.setLevel(logging.DEBUG)
             if logger is logging.getLogger() or not logger.propagate:
                 logger.addHandler(recorder)
-                restore.append(lambda logger=logger: logger.removeHandler(recorder))
+                restore.append(functools.partial(logger.removeHandler, recorder))
             for handler in list(logger.handlers):
                 if type(handler) is logging.StreamHandler:
                     buffer = io.StringIO()
                     capture.streams.append(buffer)
-                    previous = handler.setStream(buffer)
-                    restore.append(lambda h=handler, p=previous: h.setStream(p))
-                    restore.append(lambda h=handler, level=handler.level: h.setLevel(level))
+                    restore.append(functools.partial(handler.setLevel, handler.level))
+                    restore.append(functools.partial(handler.setStream, handler.setStream(buffer)))
                     handler.setLevel(logging.DEBUG)
         yield capture
     finally:
