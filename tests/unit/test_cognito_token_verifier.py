@@ -10,6 +10,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jose import jwk, jws
 from jose.exceptions import JWSError
 
@@ -27,6 +29,7 @@ from tests.support.tokens import (
     CorpusCase,
     CountingJwksFetcher,
     TestKeyPair,
+    b64url,
     cognito_claims,
     jwks_document,
     mint_access_token,
@@ -586,3 +589,95 @@ def test_given_app_client_ids_as_a_single_string_when_built_then_type_error(
             jwks_fetcher=fetcher,
             clock=FixedClock(),
         )
+
+
+# -- property: nothing but InvalidTokenError escapes for hostile input -----------------------
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(token=st.text(max_size=300))
+def test_given_arbitrary_text_when_verified_then_only_invalid_token_error_escapes(
+    verifier: CognitoTokenVerifier, token: str
+) -> None:
+    with pytest.raises(InvalidTokenError) as caught:
+        verifier.verify(token)
+
+    assert caught.value.reason in INVALID_TOKEN_REASONS
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["alg", "kid", "typ", "crit", "jku", "x5u", "zip", "enc"]),
+            st.one_of(st.text(max_size=20), st.integers(), st.none(), st.booleans()),
+        ).map(lambda h: json.dumps({"alg": "RS256", "kid": "kid-1", **h}).encode()),
+    ),
+    payload=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["exp", "nbf", "iat", "iss", "sub", "aud", "client_id", "token_use"]),
+            st.one_of(
+                st.text(max_size=20),
+                st.integers(),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.none(),
+                st.lists(st.text(max_size=5), max_size=3),
+            ),
+        ).map(lambda c: json.dumps(c).encode()),
+    ),
+    signature=st.text(alphabet=_B64URL, max_size=400),
+)
+def test_given_arbitrary_segments_when_verified_then_only_invalid_token_error_escapes(
+    verifier: CognitoTokenVerifier, header: bytes, payload: bytes, signature: str
+) -> None:
+    token = f"{b64url(header) or 'e30'}.{b64url(payload) or 'e30'}.{signature}"
+
+    with pytest.raises(InvalidTokenError) as caught:
+        verifier.verify(token)
+
+    assert caught.value.reason in INVALID_TOKEN_REASONS
+
+
+_CLAIM_VALUES = st.one_of(
+    st.text(max_size=20),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+    st.sampled_from([TEST_ISSUER, TEST_CLIENT_ID, "access", "id", NOW + 60, NOW - 60]),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["exp", "nbf", "iat", "iss", "sub", "aud", "client_id", "token_use"]),
+        _CLAIM_VALUES,
+    )
+)
+def test_given_correctly_signed_arbitrary_claims_when_verified_then_identity_or_invalid_token(
+    verifier: CognitoTokenVerifier, key: TestKeyPair, changes: dict[str, object]
+) -> None:
+    claims: dict[str, object] = {**cognito_claims(now=NOW), **changes}
+
+    try:
+        identity = verifier.verify(key.sign(claims))
+    except InvalidTokenError as error:
+        assert error.reason in INVALID_TOKEN_REASONS
+    else:
+        # Accepted only when every rule holds.
+        assert claims["iss"] == TEST_ISSUER and claims["token_use"] == "access"
+        assert claims["client_id"] == TEST_CLIENT_ID and identity.user_id == claims["sub"]
+        exp = claims["exp"]
+        assert isinstance(exp, int | float) and not isinstance(exp, bool) and exp > NOW
