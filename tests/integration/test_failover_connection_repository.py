@@ -107,7 +107,8 @@ class Stores:
 
     def in_redis(self) -> set[str]:
         return {
-            key.removeprefix("ws:connection:") for key in self.raw_redis.keys("ws:connection:*")
+            str(key).removeprefix("ws:connection:")
+            for key in self.raw_redis.keys("ws:connection:*")
         }
 
     def in_dynamodb(self) -> set[str]:
