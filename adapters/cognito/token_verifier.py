@@ -263,9 +263,13 @@ class CognitoTokenVerifier(TokenVerifier):
         self._last_fetch_attempt = now
         try:
             document = self._fetcher.fetch()
-        except VerifierUnavailableError as error:
+        except Exception as error:
+            # The contract says VerifierUnavailableError; a fetcher breaking it must still not
+            # break verification with the keys we hold.
             logger.warning("JWKS fetch failed; keeping %d cached keys", len(self._keys))
-            return error
+            if isinstance(error, VerifierUnavailableError):
+                return error
+            return VerifierUnavailableError(f"JWKS fetch failed ({type(error).__name__})")
         keys, jwks_by_kid = self._usable_keys(document)
         if not keys:
             logger.warning("JWKS has no usable RS256 key; keeping %d cached keys", len(self._keys))
@@ -278,7 +282,7 @@ class CognitoTokenVerifier(TokenVerifier):
         self, document: Mapping[str, Any]
     ) -> tuple[dict[str, CryptographyRSAKey], dict[str, dict[str, Any]]]:
         """The document's usable keys by kid, reusing keys already constructed."""
-        entries = document.get("keys")
+        entries = document.get("keys") if isinstance(document, Mapping) else None
         if not isinstance(entries, list):
             return {}, {}
         candidates: dict[str, dict[str, Any]] = {}

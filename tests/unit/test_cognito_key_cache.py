@@ -230,6 +230,41 @@ def test_given_a_jwks_without_a_usable_key_when_nothing_is_cached_then_unavailab
         verifier.verify(token_for(key))
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [RuntimeError("bug"), ValueError("bad json"), TimeoutError()],
+    ids=["runtime_error", "value_error", "timeout_error"],
+)
+def test_given_a_fetcher_breaking_its_contract_when_it_raises_then_treated_as_unavailable(
+    verifier: CognitoTokenVerifier,
+    fetcher: CountingJwksFetcher,
+    key: TestKeyPair,
+    monotonic: SteppingMonotonic,
+    broken: Exception,
+) -> None:
+    fetcher.error = broken
+    with pytest.raises(VerifierUnavailableError):
+        verifier.verify(token_for(key))
+
+    fetcher.error = None
+    monotonic.advance(COOLDOWN)
+    verifier.verify(token_for(key))
+    fetcher.error = broken
+    monotonic.advance(COOLDOWN)
+    assert reason_of(verifier, token_for(key, kid="unknown")) == "unknown_kid"
+    assert verifier.verify(token_for(key)).user_id == TEST_SUB
+    assert fetcher.calls == 3
+
+
+def test_given_a_fetcher_returning_a_non_mapping_when_nothing_is_cached_then_unavailable(
+    verifier: CognitoTokenVerifier, fetcher: CountingJwksFetcher, key: TestKeyPair
+) -> None:
+    fetcher.document = ["not", "a", "jwks"]  # type: ignore[assignment]
+
+    with pytest.raises(VerifierUnavailableError):
+        verifier.verify(token_for(key))
+
+
 def test_given_cached_keys_when_a_refetch_returns_no_usable_key_then_the_cache_is_kept(
     verifier: CognitoTokenVerifier,
     fetcher: CountingJwksFetcher,
