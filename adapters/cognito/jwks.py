@@ -134,7 +134,9 @@ class HttpJwksFetcher(JwksFetcher):
     Args:
         url: an ``http://`` or ``https://`` URL (e.g. :func:`cognito_jwks_url`); HTTPS
             certificates are verified.
-        timeout_seconds: budget of the whole fetch (connect, headers and body), seconds.
+        timeout_seconds: budget of the fetch in seconds: each socket operation times out
+            after it and the body must be complete within it (a server dripping bytes is cut
+            off). DNS resolution is outside it (a stdlib limitation).
         max_bytes: the largest body accepted; a longer body is a failure, and is never
             read into memory beyond ``max_bytes + 1`` bytes.
 
