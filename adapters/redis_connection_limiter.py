@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
+import attrs
 import pybreaker
 import redis
 import redis.cluster
@@ -33,7 +35,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from application.ports import Clock
 from domain.connection import Connection
-from domain.errors import ConnectionLimitExceededError
+from domain.errors import ConnectionLimitExceededError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +111,23 @@ return 0
 )
 
 
+_CLIENT_TYPES: Final = (redis.Redis, redis.cluster.RedisCluster)
+
+
+@attrs.frozen
+class _Scripts:
+    client: Any
+    acquire: Any
+    release: Any
+
+
 class RedisConnectionLimiter:
     """Counts connection slots in Redis and refuses those beyond the limits.
 
     Args:
-        client: the process's Redis client (``redis.Redis`` or ``RedisCluster``).
+        client: the process's Redis client (``redis.Redis`` or ``RedisCluster``), or a
+            callable returning it, called on first use (a cluster client cannot be built
+            while every node is down; the limiter then fails open until it can).
         clock: "now" for slot expiry (aware UTC; slots are scored in epoch milliseconds).
         global_limit: concurrent connections across all users (default 1000).
         per_user_limit: concurrent connections of one user (default 10).
@@ -130,7 +144,7 @@ class RedisConnectionLimiter:
 
     def __init__(
         self,
-        client: RedisClient,
+        client: RedisClient | Callable[[], RedisClient],
         *,
         clock: Clock,
         global_limit: int = DEFAULT_GLOBAL_LIMIT,
@@ -139,13 +153,13 @@ class RedisConnectionLimiter:
     ) -> None:
         if global_limit < 1 or per_user_limit < 1:
             raise ValueError("connection limits must be at least 1")
-        self._client = client
+        self._client_source = client
         self._clock = clock
         self._global_limit = global_limit
         self._per_user_limit = per_user_limit
         self._breaker = breaker
-        self._acquire = client.register_script(_ACQUIRE_SCRIPT)
-        self._release = client.register_script(_RELEASE_SCRIPT)
+        self._scripts: _Scripts | None = None
+        self._scripts_lock = threading.Lock()
 
     def acquire(self, connection: Connection, ttl_seconds: int) -> bool:
         """Count ``connection`` until ``now + ttl_seconds``, or refuse it.
@@ -161,7 +175,7 @@ class RedisConnectionLimiter:
         now_ms = self._now_ms()
         outcome = self._redis(
             "acquire",
-            lambda: self._acquire(
+            lambda: self._loaded().acquire(
                 keys=list(_KEYS),
                 args=[
                     now_ms,
@@ -187,12 +201,30 @@ class RedisConnectionLimiter:
         """
         expires_ms = self._now_ms() + ttl_seconds * 1000
         self._redis(
-            "touch", lambda: self._client.zadd(EXPIRY_KEY, {connection_id: expires_ms}, xx=True)
+            "touch",
+            lambda: self._loaded().client.zadd(EXPIRY_KEY, {connection_id: expires_ms}, xx=True),
         )
 
     def release(self, connection_id: str) -> None:
         """Free the slot of ``connection_id`` (idempotent). Best effort, like :meth:`touch`."""
-        self._redis("release", lambda: self._release(keys=list(_KEYS), args=[connection_id]))
+        self._redis(
+            "release", lambda: self._loaded().release(keys=list(_KEYS), args=[connection_id])
+        )
+
+    def _loaded(self) -> _Scripts:
+        scripts = self._scripts
+        if scripts is None:
+            with self._scripts_lock:
+                scripts = self._scripts
+                if scripts is None:
+                    source = self._client_source
+                    client = source if isinstance(source, _CLIENT_TYPES) else source()
+                    scripts = self._scripts = _Scripts(
+                        client=client,
+                        acquire=client.register_script(_ACQUIRE_SCRIPT),
+                        release=client.register_script(_RELEASE_SCRIPT),
+                    )
+        return scripts
 
     def _now_ms(self) -> int:
         return math.floor(self._clock.now().timestamp() * 1000)
@@ -206,7 +238,7 @@ class RedisConnectionLimiter:
                 "connection limits not enforced: Redis circuit open",
                 extra={"operation": operation},
             )
-        except (RedisError, RedisClusterException) as exc:
+        except (RedisError, RedisClusterException, StoreUnavailableError) as exc:
             logger.warning(
                 "connection limits not enforced: Redis failed",
                 extra={"operation": operation, "reason": type(exc).__name__},

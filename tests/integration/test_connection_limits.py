@@ -307,3 +307,24 @@ class _NullSender:
 
     def close(self, connection_id: str) -> None:
         pass
+
+
+def test_given_a_client_that_cannot_be_built_yet_then_the_limiter_fails_open_then_counts(
+    redis_url: str,
+) -> None:
+    attempts: list[int] = []
+
+    def build() -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise StoreUnavailableError("Redis Cluster slot map unavailable")
+        return create_redis_client(redis_url)
+
+    limiter = RedisConnectionLimiter(build, clock=FixedClock(START), per_user_limit=1)
+    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+
+    assert limiter.acquire(connection, 600) is False
+    assert limiter.acquire(connection, 600) is True
+    with pytest.raises(ConnectionLimitExceededError):
+        limiter.acquire(Connection(connection_id="b=", user_id="alice", connected_at=START), 600)
+    assert len(attempts) == 2

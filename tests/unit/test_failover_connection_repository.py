@@ -18,6 +18,7 @@ from adapters.failover_connection_repository import (
     create_circuit_breaker,
 )
 from adapters.in_memory import FixedClock, InMemoryConnectionRepository, InMemoryMessageSender
+from adapters.lazy_connection_repository import LazyConnectionRepository
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import ConnectionRepository
 from application.use_cases import Heartbeat
@@ -357,3 +358,34 @@ def test_given_both_stores_answer_without_the_record_when_pinged_then_the_connec
 
     assert result.outcome is HeartbeatOutcome.EXPIRED
     assert sender.closed == ["L0SM9cOFvHcCIhw="]
+
+
+# --- a primary that cannot even be built (Redis Cluster down at cold start) -------------------
+
+
+def test_given_a_primary_that_cannot_be_built_then_saves_fail_over_until_it_can() -> None:
+    clock = FixedClock(NOW)
+    redis = InMemoryConnectionRepository(clock)
+    dynamodb = InMemoryConnectionRepository(clock)
+    builds: list[str] = []
+
+    def build() -> ConnectionRepository:
+        builds.append("attempt")
+        if len(builds) < 3:
+            raise StoreUnavailableError("Redis Cluster slot map unavailable")
+        return redis
+
+    repository = FailoverConnectionRepository(
+        primary=LazyConnectionRepository(build),
+        secondary=dynamodb,
+        breaker=create_circuit_breaker(fail_max=5),
+    )
+    for index in range(4):
+        repository.save(a_connection(f"c{index}="), 600)
+
+    assert len(builds) == 3  # built once it could be, then kept
+    assert len(dynamodb) == 2 and len(redis) == 2
+    assert repository.get("c0=") == a_connection("c0=")
+    repository.refresh("c3=", 60)
+    repository.delete("c3=")
+    assert len(redis) == 1
