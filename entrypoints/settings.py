@@ -46,6 +46,11 @@ class Settings:
     connection_ttl_seconds: int
     management_api_endpoint: str | None
     connections_table: str | None
+    dynamodb_endpoint_url: str | None
+    redis_breaker_fail_max: int
+    redis_breaker_reset_seconds: float
+    connection_limit_global: int
+    connection_limit_per_user: int
     aws_region: str | None
     log_level: str
 
@@ -71,7 +76,12 @@ class Settings:
         token_use = reader.text("COGNITO_TOKEN_USE", default="access")
         if token_use not in {"access", "id"}:
             problems.append("COGNITO_TOKEN_USE: must be 'access' or 'id'")
-        issuer = cognito_issuer(region, pool_id) if region and pool_id else ""
+        issuer = ""
+        if region and pool_id:
+            try:
+                issuer = cognito_issuer(region, pool_id)
+            except ValueError as error:
+                problems.append(f"COGNITO_REGION / COGNITO_USER_POOL_ID: {error}")
         jwks_url = reader.text("COGNITO_JWKS_URL", default="") or (
             cognito_jwks_url(issuer) if issuer else ""
         )
@@ -104,13 +114,28 @@ class Settings:
             cognito_issuer=issuer,
             cognito_jwks_url=jwks_url,
             cognito_jwks=inline_jwks,
-            cognito_leeway_seconds=reader.integer("COGNITO_LEEWAY_SECONDS", default=0, minimum=0),
+            cognito_leeway_seconds=reader.integer(
+                "COGNITO_LEEWAY_SECONDS", default=0, minimum=0, maximum=300
+            ),
             jwks_refetch_cooldown_seconds=reader.number(
                 "JWKS_REFETCH_COOLDOWN_SECONDS", default=60.0
             ),
-            connection_ttl_seconds=reader.integer("CONNECTION_TTL_SECONDS", default=600, minimum=1),
+            connection_ttl_seconds=reader.integer(
+                "CONNECTION_TTL_SECONDS", default=600, minimum=1, maximum=7 * 24 * 3600
+            ),
             management_api_endpoint=reader.text("MANAGEMENT_API_ENDPOINT", default="") or None,
             connections_table=reader.text("CONNECTIONS_TABLE", default="") or None,
+            dynamodb_endpoint_url=reader.text("AWS_ENDPOINT_URL_DYNAMODB", default="") or None,
+            redis_breaker_fail_max=reader.integer(
+                "REDIS_BREAKER_FAIL_MAX", default=3, minimum=1, maximum=1000
+            ),
+            redis_breaker_reset_seconds=reader.number("REDIS_BREAKER_RESET_SECONDS", default=10.0),
+            connection_limit_global=reader.integer(
+                "CONNECTION_LIMIT_GLOBAL", default=1000, minimum=1, maximum=10_000_000
+            ),
+            connection_limit_per_user=reader.integer(
+                "CONNECTION_LIMIT_PER_USER", default=10, minimum=1, maximum=10_000_000
+            ),
             aws_region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
             log_level=reader.text("LOG_LEVEL", default="INFO").upper(),
         )
@@ -164,7 +189,7 @@ class _Reader:
             return default
         return number
 
-    def integer(self, name: str, *, default: int, minimum: int) -> int:
+    def integer(self, name: str, *, default: int, minimum: int, maximum: int = 2**31 - 1) -> int:
         value = self.environ.get(name, "").strip()
         if not value:
             return default
@@ -173,7 +198,7 @@ class _Reader:
         except ValueError:
             self.problems.append(f"{name}: expected a whole number")
             return default
-        if number < minimum:
-            self.problems.append(f"{name}: must be at least {minimum}")
+        if not minimum <= number <= maximum:
+            self.problems.append(f"{name}: must be between {minimum} and {maximum}")
             return default
         return number

@@ -35,7 +35,9 @@ DEFAULT_MAX_BYTES: Final = 64 * 1024
 
 _READ_CHUNK_BYTES: Final = 16 * 1024
 
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+# AWS region names (us-east-1, eu-west-1, us-gov-west-1) and the local gateway's "local":
+# lowercase letters, digits and hyphens only, so the name can never alter the issuer URL.
+_REGION = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 _USER_POOL_ID = re.compile(r"[\w-]+_[0-9A-Za-z]+")  # the pattern of CreateUserPool's Id
 
 

@@ -24,6 +24,13 @@ def test_given_a_region_and_pool_when_building_the_issuer_then_it_is_the_aws_url
     assert cognito_jwks_url(issuer) == f"{issuer}/.well-known/jwks.json"
 
 
+def test_the_local_gateway_region_builds_an_aws_shaped_issuer() -> None:
+    assert (
+        cognito_issuer("local", "local_timelinews")
+        == "https://cognito-idp.local.amazonaws.com/local_timelinews"
+    )
+
+
 @pytest.mark.parametrize(
     ("region", "pool"),
     [

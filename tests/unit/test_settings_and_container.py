@@ -7,6 +7,7 @@ import json
 import pytest
 
 from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, StaticJwksFetcher
+from adapters.limited_connection_repository import LimitedConnectionRepository
 from adapters.redis_connection_repository import RedisConnectionRepository
 from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
 from entrypoints.container import Container, jwks_fetcher_for
@@ -105,6 +106,22 @@ def test_given_bad_values_then_one_error_names_every_problem_without_echoing_sec
     assert "hunter2" not in message
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("COGNITO_REGION", "not a region"),
+        ("COGNITO_USER_POOL_ID", "../../evil"),
+        ("COGNITO_LEEWAY_SECONDS", "600"),
+        ("CONNECTION_TTL_SECONDS", "99999999"),
+    ],
+)
+def test_given_an_out_of_range_value_then_configuration_error_naming_it(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_environ({**BASE, name: value})
+
+
 def test_given_a_jwks_that_is_not_a_key_set_then_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="JWKS document"):
         Settings.from_environ({**BASE, "COGNITO_JWKS": "[1, 2]"})
@@ -115,10 +132,14 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
         settings=Settings.from_environ({**BASE, "REDIS_URL": "redis://127.0.0.1:1/0"})
     )
 
-    assert isinstance(container.connection_repository(), RedisConnectionRepository)
-    assert container.connection_repository() is container.redis_repository(), (
+    # Limits over Redis alone (no CONNECTIONS_TABLE); tests/unit/test_failover_wiring.py
+    # covers the failover composition.
+    assert isinstance(container.connection_repository(), LimitedConnectionRepository)
+    assert isinstance(container.store_repository(), RedisConnectionRepository)
+    assert container.store_repository() is container.redis_repository(), (
         "one repository per process"
     )
+    assert container.connection_repository() is container.connection_repository()
     assert container.redis_client() is container.redis_client(), "one Redis client per process"
     assert isinstance(container.token_verifier(), CognitoTokenVerifier)
     assert container.token_verifier() is container.token_verifier(), (
