@@ -3,6 +3,7 @@
 Commands:
   serve   run the local API Gateway WebSocket emulator with the real Lambda handlers
   token   print a development access token that a running ``serve`` accepts
+  loadtest  hold many WebSocket connections with pings and report what happened
 
 Each command registers itself with a ``register(commands)`` function that adds its
 sub-parser and sets a ``handler`` default (``handler(args) -> exit status``); add a command by
@@ -16,9 +17,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from entrypoints.loadtest.command import add_loadtest_command
 from entrypoints.local_gateway.runner import add_serve_command, add_token_command
 
-COMMANDS: list[Callable[[Any], None]] = [add_serve_command, add_token_command]
+COMMANDS: list[Callable[[Any], None]] = [
+    add_serve_command,
+    add_token_command,
+    add_loadtest_command,
+]
 """Sub-command registrars, in the order ``--help`` lists them."""
 
 

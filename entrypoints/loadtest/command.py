@@ -50,9 +50,9 @@ def ramp_rate(text: str) -> float:
     return float(match.group(1))
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_loadtest_command(commands: Any) -> None:
     """Register ``loadtest`` on the CLI's sub-parsers; its ``handler`` default is :func:`run`."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = commands.add_parser(
         "loadtest",
         help="hold many WebSocket connections with pings and report what happened",
         description=(
@@ -136,7 +136,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(handler=run)
-    return parser
 
 
 def raise_open_file_limit(wanted: int) -> int:

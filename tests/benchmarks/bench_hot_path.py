@@ -1,0 +1,201 @@
+"""Hot path: each warm Lambda handler against the work it cannot avoid, in process.
+
+Real ``redis-server`` on loopback (started by the runner), the container built from the
+environment exactly as in Lambda (``COGNITO_JWKS`` preloaded, so the JWKS is cached after
+the first call), handler log and EMF lines written to /dev/null. Baselines, timed in the
+same rounds (interleaved):
+
+- ``$connect`` vs one RS256 signature check with ``cryptography`` on the same token plus
+  one ``SET key value EX 600`` with redis-py;
+- ``$default`` ping (pong to a no-op sender, so only our work and the TTL refresh count)
+  vs one ``EXPIRE`` with redis-py;
+- ``$disconnect`` vs one ``DEL`` with redis-py;
+- separately, ``$default`` ping posting its pong with boto3 to a Management API stub (a
+  separate process answering 200) vs ``EXPIRE`` plus one boto3 ``post_to_connection``.
+
+Must run in a fresh process: the handlers module reads the environment when imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.support import Comparison, Timing, interleaved, stdout_to_devnull
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+PING_CONNECTION_ID = "L0SM9cOFvHcCIhw="
+GONE_CONNECTION_ID = "M1TN0dPGwIdDJix="
+
+
+def _event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def _with_connection_id(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
+    changed = copy.deepcopy(event)
+    changed["requestContext"]["connectionId"] = connection_id
+    return changed
+
+
+def _b64url_decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def run(*, redis_url: str, stub_url: str, rounds: int, warmup: int) -> list[Comparison]:
+    """Time the handlers and their baselines; returns one comparison per row."""
+    if "entrypoints.aws_lambda.handlers" in sys.modules:
+        raise RuntimeError("run the hot path benchmark in a fresh process")
+    import redis
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from dependency_injector import providers
+
+    from application.ports import MessageSender
+    from tests.support.tokens import (
+        TEST_CLIENT_ID,
+        TEST_REGION,
+        TEST_USER_POOL_ID,
+        TestKeyPair,
+        jwks_document,
+        mint_access_token,
+    )
+
+    key = TestKeyPair.generate("bench-kid-1")
+    os.environ.update(
+        {
+            "COGNITO_REGION": TEST_REGION,
+            "COGNITO_USER_POOL_ID": TEST_USER_POOL_ID,
+            "COGNITO_APP_CLIENT_IDS": TEST_CLIENT_ID,
+            "COGNITO_JWKS": json.dumps(jwks_document(key)),
+            "REDIS_URL": redis_url,
+            "MANAGEMENT_API_ENDPOINT": stub_url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    from entrypoints.aws_lambda import handlers
+
+    token = mint_access_token(key, lifetime_seconds=24 * 3600)
+    context = types.SimpleNamespace(
+        function_name="bench", aws_request_id="bench", get_remaining_time_in_millis=lambda: 3000
+    )
+    connect_event = _with_connection_id(_event("connect"), PING_CONNECTION_ID)
+    connect_event["queryStringParameters"] = {"token": token}
+    connect_event["multiValueQueryStringParameters"] = {"token": [token]}
+    ping_event = _with_connection_id(_event("message_ping"), PING_CONNECTION_ID)
+    ping_event["body"] = json.dumps({"action": "ping", "id": "bench-1"})
+    ping_event["isBase64Encoded"] = False
+    disconnect_event = _with_connection_id(_event("disconnect"), GONE_CONNECTION_ID)
+
+    # Baseline pieces: the same token's signature with cryptography, redis-py defaults.
+    public = key.private_key.public_key().public_numbers()
+    public_key = rsa.RSAPublicNumbers(public.e, public.n).public_key()
+    signing_input, _, signature_segment = token.rpartition(".")
+    client = redis.Redis.from_url(redis_url)
+    record_key = f"ws:connection:{PING_CONNECTION_ID}"
+    record = json.dumps(
+        {
+            "connectionId": PING_CONNECTION_ID,
+            "userId": "8f2b6c1e-1d4a-4a8e-9c2d-0123456789ab",
+            "connectedAt": "2026-01-03T00:00:00Z",
+        },
+        separators=(",", ":"),
+    )
+    gone_key = f"ws:connection:{GONE_CONNECTION_ID}"
+
+    def baseline_connect() -> None:
+        public_key.verify(
+            _b64url_decode(signature_segment),
+            signing_input.encode("ascii"),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        client.set(record_key, record, ex=600)
+
+    def baseline_expire() -> None:
+        client.expire(record_key, 600)
+
+    def baseline_delete() -> None:
+        client.delete(gone_key)
+
+    def connect() -> None:
+        assert handlers.connect_handler(connect_event, context)["statusCode"] == 200
+
+    def ping() -> None:
+        assert handlers.default_handler(ping_event, context)["statusCode"] == 200
+
+    def disconnect() -> None:
+        assert handlers.disconnect_handler(disconnect_event, context)["statusCode"] == 200
+
+    class NoOpSender(MessageSender):
+        def send(self, connection_id: str, data: str | bytes) -> None:
+            return None
+
+        def close(self, connection_id: str) -> None:
+            return None
+
+    no_op = NoOpSender()
+    results: list[Comparison] = []
+    with stdout_to_devnull():
+        connect()  # cold start: constructs the key, connects to Redis
+        handlers.container.message_sender.override(providers.Callable(lambda endpoint_url: no_op))
+        try:
+            samples = interleaved([connect, baseline_connect], rounds=rounds, warmup=warmup)
+            results.append(_compare("$connect", samples, "RS256 verify + SET EX"))
+            samples = interleaved([ping, baseline_expire], rounds=rounds, warmup=warmup)
+            results.append(_compare("$default ping (pong not posted)", samples, "EXPIRE"))
+            samples = interleaved([disconnect, baseline_delete], rounds=rounds, warmup=warmup)
+            results.append(_compare("$disconnect", samples, "DEL"))
+        finally:
+            handlers.container.message_sender.reset_override()
+        boto_client = handlers.container.management_api_clients().sender_for(stub_url).client
+        pong = json.dumps(
+            {"action": "pong", "connectionId": PING_CONNECTION_ID, "serverTime": "x", "id": "b"}
+        ).encode()
+
+        def baseline_post() -> None:
+            boto_client.post_to_connection(ConnectionId=PING_CONNECTION_ID, Data=pong)
+
+        def baseline_expire_and_post() -> None:
+            client.expire(record_key, 600)
+            baseline_post()
+
+        post_rounds = max(200, rounds // 3)
+        samples = interleaved(
+            [ping, baseline_expire_and_post, baseline_post, baseline_expire],
+            rounds=post_rounds,
+            warmup=min(warmup, 100),
+        )
+        results.append(
+            _compare("$default ping (pong posted by boto3)", samples[:2], "EXPIRE + boto3 post")
+        )
+        results.append(
+            Comparison(
+                name="boto3 post_to_connection (stub)",
+                measured=Timing.of_ns(samples[2]),
+                baseline_name="EXPIRE",
+                baseline=Timing.of_ns(samples[3]),
+                target=None,
+            )
+        )
+    client.close()
+    return results
+
+
+def _compare(name: str, samples: list[list[int]], baseline_name: str) -> Comparison:
+    return Comparison(
+        name=name,
+        measured=Timing.of_ns(samples[0]),
+        baseline_name=baseline_name,
+        baseline=Timing.of_ns(samples[1]),
+    )

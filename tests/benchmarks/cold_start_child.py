@@ -1,0 +1,41 @@
+"""What one cold start does, run by ``bench_cold_start`` in a fresh ``python -I -S``.
+
+Usage: ``python -I -S cold_start_child.py DEPS_DIR REPO_ROOT WHAT [EVENT_FILE]`` where WHAT
+is ``bare`` (nothing), ``boto3`` (``import boto3``) or a handler name (import the handlers
+module, which builds the container from the environment, then serve the event in
+EVENT_FILE). Prints one JSON line: milliseconds since the child's first line for the
+import and for the first event. Exit status 3 when the handler did not answer 200.
+"""
+
+import sys
+import time
+
+started = time.perf_counter()
+deps_dir, repo_root, what = sys.argv[1:4]
+sys.path[0:0] = [deps_dir, repo_root]
+
+if what == "bare":
+    imported = served = time.perf_counter()
+elif what == "boto3":
+    import boto3  # noqa: F401
+
+    imported = served = time.perf_counter()
+else:
+    import json
+
+    from entrypoints.aws_lambda import handlers
+
+    imported = time.perf_counter()
+    with open(sys.argv[4], encoding="utf-8") as handle:
+        event = json.load(handle)
+    response = getattr(handlers, what)(event, None)
+    served = time.perf_counter()
+    if response.get("statusCode") != 200:
+        print(json.dumps({"error": response}), file=sys.stderr)
+        sys.exit(3)
+
+print(
+    '{"importMs": %.3f, "firstEventMs": %.3f}'
+    % ((imported - started) * 1000, (served - imported) * 1000),
+    file=sys.stderr,
+)

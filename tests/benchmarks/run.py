@@ -1,0 +1,166 @@
+"""Run the benchmarks and print their tables: ``python -m tests.benchmarks.run`` (``make bench``).
+
+Every figure is a ratio against a baseline measured in the same run. Parts:
+
+- ``hot``: warm handlers vs the work they cannot avoid (``bench_hot_path``).
+- ``cold``: cold start of each handler vs ``import boto3`` (``bench_cold_start``).
+- ``load``: ``timeline-ws loadtest`` against ``timeline-ws serve`` with a real Redis
+  (``bench_gateway``); ``--load-connections`` and friends size it.
+
+Exit status 0 even when a target is missed (the tables say ``MISSED``): benchmarks inform,
+they do not gate. ``--json PATH`` writes every figure as JSON too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.support import (
+    Comparison,
+    lambda_deps_dir,
+    management_api_stub,
+    table,
+    verdict,
+)
+from tests.support.servers import running_redis_server
+
+PARTS = ("hot", "cold", "load")
+
+
+def machine() -> str:
+    """One line naming the machine the figures come from."""
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
+
+
+def comparison_table(title: str, comparisons: list[Comparison]) -> str:
+    rows = [
+        [
+            c.name,
+            f"{c.measured.median_us:.1f}",
+            f"{c.measured.p99_us:.1f}",
+            c.baseline_name,
+            f"{c.baseline.median_us:.1f}",
+            f"{c.baseline.p99_us:.1f}",
+            f"{c.median_ratio:.2f}",
+            f"{c.p99_ratio:.2f}",
+            "-" if c.target is None else f"<= {c.target}",
+            verdict(c.met),
+        ]
+        for c in comparisons
+    ]
+    header = [
+        "measured",
+        "median us",
+        "p99 us",
+        "baseline",
+        "median us",
+        "p99 us",
+        "ratio",
+        "p99 ratio",
+        "target",
+        "",
+    ]
+    return table(title, header, rows)
+
+
+def _hot_in_child(redis_url: str, stub_url: str, rounds: int, warmup: int, queue: Any) -> None:
+    from tests.benchmarks import bench_hot_path
+
+    queue.put(
+        bench_hot_path.run(redis_url=redis_url, stub_url=stub_url, rounds=rounds, warmup=warmup)
+    )
+
+
+def run_hot(rounds: int, warmup: int) -> list[Comparison]:
+    """The hot path benchmark in a fresh process (the handlers read the environment on import)."""
+    context = multiprocessing.get_context("spawn")
+    with running_redis_server() as redis_server, management_api_stub() as stub_url:
+        queue = context.Queue()
+        child = context.Process(
+            target=_hot_in_child, args=(redis_server.url, stub_url, rounds, warmup, queue)
+        )
+        child.start()
+        results: list[Comparison] = queue.get(timeout=900)
+        child.join(timeout=60)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.run", description=__doc__)
+    parser.add_argument("parts", nargs="*", metavar="PART", help="hot, cold, load (default: all)")
+    parser.add_argument("--rounds", type=int, default=3000, help="hot path rounds per operation")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=7, help="cold start runs (>= 5)")
+    parser.add_argument("--load-connections", type=int, default=1000)
+    parser.add_argument("--load-duration", type=float, default=120.0)
+    parser.add_argument("--load-ping-interval", type=float, default=30.0)
+    parser.add_argument("--load-ramp-rate", type=float, default=200.0)
+    parser.add_argument("--json", type=Path, default=None, dest="json_path")
+    args = parser.parse_args(argv)
+    parts = args.parts or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    figures: dict[str, Any] = {"machine": machine()}
+    print(f"machine: {figures['machine']}\n", flush=True)
+
+    if "hot" in parts:
+        hot = run_hot(args.rounds, args.warmup)
+        print(comparison_table("Hot path (warm, in process, real redis-server on loopback)", hot))
+        print(flush=True)
+        figures["hot"] = [_comparison_dict(c) for c in hot]
+
+    if "cold" in parts:
+        from tests.benchmarks import bench_cold_start
+
+        deps = lambda_deps_dir()
+        cold = bench_cold_start.run(deps_dir=deps, runs=max(5, args.cold_runs))
+        print(bench_cold_start.render(cold), flush=True)
+        print()
+        figures["cold"] = cold.to_dict()
+
+    if "load" in parts:
+        from tests.benchmarks import bench_gateway
+
+        load = bench_gateway.run(
+            connections=args.load_connections,
+            duration_seconds=args.load_duration,
+            ping_interval_seconds=args.load_ping_interval,
+            ramp_rate_per_second=args.load_ramp_rate,
+        )
+        print(bench_gateway.render(load), flush=True)
+        figures["load"] = load
+
+    if args.json_path is not None:
+        args.json_path.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _comparison_dict(c: Comparison) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "medianUs": round(c.measured.median_us, 2),
+        "p99Us": round(c.measured.p99_us, 2),
+        "baseline": c.baseline_name,
+        "baselineMedianUs": round(c.baseline.median_us, 2),
+        "baselineP99Us": round(c.baseline.p99_us, 2),
+        "ratio": round(c.median_ratio, 3),
+        "p99Ratio": round(c.p99_ratio, 3),
+        "target": c.target,
+        "met": c.met,
+        "rounds": c.measured.count,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
