@@ -34,8 +34,6 @@ else:
         print(json.dumps({"error": response}), file=sys.stderr)
         sys.exit(3)
 
-print(
-    '{"importMs": %.3f, "firstEventMs": %.3f}'
-    % ((imported - started) * 1000, (served - imported) * 1000),
-    file=sys.stderr,
-)
+import_ms = (imported - started) * 1000
+first_event_ms = (served - imported) * 1000
+print(f'{{"importMs": {import_ms:.3f}, "firstEventMs": {first_event_ms:.3f}}}', file=sys.stderr)
