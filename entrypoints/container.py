@@ -8,13 +8,29 @@ the local gateway override providers (``container.redis_client.override(...)``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dependency_injector import containers, providers
 
 from adapters.api_gateway_message_sender import ApiGatewayMessageSender, ManagementApiClients
 from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, JwksFetcher, StaticJwksFetcher
+from adapters.dynamodb_connection_repository import (
+    DynamoDbConnectionRepository,
+    create_dynamodb_client,
+)
+from adapters.failover_connection_repository import (
+    FailoverConnectionRepository,
+    FailoverEvent,
+    create_circuit_breaker,
+)
+from adapters.lazy_connection_repository import LazyConnectionRepository
+from adapters.limited_connection_repository import LimitedConnectionRepository
+from adapters.redis_connection_limiter import RedisConnectionLimiter
 from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
 from adapters.system_clock import SystemClock
+from application.ports import ConnectionRepository
 from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from entrypoints.observability import STORE_FAILOVERS, emit_metrics
 from entrypoints.settings import Settings
 
 
@@ -28,6 +44,23 @@ def jwks_fetcher_for(settings: Settings) -> JwksFetcher:
 def sender_for(clients: ManagementApiClients, endpoint_url: str) -> ApiGatewayMessageSender:
     """The sender bound to one Management API endpoint (one boto3 client per endpoint)."""
     return clients.sender_for(endpoint_url)
+
+
+def store_for(
+    settings: Settings,
+    redis_repository: Callable[[], ConnectionRepository],
+    failover_repository: Callable[[], ConnectionRepository],
+) -> ConnectionRepository:
+    """Redis alone, or Redis failing over to DynamoDB when ``CONNECTIONS_TABLE`` is set.
+
+    Takes providers, not instances, so the unused composition is never built.
+    """
+    return failover_repository() if settings.connections_table else redis_repository()
+
+
+def report_failover(event: FailoverEvent) -> None:
+    """One ``StoreFailovers`` count (the alarm's metric; the log line carries the details)."""
+    emit_metrics({STORE_FAILOVERS: 1})
 
 
 class Container(containers.DeclarativeContainer):
@@ -45,8 +78,49 @@ class Container(containers.DeclarativeContainer):
         cluster=settings.provided.redis_cluster,
     )
     redis_repository = providers.ThreadSafeSingleton(RedisConnectionRepository, client=redis_client)
-    connection_repository = redis_repository
-    """The ConnectionRepository the use cases get (Redis; the failover composition wraps it)."""
+    redis_breaker = providers.ThreadSafeSingleton(
+        create_circuit_breaker,
+        fail_max=settings.provided.redis_breaker_fail_max,
+        reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
+    )
+    # boto3 is imported and its client built only when a call first fails over.
+    dynamodb_client = providers.ThreadSafeSingleton(
+        create_dynamodb_client,
+        endpoint_url=settings.provided.dynamodb_endpoint_url,
+        region_name=settings.provided.aws_region,
+    )
+    dynamodb_repository = providers.ThreadSafeSingleton(
+        DynamoDbConnectionRepository,
+        table_name=settings.provided.connections_table,
+        clock=clock,
+        client_factory=dynamodb_client.provider,
+    )
+    failover_repository = providers.ThreadSafeSingleton(
+        FailoverConnectionRepository,
+        # Lazy: a Redis Cluster client cannot be built while every node is down.
+        primary=providers.Factory(LazyConnectionRepository, factory=redis_repository.provider),
+        secondary=dynamodb_repository,
+        breaker=redis_breaker,
+        on_failover=providers.Object(report_failover),
+    )
+    store_repository = providers.ThreadSafeSingleton(
+        store_for,
+        settings=settings,
+        redis_repository=redis_repository.provider,
+        failover_repository=failover_repository.provider,
+    )
+    connection_limiter = providers.ThreadSafeSingleton(
+        RedisConnectionLimiter,
+        client=redis_client.provider,
+        clock=clock,
+        global_limit=settings.provided.connection_limit_global,
+        per_user_limit=settings.provided.connection_limit_per_user,
+        breaker=redis_breaker,
+    )
+    connection_repository = providers.ThreadSafeSingleton(
+        LimitedConnectionRepository, repository=store_repository, limiter=connection_limiter
+    )
+    """The ConnectionRepository the use cases get: limits over Redis (failing over to DynamoDB)."""
 
     jwks_fetcher = providers.ThreadSafeSingleton(jwks_fetcher_for, settings=settings)
     token_verifier = providers.ThreadSafeSingleton(
