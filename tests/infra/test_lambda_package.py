@@ -1,0 +1,278 @@
+"""The Lambda package (`make package`): built for real with pip, unpacked, and each handler
+imported by a clean interpreter (``python -I -S -B``: no site-packages, no user site, no
+PYTHON* variables, only the unpacked folder added to ``sys.path``), as Lambda would import it.
+
+Lambda runs CPython 3.13 (infra/variables.tf); this machine may only have 3.11. So one test
+builds the same package for the local interpreter's version and says so; another builds the
+real runtime's package and imports it when a matching interpreter exists here (skipped,
+with a message, when none does).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.infra.terraform import PROJECT_ROOT, stack
+
+SCRIPT = PROJECT_ROOT / "scripts" / "package_lambda.py"
+MIB = 1024 * 1024
+# "Well under" Lambda's quotas (50 MB zipped, 250 MB unzipped): at most 80% of each.
+MAX_ZIPPED = 40 * MIB
+MAX_UNZIPPED = 200 * MIB
+BUILD_TIMEOUT_SECONDS = 600
+IMPORT_TIMEOUT_SECONDS = 120
+OUR_PACKAGES = ("domain", "application", "adapters", "entrypoints")
+NOT_IN_LAMBDA = ("aiohttp", "websockets", "fakeredis", "rich", "pytest", "moto", "_pytest")
+
+# The configuration the container validates at import time; values are placeholders, and
+# building the container opens no connection (clients are lazy).
+IMPORT_ENVIRONMENT = {
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "COGNITO_REGION": "eu-west-1",
+    "COGNITO_USER_POOL_ID": "eu-west-1_Example01",
+    "COGNITO_APP_CLIENT_IDS": "exampleclientid",
+    "REDIS_URL": "rediss://127.0.0.1:6379",
+    "REDIS_CLUSTER": "true",
+    "CONNECTIONS_TABLE": "timeline-ws-test-connections",
+    "MANAGEMENT_API_ENDPOINT": "https://example.execute-api.eu-west-1.amazonaws.com/live",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+# Run inside the clean interpreter: import every handler module, check the callables, and
+# report every module that came from outside the package and the standard library.
+IMPORT_PROBE = """
+import importlib, json, sys, sysconfig
+root = sys.argv[1]
+sys.path.insert(0, root)
+found = {}
+for dotted in sys.argv[2:]:
+    module_name, _, attribute = dotted.rpartition(".")
+    found[dotted] = callable(getattr(importlib.import_module(module_name), attribute, None))
+stdlib = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
+outside = sorted(
+    name for name, module in list(sys.modules.items())
+    if getattr(module, "__file__", None)
+    and not module.__file__.startswith((root,) + stdlib)
+)
+print(json.dumps({"version": list(sys.version_info[:2]), "callables": found,
+                  "outside": outside, "modules": sorted(sys.modules)}))
+"""
+
+
+def lambda_architecture() -> str:
+    return {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+
+
+def runtime_version() -> str:
+    """The Lambda runtime's Python version, from infra/variables.tf (e.g. ``"3.13"``)."""
+    return str(stack().variables["lambda_runtime"]["default"]).removeprefix("python")
+
+
+def build(python_version: str, architecture: str, output: Path) -> str:
+    """Run the same script `make package` runs; returns its summary line."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--python-version",
+            python_version,
+            "--architecture",
+            architecture,
+            "--output",
+            str(output),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, f"package_lambda failed:\n{result.stderr[-4000:]}"
+    return result.stdout.splitlines()[0]
+
+
+def import_handlers(interpreter: str, unpacked: Path) -> dict[str, Any]:
+    """Import every Terraform handler string with ``interpreter -I -S -B``; the probe's report."""
+    handlers = sorted(spec["handler"] for spec in stack().locals["lambda_handlers"].values())
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **IMPORT_ENVIRONMENT}
+    result = subprocess.run(
+        [interpreter, "-I", "-S", "-B", "-c", IMPORT_PROBE, str(unpacked), *handlers],
+        cwd=unpacked,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, f"handler import failed:\n{result.stderr[-4000:]}"
+    report: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return report
+
+
+def unpack(package: Path, destination: Path) -> int:
+    """Unzip ``package`` into ``destination``; returns the unzipped size in bytes."""
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(destination)
+        return sum(info.file_size for info in archive.infolist())
+
+
+def assert_lambda_ready(package: Path, unpacked: Path, report: dict[str, Any]) -> None:
+    """Handlers callable, nothing imported from outside, no test or local-only code inside."""
+    assert len(report["callables"]) == 3 and all(report["callables"].values()), report["callables"]
+    assert report["outside"] == [], f"imported from outside the package: {report['outside']}"
+    modules = report["modules"]
+    for name in NOT_IN_LAMBDA:
+        assert name not in modules, f"the handlers imported {name}"
+        assert not (unpacked / name).exists(), f"{name} is in the package"
+    for package_name in OUR_PACKAGES:
+        assert (unpacked / package_name / "__init__.py").is_file()
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    assert not [n for n in names if n.startswith(("bin/", "tests/"))]
+
+
+@pytest.fixture(scope="module")
+def local_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    output = tmp_path_factory.mktemp("local-package") / "timeline-ws-lambda.zip"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    build(version, lambda_architecture(), output)
+    yield output
+
+
+@pytest.mark.slow
+def test_the_package_for_the_local_interpreter_imports_every_handler_cleanly(
+    local_package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = f"{sys.version_info.major}.{sys.version_info.minor}"
+    runtime = runtime_version()
+    if local != runtime:
+        with capsys.disabled():
+            print(
+                f"\n[lambda package] Lambda runs python{runtime}; this interpreter is {local}, "
+                f"so this test builds the same package for CPython {local} "
+                f"({lambda_architecture()}) and imports it with {local}."
+            )
+    # Given the package, unpacked as Lambda unpacks it into /var/task
+    unzipped = unpack(local_package, tmp_path)
+    # When a clean interpreter imports each handler with only that folder on sys.path
+    report = import_handlers(sys.executable, tmp_path)
+    # Then every handler is callable and nothing came from outside the package
+    assert report["version"] == [sys.version_info.major, sys.version_info.minor]
+    assert_lambda_ready(local_package, tmp_path, report)
+    # And the package is well under Lambda's size limits
+    assert local_package.stat().st_size < MAX_ZIPPED
+    assert unzipped < MAX_UNZIPPED
+
+
+@pytest.mark.slow
+def test_the_package_pins_boto3_and_botocore_to_the_tested_versions(local_package: Path) -> None:
+    with zipfile.ZipFile(local_package) as archive:
+        dist_infos = {n.split("/", 1)[0] for n in archive.namelist() if ".dist-info/" in n}
+    for distribution in ("boto3", "botocore", "redis", "aws_lambda_powertools"):
+        version = importlib.metadata.version(distribution)
+        assert f"{distribution}-{version}.dist-info" in dist_infos, (distribution, version)
+
+
+def find_interpreter(version: str) -> str | None:
+    """A working ``python<version>`` on PATH or under pyenv, or None."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [
+        str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
+    ]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.mark.slow
+def test_the_real_runtime_package_imports_with_a_matching_interpreter(tmp_path: Path) -> None:
+    runtime = runtime_version()
+    architecture = str(stack().variables["lambda_architecture"]["default"])
+    if architecture != lambda_architecture():
+        pytest.skip(f"Lambda runs on {architecture}; this machine is {platform.machine()}")
+    interpreter = find_interpreter(runtime)
+    if interpreter is None:
+        pytest.skip(f"no python{runtime} here: only the local-interpreter package was imported")
+    # Given the exact artifact `make package` builds for Lambda
+    package = tmp_path / "timeline-ws-lambda.zip"
+    summary = build(runtime, architecture, package)
+    assert re.search(rf"CPython {re.escape(runtime)} on {architecture}", summary)
+    unpacked = tmp_path / "task"
+    unzipped = unpack(package, unpacked)
+    # When the runtime's Python version imports each handler from it alone
+    report = import_handlers(interpreter, unpacked)
+    # Then it works, with compiled wheels (cryptography, dependency-injector) for that version
+    assert report["version"] == [int(part) for part in runtime.split(".")]
+    assert_lambda_ready(package, unpacked, report)
+    assert package.stat().st_size < MAX_ZIPPED
+    assert unzipped < MAX_UNZIPPED
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("package_lambda", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_zip_is_reproducible_and_leaves_caches_out(tmp_path: Path) -> None:
+    # Given a tree with a module, a cache directory and a console-script folder
+    script = load_script()
+    tree = tmp_path / "tree"
+    (tree / "pkg" / "__pycache__").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    (tree / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    (tree / "bin").mkdir()
+    (tree / "bin" / "tool").write_text("#!/bin/sh\n")
+    # When it is zipped twice, with the module's mtime changed in between
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    script.write_zip(tree, first)
+    os.utime(tree / "pkg" / "__init__.py", (1, 1))
+    script.write_zip(tree, second)
+    # Then both zips are byte-identical and hold only the module
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert archive.namelist() == ["pkg/__init__.py"]
+        assert archive.getinfo("pkg/__init__.py").date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_the_dependency_pins_follow_pyproject_and_skip_the_extras() -> None:
+    script = load_script()
+    layout = script.read_project(PROJECT_ROOT)
+    assert layout.packages == tuple(sorted(OUR_PACKAGES))
+    pins = script.pinned_closure(layout.requirements, script.target_environment("3.13", "x86_64"))
+    names = {pin.split("==")[0] for pin in pins}
+    # boto3/botocore ship in the package, pinned to the version installed (and tested) here
+    assert f"botocore=={importlib.metadata.version('botocore')}" in pins
+    assert {"boto3", "redis", "python-jose", "cryptography", "aws-lambda-powertools"} <= names
+    assert not names & {"aiohttp", "websockets", "fakeredis", "rich", "pytest", "moto"}
