@@ -518,10 +518,17 @@ class BackgroundGateway:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
 
     def stop(self) -> None:
-        """Shut down (bounded) and join the thread."""
+        """Shut down (bounded) and join the thread; idempotent."""
+        if self._loop.is_closed():
+            return
         if self._runner is not None:
-            self.run(self._runner.cleanup(), timeout=60)
+            self.run(self._stop(self._runner), timeout=60)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
         self.sock.close()
+
+    async def _stop(self, runner: web.AppRunner) -> None:
+        # Close the sockets while the listener still serves @connections and the JWKS.
+        await self.gateway.shutdown()
+        await runner.cleanup()

@@ -1,0 +1,174 @@
+"""Fixtures of the E2E tier: the local gateway served in-process on a free loopback port.
+
+``gateway`` serves the REAL Lambda handlers against the test's real ``redis-server`` and the
+development Cognito stand-in (a key in a temporary state folder); ``stub_gateway`` serves
+handlers a test supplies, to pin down API Gateway's own behaviour. Both wait for readiness
+with a bounded poll of ``GET /health`` and shut down cleanly (1001 to every socket,
+``$disconnect`` for each) at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import boto3
+import pytest
+import redis
+
+from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
+from entrypoints.local_gateway.runner import PreparedGateway, prepare_gateway
+from entrypoints.local_gateway.server import (
+    BackgroundGateway,
+    GatewaySettings,
+    Handler,
+    create_app,
+    listening_socket,
+)
+
+READY_TIMEOUT_SECONDS = 15.0
+POLL_INTERVAL_SECONDS = 0.02
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(POLL_INTERVAL_SECONDS)  # polling interval of a bounded loop
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_for_health(base_url: str) -> None:
+    """Bounded poll of ``GET /health`` until it answers 200."""
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:  # noqa: S310
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    wait_until(healthy, READY_TIMEOUT_SECONDS, "the gateway's /health")
+
+
+@attrs.define
+class RunningGateway:
+    """A started gateway and how to reach it."""
+
+    background: BackgroundGateway
+    base_url: str
+    dev_cognito: DevCognito | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + "/ws"
+
+    def url(self, token: str | None = None, query: str | None = None) -> str:
+        """The WebSocket URL with ``?token=`` (and/or a raw query string)."""
+        parts = [f"token={token}"] if token is not None else []
+        if query:
+            parts.append(query)
+        return self.ws_url + ("?" + "&".join(parts) if parts else "")
+
+    def token(self, sub: str = "e2e-user", expires_in_seconds: int = 3600) -> str:
+        assert self.dev_cognito is not None
+        return self.dev_cognito.access_token(sub=sub, expires_in_seconds=expires_in_seconds)
+
+    def management(self, stage: str | None = None) -> Any:
+        """A real boto3 ``apigatewaymanagementapi`` client pointed at this gateway."""
+        endpoint = self.base_url + (f"/{stage}" if stage else "")
+        return boto3.client(
+            "apigatewaymanagementapi", endpoint_url=endpoint, region_name="us-east-1"
+        )
+
+    def stop(self) -> None:
+        self.background.stop()
+
+
+@pytest.fixture
+def stub_gateway() -> Iterator[Callable[..., RunningGateway]]:
+    """Start a gateway over the given handlers: ``stub_gateway(handlers, settings=None)``."""
+    started: list[RunningGateway] = []
+
+    def start(
+        handlers: Mapping[str, Handler], settings: GatewaySettings | None = None
+    ) -> RunningGateway:
+        sock = listening_socket("127.0.0.1", 0)
+        background = BackgroundGateway(create_app(handlers, settings), sock)
+        background.start()
+        running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
+        started.append(running)
+        wait_for_health(running.base_url)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary state folder for the development key (never the user's)."""
+    return tmp_path_factory.mktemp("timeline-ws-state")
+
+
+@pytest.fixture(scope="session")
+def dev_cognito(state_dir: Path) -> DevCognito:
+    """The Cognito stand-in whose key lives in ``state_dir``."""
+    return load_dev_cognito(state_dir)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the test's (flushed) real Redis."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGateway]]:
+    """Start the gateway over the REAL handlers: ``gateway(settings=None)``.
+
+    Handlers use the test's real Redis, the stand-in Cognito (JWKS served by the gateway)
+    and post pongs through boto3 to the gateway's own ``@connections``.
+    """
+    started: list[tuple[RunningGateway, PreparedGateway]] = []
+
+    def start(settings: GatewaySettings | None = None) -> RunningGateway:
+        environ = dict(os.environ)
+        for name in (
+            "COGNITO_REGION",
+            "COGNITO_USER_POOL_ID",
+            "COGNITO_APP_CLIENT_IDS",
+            "COGNITO_JWKS",
+        ):
+            environ.pop(name, None)  # the conftest's test pool: use the stand-in instead
+        prepared = prepare_gateway(
+            host="127.0.0.1",
+            port=0,
+            settings=settings or GatewaySettings(),
+            redis_url=redis_url,
+            state_dir=state_dir,
+            environ=environ,
+        )
+        background = BackgroundGateway(prepared.app, prepared.sock)
+        background.start()
+        running = RunningGateway(background, prepared.base_url, prepared.dev_cognito)
+        started.append((running, prepared))
+        wait_for_health(running.base_url)
+        return running
+
+    yield start
+    for running, prepared in started:
+        running.stop()
+        prepared.loaded.restore()
