@@ -102,11 +102,12 @@ def wired_handlers(
 ) -> Iterator[None]:
     """Point ``entrypoints.aws_lambda.handlers.container`` at these parts for the block.
 
-    Only providers are overridden (the handler code and the Redis repository are the real
-    ones); the repository singleton is reset so it is rebuilt on ``redis_client``.
+    Only providers are overridden (the handler code and every repository are the real
+    ones); singletons are reset on entry and exit so the repositories, the connection
+    limiter and anything else holding a client are rebuilt on ``redis_client``.
     """
     container = handlers.container
-    container.redis_repository.reset()
+    container.reset_singletons()
     with ExitStack() as stack:
         stack.enter_context(container.clock.override(providers.Object(clock)))
         stack.enter_context(container.token_verifier.override(providers.Object(verifier)))
@@ -120,7 +121,12 @@ def wired_handlers(
         try:
             yield
         finally:
-            container.redis_repository.reset()
+            container.reset_singletons()
+
+
+def connection_records(store: Any) -> list[str]:
+    """The ``ws:connection:*`` keys in Redis, sorted (connection-limit keys left out)."""
+    return sorted(key.decode() for key in store.scan_iter(match="ws:connection:*"))
 
 
 # -- a JWKS endpoint that misbehaves on demand -----------------------------------------------
@@ -228,15 +234,28 @@ class SecuredRedisServer(RedisServer):
 
     The base class starts the process with ``--port N`` followed by ``extra_args``; Redis
     applies command-line options in order, so a later ``--port 0`` turns plain TCP off.
+    While starting, readiness is probed through ``probe_url`` (the same server, but without
+    the host-name check, for certificates deliberately issued to another host).
     """
 
-    def __init__(self, port: int, workdir: Path, extra_args: list[str], url: str) -> None:
+    def __init__(
+        self, port: int, workdir: Path, extra_args: list[str], url: str, probe_url: str
+    ) -> None:
         super().__init__(port, workdir, extra_args)
         self._url = url
+        self._probe_url = probe_url
+        self._starting = False
 
     @property
     def url(self) -> str:
-        return self._url
+        return self._probe_url if self._starting else self._url
+
+    def start(self) -> None:
+        self._starting = True
+        try:
+            super().start()
+        finally:
+            self._starting = False
 
 
 class TlsFiles:
@@ -323,6 +342,7 @@ def running_secured_redis(
     (``--tls-auth-clients no``, as on ElastiCache) and ``url`` is
     ``rediss://:<password>@127.0.0.1:<port>/0?ssl_ca_certs=<CA file>``.
     """
+    workdir.mkdir(parents=True, exist_ok=True)
     secret = urllib.parse.quote(password, safe="")
     args = ["--requirepass", password]
     if tls is None:
@@ -344,7 +364,8 @@ def running_secured_redis(
         ]
         ca = urllib.parse.quote(str(tls.ca_cert), safe="")
         url = f"rediss://:{secret}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
-    server = SecuredRedisServer(port, workdir, args, url)
+    probe_url = url + "&ssl_check_hostname=false" if tls is not None else url
+    server = SecuredRedisServer(port, workdir, args, url, probe_url)
     server.start()
     try:
         yield server

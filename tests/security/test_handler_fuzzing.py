@@ -30,7 +30,13 @@ from adapters.cognito import StaticJwksFetcher
 from adapters.in_memory import FixedClock, InMemoryMessageSender
 from adapters.redis_connection_repository import RedisClient, create_redis_client
 from entrypoints.aws_lambda import handlers
-from tests.security.harness import CONNECTION_ID, cognito_verifier, load_event, wired_handlers
+from tests.security.harness import (
+    CONNECTION_ID,
+    cognito_verifier,
+    connection_records,
+    load_event,
+    wired_handlers,
+)
 from tests.support.servers import RedisServer
 from tests.support.tokens import TEST_NOW, jwks_document, mint_access_token, shared_key_pair
 
@@ -199,8 +205,9 @@ class Edge:
                 ex=600,
             )
 
-    def contents(self) -> dict[bytes, bytes | None]:
-        return {key: self.store.get(key) for key in self.store.scan_iter()}
+    def contents(self) -> dict[Any, Any]:
+        """Every key with its serialized value (``DUMP``: strings, hashes and sets alike)."""
+        return {key: self.store.dump(key) for key in self.store.scan_iter()}
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +259,7 @@ def test_connect_on_any_event_answers_a_status_and_stores_nothing_unless_accepte
     stored = edge.contents()
     if status == 200:
         connection_id = event["requestContext"]["connectionId"]
-        assert list(stored) == [f"ws:connection:{connection_id}".encode()]
+        assert connection_records(edge.store) == [f"ws:connection:{connection_id}"]
     else:
         assert stored == {}
     assert edge.sender.sent == {}, "$connect never posts to the connection"

@@ -23,7 +23,13 @@ from adapters.cognito import HttpJwksFetcher
 from adapters.in_memory import FixedClock
 from adapters.redis_connection_repository import RedisClient
 from entrypoints.aws_lambda import handlers
-from tests.security.harness import JwksServer, cognito_verifier, connect_event, wired_handlers
+from tests.security.harness import (
+    JwksServer,
+    cognito_verifier,
+    connect_event,
+    connection_records,
+    wired_handlers,
+)
 from tests.support.tokens import (
     TEST_NOW,
     SteppingMonotonic,
@@ -49,6 +55,7 @@ class Edge:
         self.key = key
         self.monotonic = SteppingMonotonic()
         self._connections = 0
+        self._users = 0
 
     def connect(self, token: str) -> dict[str, Any]:
         self._connections += 1
@@ -57,7 +64,9 @@ class Edge:
         return handlers.connect_handler(event, None)
 
     def valid_token(self) -> str:
-        return mint_access_token(self.key, now=TEST_NOW)
+        # One user per token: the per-user connection limit (10) is not what is tested here.
+        self._users += 1
+        return mint_access_token(self.key, now=TEST_NOW, sub=f"user-{self._users:05d}")
 
     def unknown_kid_token(self) -> str:
         # Signed by the pool's own key, so only the kid lookup can reject it.
@@ -118,7 +127,7 @@ def test_given_cached_keys_and_a_failing_jwks_then_valid_tokens_keep_connecting(
 
     assert unknown == [401] * 10
     assert valid == [200] * 10
-    assert edge.store.dbsize() == 11
+    assert len(connection_records(edge.store)) == 11
     assert edge.server.fetches == 2
     assert handler_reasons(caplog).count("unknown_kid") == 10
 
@@ -138,7 +147,7 @@ def test_given_a_flood_of_unknown_kids_then_at_most_one_fetch_per_cooldown(
     assert statuses == [401] * (FLOOD * windows)
     assert edge.server.fetches == 1 + windows
     assert handler_reasons(caplog).count("unknown_kid") == FLOOD * windows
-    assert edge.store.dbsize() == 1 + windows
+    assert len(connection_records(edge.store)) == 1 + windows
 
 
 def test_given_a_flood_of_unknown_kids_and_no_cached_key_and_the_jwks_down_then_503_and_one_fetch(

@@ -25,6 +25,7 @@ from tests.security.harness import (
     CONNECTION_ID,
     cognito_verifier,
     connect_event,
+    connection_records,
     wired_handlers,
 )
 from tests.support.tokens import (
@@ -167,7 +168,7 @@ def test_given_the_same_valid_token_twice_then_it_connects(
 ) -> None:
     token = mint_access_token(pool_key, now=TEST_NOW)
     assert handlers.connect_handler(connect_event(token, token), None)["statusCode"] == 200
-    assert store.dbsize() == 1
+    assert connection_records(store) == [f"ws:connection:{CONNECTION_ID}"]
 
 
 def _with_header(event: dict[str, Any], name: str, value: str) -> dict[str, Any]:
