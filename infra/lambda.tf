@@ -58,6 +58,10 @@ resource "aws_lambda_function" "handler" {
         COGNITO_APP_CLIENT_IDS        = join(",", var.cognito_app_client_ids)
         COGNITO_TOKEN_USE             = var.cognito_token_use
         CONNECTION_TTL_SECONDS        = tostring(var.connection_ttl_seconds)
+        CONNECTION_LIMIT_GLOBAL       = tostring(var.connection_limit_global)
+        CONNECTION_LIMIT_PER_USER     = tostring(var.connection_limit_per_user)
+        REDIS_BREAKER_FAIL_MAX        = tostring(var.redis_breaker_fail_max)
+        REDIS_BREAKER_RESET_SECONDS   = tostring(var.redis_breaker_reset_seconds)
         MANAGEMENT_API_ENDPOINT       = local.management_api_endpoint
         CONNECTIONS_TABLE             = aws_dynamodb_table.connections.name
         LOG_LEVEL                     = var.log_level

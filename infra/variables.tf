@@ -152,6 +152,30 @@ variable "redis_read_timeout_seconds" {
   default     = 0.25
 }
 
+variable "connection_limit_global" {
+  description = "CONNECTION_LIMIT_GLOBAL: most open connections across the service; $connect answers 429 beyond it. Size it for production traffic."
+  type        = number
+  default     = 1000
+}
+
+variable "connection_limit_per_user" {
+  description = "CONNECTION_LIMIT_PER_USER: most open connections one userId may hold (tabs, devices)."
+  type        = number
+  default     = 10
+}
+
+variable "redis_breaker_fail_max" {
+  description = "REDIS_BREAKER_FAIL_MAX: consecutive Redis failures after which a handler stops trying Redis and uses the DynamoDB table."
+  type        = number
+  default     = 3
+}
+
+variable "redis_breaker_reset_seconds" {
+  description = "REDIS_BREAKER_RESET_SECONDS: how long the breaker stays open before a handler tries Redis again."
+  type        = number
+  default     = 10
+}
+
 # --- Cognito -----------------------------------------------------------------------------
 
 variable "cognito_user_pool_id" {
