@@ -6,13 +6,16 @@ single-key commands, no CROSSSLOT) without a six-process cluster.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 
-from tests.support.servers import READY_TIMEOUT_SECONDS, RedisServer, running_redis_server
+from tests.support.cluster import free_cluster_port
+from tests.support.servers import READY_TIMEOUT_SECONDS, RedisServer
 
 _SLOTS = 16384
 
@@ -20,9 +23,17 @@ _SLOTS = 16384
 @contextmanager
 def running_redis_cluster() -> Iterator[RedisServer]:
     """A redis-server in cluster mode owning every slot, once it reports ``cluster_state:ok``."""
-    with running_redis_server(
-        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"
-    ) as server:
+    # The cluster bus listens on port + 10000: a port above 55535 would make redis-server exit.
+    with (
+        tempfile.TemporaryDirectory(prefix="timeline-ws-redis-") as workdir,
+        _started(
+            RedisServer(
+                free_cluster_port(set()),
+                Path(workdir),
+                ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+            )
+        ) as server,
+    ):
         client = redis.Redis.from_url(server.url, socket_timeout=2)
         try:
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, _SLOTS - 1)
@@ -34,3 +45,12 @@ def running_redis_cluster() -> Iterator[RedisServer]:
         finally:
             client.close()
         yield server
+
+
+@contextmanager
+def _started(server: RedisServer) -> Iterator[RedisServer]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
