@@ -55,6 +55,9 @@ resource "aws_elasticache_replication_group" "redis" {
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.main.arn
   auth_token                 = random_password.redis_auth.result
+  # A new token is added beside the old one (both accepted) until a later SET: running
+  # handlers keep working through a rotation. See README.md, "Rotating the Redis AUTH token".
+  auth_token_update_strategy = "ROTATE"
 
   auto_minor_version_upgrade = true
   maintenance_window         = "sun:03:00-sun:04:00"
