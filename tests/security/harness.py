@@ -405,24 +405,36 @@ def render_record(record: logging.LogRecord) -> str:
 
 
 class _Recorder(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
+    def __init__(self, sink: list[tuple[str, str]]) -> None:
         super().__init__(level=logging.DEBUG)
         self._sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._sink.append(render_record(record))
+        self._sink.append((record.name, render_record(record)))
+
+
+CLIENT_LOGGER = "tests.security.client"
+"""Give test WebSocket clients this logger (``connect(..., logger=...)``): they stand in for
+the user's browser, whose own debug log shows the URL it opens. Their records are kept
+apart; the service's output is everything else."""
 
 
 class OutputCapture:
     """What ``capture_all_output`` saw: rendered records and the output of existing handlers."""
 
     def __init__(self) -> None:
-        self.records: list[str] = []
+        self.records: list[tuple[str, str]] = []
         self.streams: list[io.StringIO] = []
 
     def text(self, *extra: str) -> str:
-        """All captured output as one string, followed by ``extra`` (e.g. ``capsys`` text)."""
-        return "\n".join([*self.records, *(s.getvalue() for s in self.streams), *extra])
+        """The service's output (every record but the test clients', every stream) and ``extra``
+        (e.g. ``capsys`` text) as one string."""
+        service = [text for name, text in self.records if not name.startswith(CLIENT_LOGGER)]
+        return "\n".join([*service, *(s.getvalue() for s in self.streams), *extra])
+
+    def client_text(self) -> str:
+        """What the test clients (the users' side) logged."""
+        return "\n".join(text for name, text in self.records if name.startswith(CLIENT_LOGGER))
 
 
 @contextmanager

@@ -124,6 +124,7 @@ def test_given_rediss_with_the_ca_and_the_password_then_the_repository_round_tri
         assert repository.get(CONNECTION_ID) == CONNECTION
         repository.refresh(CONNECTION_ID, 600)
         repository.delete(CONNECTION_ID)
+        assert isinstance(client, redis.Redis)
         assert client.connection_pool.connection_class is redis.SSLConnection
     finally:
         client.close()
