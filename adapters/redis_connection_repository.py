@@ -48,6 +48,10 @@ def create_redis_client(
     Args:
         url: ``redis://[[user]:password@]host:port/db`` or ``rediss://`` for TLS (ElastiCache
             with in-transit encryption). Percent-encode special characters in the password.
+            With ``rediss://`` the server certificate and host name are verified against the
+            system CAs; for a private CA append ``?ssl_ca_certs=/path/ca.pem`` (redis-py reads
+            ``ssl_*`` query parameters; ``tests/security/test_redis_tls.py``). Never
+            ``ssl_cert_reqs=none``.
         connect_timeout_seconds: TCP connect timeout, seconds.
         read_timeout_seconds: wait for each reply, seconds. Short on purpose: a hung Redis
             must fail the call (``StoreUnavailableError``) well inside the Lambda timeout.

@@ -250,3 +250,19 @@ def test_given_the_handlers_on_tls_redis_with_a_wrong_password_then_503_and_no_p
         assert urllib.parse.quote(PASSWORD, safe="") not in text
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["single_node", "cluster"])
+def test_given_an_unreachable_redis_then_neither_the_client_nor_the_error_shows_the_password(
+    cluster: bool,
+) -> None:
+    # Port 1 on loopback: nothing listens there.
+    url = f"redis://user:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:1/0"
+    with pytest.raises(StoreUnavailableError) as raised:
+        client = create_redis_client(url, cluster=cluster)
+        try:
+            assert PASSWORD not in repr(client)
+            RedisConnectionRepository(client).get(CONNECTION_ID)
+        finally:
+            client.close()
+    assert_secret_free(raised.value)
