@@ -396,7 +396,9 @@ SECRET_SHAPES = (
     re.compile(r"rediss?://[^/\s\"]*:[^@\s\"]+@"),  # a password inside a Redis URL
 )
 # Attribute paths whose names match SECRET_NAME but hold no secret value.
-NOT_SECRETS = re.compile(r"(description|_arn|_id|_use|override_special|sid|name_prefix)$|\.type$")
+NOT_SECRETS = re.compile(
+    r"(description|_arn|_id|_use|_strategy|override_special|sid|name_prefix)$|\.type$"
+)
 
 
 def test_no_tf_file_holds_a_secret_literal() -> None:
