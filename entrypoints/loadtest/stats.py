@@ -132,9 +132,14 @@ class LoadtestReport:
 
     @property
     def passed(self) -> bool:
-        """True when the disconnect rate is under 1% and no connection failed unintendedly."""
+        """True when the disconnect rate is under 1% and no connection failed unintendedly.
+
+        A run that established no connection at all proves nothing, so it does not pass
+        either (every attempt rejected, e.g. with tokens the pool does not accept).
+        """
         return (
-            self.failed_total == 0
+            self.established > 0
+            and self.failed_total == 0
             and self.disconnect_rate_percent < MAX_DISCONNECT_RATE_PERCENT
             and self.established + self.rejected_total == self.attempted
         )

@@ -1,0 +1,167 @@
+"""The local gateway under load: ``timeline-ws loadtest`` against ``timeline-ws serve``.
+
+Starts a real ``redis-server`` and ``timeline-ws serve --redis-url ...`` (its own process,
+a temporary state folder for the development key, handler and access logs to a file),
+then runs ``timeline-ws loadtest`` in another process and returns its JSON report. The two
+processes share this machine's CPUs: the figures are the gateway's AND the load
+generator's. ``CONNECTION_LIMIT_GLOBAL`` is raised above the connection count (its
+default, 1,000, is a production guard, not what this measures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.support import REPO_ROOT
+from tests.support.servers import free_port, running_redis_server
+
+READY_TIMEOUT_SECONDS = 30.0
+TIMELINE_WS = str(Path(sys.executable).with_name("timeline-ws"))
+
+
+def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    """Bounded poll of ``GET /health``; raises when the server exits or never answers."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"timeline-ws serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:  # noqa: S310
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)  # polling interval of a bounded readiness loop
+    raise RuntimeError("timeline-ws serve did not become healthy")
+
+
+def run(
+    *,
+    connections: int,
+    duration_seconds: float,
+    ping_interval_seconds: float,
+    ramp_rate_per_second: float,
+    extra_loadtest_args: list[str] | None = None,
+    keep_logs: Path | None = None,
+) -> dict[str, Any]:
+    """Run one load test against a fresh gateway; returns the loadtest's JSON report.
+
+    The report gets ``exitStatus`` (the loadtest's) and ``command`` (to reproduce it).
+    """
+    with (
+        running_redis_server() as redis_server,
+        tempfile.TemporaryDirectory(prefix="timeline-ws-load-") as folder,
+    ):
+        workdir = Path(folder)
+        port = free_port()
+        environ = dict(os.environ)
+        for name in ("COGNITO_REGION", "COGNITO_USER_POOL_ID", "COGNITO_APP_CLIENT_IDS"):
+            environ.pop(name, None)
+        environ["TIMELINE_WS_STATE_DIR"] = str(workdir / "state")
+        environ["CONNECTION_LIMIT_GLOBAL"] = str(connections + 1000)
+        server_log = (keep_logs or workdir) / "serve.log"
+        with server_log.open("wb") as log:
+            server = subprocess.Popen(
+                [
+                    TIMELINE_WS,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--redis-url",
+                    redis_server.url,
+                    "--log-level",
+                    "WARNING",
+                ],
+                env=environ,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_for_health(f"http://127.0.0.1:{port}", server)
+                report_path = workdir / "report.json"
+                command = [
+                    TIMELINE_WS,
+                    "loadtest",
+                    f"ws://127.0.0.1:{port}/ws",
+                    "--connections",
+                    str(connections),
+                    "--duration",
+                    str(duration_seconds),
+                    "--ping-interval",
+                    str(ping_interval_seconds),
+                    "--ramp-rate",
+                    f"{ramp_rate_per_second:g}/s",
+                    "--server-pid",
+                    str(server.pid),
+                    "--quiet",
+                    "--json",
+                    str(report_path),
+                    *(extra_loadtest_args or []),
+                ]
+                completed = subprocess.run(
+                    command, env=environ, cwd=REPO_ROOT, check=False, stdout=subprocess.DEVNULL
+                )
+                report: dict[str, Any] = json.loads(report_path.read_text())
+                report["exitStatus"] = completed.returncode
+                report["command"] = " ".join(
+                    ["timeline-ws", *command[1:3]]
+                    + [a for a in command[3:] if not a.startswith(str(workdir))]
+                )
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait(timeout=10)
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """The load test's figures as a short table."""
+    connect, rtt = report["connectLatencyMs"], report["pongRoundTripMs"]
+    server = report.get("server") or {}
+    per = server.get("rssPerConnectionBytes")
+    lines = [
+        f"Local gateway under load ({report['connections']} connections, "
+        f"{report['durationSeconds']:g} s hold, {report['pingIntervalSeconds']:g} s pings, "
+        f"ramp {report['rampRatePerSecond']:g}/s; serve + redis-server + loadtest on one machine)",
+        "",
+        f"  attempted {report['attempted']}, established {report['established']}, "
+        f"rejected {report['rejectedTotal']} {report['rejected'] or ''}, failed "
+        f"{report['failedTotal']} {report['failed'] or ''}, peak open {report['peakOpen']}",
+        f"  unexpected disconnects {report['unexpectedDisconnectsTotal']} "
+        f"({report['disconnectRatePercent']:.2f}%), pings {report['pingsSent']}, "
+        f"pongs {report['pongsReceived']}, error frames {report['errorFrames']}",
+        "                  p50 ms   p95 ms   p99 ms   max ms",
+        "  connect      " + _cells(connect),
+        "  pong RTT     " + _cells(rtt),
+    ]
+    if server:
+        lines.append(
+            f"  serve RSS: before {server['rssBeforeBytes'] / 2**20:.1f} MiB, peak "
+            f"{server['peakRssBytes'] / 2**20:.1f} MiB, per connection "
+            f"{'-' if per is None else f'{per / 1024:.1f} KiB'}"
+        )
+    lines.append(
+        f"  verdict: {'PASSED' if report['passed'] else 'FAILED'} (exit {report['exitStatus']})"
+    )
+    return "\n".join(lines)
+
+
+def _cells(distribution: dict[str, Any]) -> str:
+    return "".join(
+        f"{'-' if distribution[key] is None else f'{distribution[key]:.1f}':>9}"
+        for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+    )

@@ -1,0 +1,103 @@
+"""``timeline-ws loadtest`` against the local gateway (real handlers, real redis-server).
+
+A small run (50 connections, 10 s, 1 s pings) through the real CLI entrypoint: every
+connection is established, none closes unexpectedly, and every ping is answered. Timing
+figures are printed for the log, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from entrypoints.cli import main
+from tests.e2e.conftest import RunningGateway
+
+CONNECTIONS = 50
+DURATION_SECONDS = 10
+PING_INTERVAL_SECONDS = 1
+
+
+def test_given_the_gateway_when_50_clients_ping_for_10_s_then_all_connect_and_every_ping_is_answered(
+    gateway: Callable[..., RunningGateway], state_dir: Path, tmp_path: Path, capsys
+) -> None:
+    # Given: the gateway on real Redis, tokens minted from its development key
+    running = gateway()
+    report_path = tmp_path / "report.json"
+
+    # When
+    status = main(
+        [
+            "loadtest",
+            running.ws_url,
+            "--connections",
+            str(CONNECTIONS),
+            "--duration",
+            str(DURATION_SECONDS),
+            "--ping-interval",
+            str(PING_INTERVAL_SECONDS),
+            "--ramp-rate",
+            "100/s",
+            "--state-dir",
+            str(state_dir),
+            "--quiet",
+            "--json",
+            str(report_path),
+        ]
+    )
+
+    # Then
+    printed = capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    summary = printed[printed.index("timeline-ws loadtest ") :]  # handler logs come first
+    with capsys.disabled():
+        print("\n" + summary)  # the timing figures, for the log only
+    assert status == 0
+    assert report["attempted"] == CONNECTIONS
+    assert report["established"] == CONNECTIONS
+    assert report["rejectedTotal"] == 0
+    assert report["failedTotal"] == 0
+    assert report["unexpectedDisconnectsTotal"] == 0
+    assert report["pingsSent"] >= CONNECTIONS * (DURATION_SECONDS // PING_INTERVAL_SECONDS - 1)
+    assert report["pongsReceived"] == report["pingsSent"]
+    assert report["errorFrames"] == 0
+    assert report["passed"] is True
+    assert "token=" not in summary and "token" not in report["url"]
+
+
+def test_given_tokens_the_pool_does_not_accept_when_loadtesting_then_rejections_are_counted_by_status(
+    gateway: Callable[..., RunningGateway], tmp_path: Path, capsys
+) -> None:
+    # Given: a token file with tokens the development pool never issued
+    running = gateway()
+    token_file = tmp_path / "tokens.txt"
+    token_file.write_text("# not tokens\nnot-a-jwt\n\nstill.not.one\n")
+
+    # When
+    status = main(
+        [
+            "loadtest",
+            running.ws_url,
+            "--connections",
+            "4",
+            "--duration",
+            "1",
+            "--ping-interval",
+            "1",
+            "--token-file",
+            str(token_file),
+            "--quiet",
+            "--json",
+            str(tmp_path / "report.json"),
+        ]
+    )
+
+    # Then: refused on purpose (HTTP 401), not failed; a run that established nothing fails
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["rejected"] == {"401": 4}
+    assert report["established"] == 0
+    assert report["failedTotal"] == 0
+    assert report["passed"] is False
+    assert status == 1
+    assert "not-a-jwt" not in capsys.readouterr().out
