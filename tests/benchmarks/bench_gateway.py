@@ -35,7 +35,7 @@ def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"timeline-ws serve exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:
                 if reply.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError):
