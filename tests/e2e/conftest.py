@@ -52,7 +52,7 @@ def wait_for_health(base_url: str) -> None:
 
     def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:
                 return bool(reply.status == 200)
         except (urllib.error.URLError, ConnectionError):
             return False

@@ -1,0 +1,137 @@
+"""The serve/token wiring that needs no sockets: environment, limits, banner, argument checks."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entrypoints.cli import build_parser, main
+from entrypoints.local_gateway.dev_cognito import load_dev_cognito
+from entrypoints.local_gateway.runner import (
+    LoadedHandlers,
+    PreparedGateway,
+    _redact_url,
+    banner,
+    connect_host,
+    lambda_environment,
+    raise_open_file_limit,
+    real_cognito_configured,
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("0.0.0.0", "127.0.0.1"),
+        ("", "127.0.0.1"),
+        ("::", "[::1]"),
+        ("::1", "[::1]"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_clients_reach_wildcard_binds_on_loopback(host: str, expected: str) -> None:
+    assert connect_host(host) == expected
+
+
+def test_the_lambda_environment_points_at_the_gateway_and_keeps_real_credentials(
+    tmp_path: Path,
+) -> None:
+    dev = load_dev_cognito(tmp_path)
+    variables = lambda_environment(
+        base_url="http://127.0.0.1:9",
+        redis_url="redis://127.0.0.1:1/0",
+        dev_cognito=dev,
+        environ={"AWS_ACCESS_KEY_ID": "mine", "AWS_REGION": "eu-west-1"},
+    )
+    assert variables["MANAGEMENT_API_ENDPOINT"] == "http://127.0.0.1:9"
+    assert variables["REDIS_URL"] == "redis://127.0.0.1:1/0"
+    assert "AWS_ACCESS_KEY_ID" not in variables  # the user's own credentials are kept
+    assert "AWS_DEFAULT_REGION" not in variables  # AWS_REGION is enough
+    assert variables["AWS_SECRET_ACCESS_KEY"] == "local"
+    assert variables["COGNITO_USER_POOL_ID"] == "local_timelinews"
+    bare = lambda_environment(base_url="http://h:1", redis_url=None, dev_cognito=None, environ={})
+    assert set(bare) == {
+        "MANAGEMENT_API_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    }
+
+
+def test_real_cognito_is_detected_by_the_user_pool_id() -> None:
+    assert real_cognito_configured({"COGNITO_USER_POOL_ID": "eu-west-1_abc"})
+    assert not real_cognito_configured({"COGNITO_USER_POOL_ID": "  "})
+    assert not real_cognito_configured({})
+
+
+def test_the_open_file_limit_is_raised_toward_the_hard_limit() -> None:
+    before_soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, after_hard = raise_open_file_limit()
+    assert after_hard == hard
+    assert soft >= before_soft
+    if hard != resource.RLIM_INFINITY:
+        assert soft == min(hard, 1_048_576) or soft == before_soft
+
+
+def test_passwords_in_redis_urls_are_redacted() -> None:
+    assert _redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert _redact_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path: Path) -> None:
+    dev = load_dev_cognito(tmp_path)
+    prepared = PreparedGateway(
+        app=Any,
+        sock=None,
+        base_url="http://127.0.0.1:8080",
+        ws_url="ws://127.0.0.1:8080/ws",
+        dev_cognito=dev,
+        redis_url="redis://:pw@127.0.0.1:6379/0",
+        loaded=LoadedHandlers({}, lambda: None),
+    )
+    text = banner(prepared, python="/opt/my python")
+    assert "'/opt/my python' -m websockets 'ws://127.0.0.1:8080/ws?token=ey" in text
+    assert "Redis at redis://:***@127.0.0.1:6379/0" in text
+    assert "pw@" not in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "70000"],
+        ["serve", "--port", "http"],
+        ["serve", "--idle-timeout", "0"],
+        ["serve", "--max-duration", "soon"],
+        ["serve", "--redis-url", "http://127.0.0.1:6379"],
+        ["serve", "--binary-frames", "raw"],
+        ["token", "--expires-in", "0"],
+        ["token", "--expires-in", "1h"],
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_token_refuses_an_empty_sub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--sub", " ", "--state-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "serve" in out and "token" in out
+
+
+def test_every_command_registers_a_handler() -> None:
+    parser = build_parser()
+    for argv in (["serve"], ["token"]):
+        assert callable(parser.parse_args(argv).handler)
