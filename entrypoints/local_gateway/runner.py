@@ -197,6 +197,7 @@ def prepare_gateway(
                 base_url=base_url, redis_url=redis_url, dev_cognito=dev, environ=environ
             )
         )
+        ensure_local_failover_table(environ)
         loaded = load_handlers(environ, None if redis_url else embedded_redis_client())
         app = create_app(
             loaded.handlers,
@@ -322,6 +323,60 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError("must start with http:// or https://")
+    return text
+
+
+def store_environment(
+    *, redis_cluster: bool, connections_table: str | None, dynamodb_endpoint: str | None
+) -> dict[str, str]:
+    """The variables the store options of ``serve`` set for the handlers."""
+    variables: dict[str, str] = {}
+    if redis_cluster:
+        variables["REDIS_CLUSTER"] = "true"
+    if connections_table:
+        variables["CONNECTIONS_TABLE"] = connections_table
+    if dynamodb_endpoint:
+        variables["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    return variables
+
+
+def ensure_local_failover_table(environ: Mapping[str, str]) -> str | None:
+    """Create ``CONNECTIONS_TABLE`` when missing, only at a local ``AWS_ENDPOINT_URL_DYNAMODB``.
+
+    Returns the table name when failover is configured with a local endpoint, else ``None``
+    (a real AWS table is Terraform's, never created here).
+
+    Raises:
+        entrypoints.settings.ConfigurationError: the endpoint refused or could not be reached.
+    """
+    from entrypoints.settings import ConfigurationError
+
+    table = environ.get("CONNECTIONS_TABLE", "").strip()
+    endpoint = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip()
+    if not table or not endpoint:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from adapters.dynamodb_connection_repository import (
+        create_dynamodb_client,
+        ensure_connections_table,
+    )
+
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        client = create_dynamodb_client(endpoint_url=endpoint, region_name=region)
+        if ensure_connections_table(client, table):
+            logger.info("created the DynamoDB table %s at %s", table, endpoint)
+    except (BotoCoreError, ClientError) as error:
+        raise ConfigurationError(
+            f"CONNECTIONS_TABLE: cannot create {table!r} at {endpoint}: {type(error).__name__}"
+        ) from error
+    return table
+
+
 def _expires_in(text: str) -> int:
     try:
         value = int(text)
@@ -349,6 +404,26 @@ def add_serve_command(commands: Any) -> None:
         type=_redis_url,
         default=None,
         help="use this Redis instead of the embedded fakeredis",
+    )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true)",
+    )
+    parser.add_argument(
+        "--connections-table",
+        default=None,
+        metavar="NAME",
+        help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE); "
+        "created when missing if --dynamodb-endpoint is given",
+    )
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        type=_http_url,
+        default=None,
+        metavar="URL",
+        help="a local DynamoDB endpoint, e.g. a moto_server at http://127.0.0.1:5000 "
+        "(sets AWS_ENDPOINT_URL_DYNAMODB)",
     )
     parser.add_argument(
         "--stage", default="local", help="the stage name in events and URLs (default local)"
@@ -438,6 +513,16 @@ def run_serve(args: argparse.Namespace) -> int:
         max_duration_seconds=args.max_duration,
         integration_timeout_seconds=args.integration_timeout,
         binary_frames=args.binary_frames,
+    )
+    if args.redis_cluster and not args.redis_url:
+        print("timeline-ws serve: --redis-cluster needs --redis-url", file=sys.stderr)
+        return 2
+    os.environ.update(
+        store_environment(
+            redis_cluster=args.redis_cluster,
+            connections_table=args.connections_table,
+            dynamodb_endpoint=args.dynamodb_endpoint,
+        )
     )
     try:
         prepared = prepare_gateway(
