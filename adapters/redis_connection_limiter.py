@@ -14,8 +14,8 @@ expired; a heartbeat moves its slot's expiry with the record's TTL (``ZADD XX``)
 
 Exactness: each check-and-add runs as one Lua script on one slot, so concurrent
 ``$connect``s can never push a count past its limit, on one node or in a cluster. Counts err
-only on the safe side: a slot is held from ``acquire`` until the record's TTL ends even if
-the Lambda died before ``save`` (at most ``ttl_seconds`` later it frees itself).
+only on the safe side: a slot is held from ``acquire`` until the record's TTL ends (plus
+:data:`SLOT_GRACE_MS`), even if the Lambda died before ``save`` (it frees itself then).
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ DEFAULT_GLOBAL_LIMIT: Final = 1000
 
 DEFAULT_PER_USER_LIMIT: Final = 10
 """Concurrent connections of one user."""
+
+SLOT_GRACE_MS: Final = 1000
+"""A slot outlives its record by this much (ms), so it never frees before Redis has expired
+the record: the slot's expiry is computed just before the record is written, on the
+Lambda's clock, the record's on Redis's."""
 
 EXPIRY_KEY: Final = "ws:limits:{connections}:expiry"
 OWNER_KEY: Final = "ws:limits:{connections}:owner"
@@ -181,7 +186,7 @@ class RedisConnectionLimiter:
                     now_ms,
                     connection.connection_id,
                     connection.user_id,
-                    now_ms + ttl_seconds * 1000,
+                    now_ms + ttl_seconds * 1000 + SLOT_GRACE_MS,
                     self._global_limit,
                     self._per_user_limit,
                 ],
@@ -199,7 +204,7 @@ class RedisConnectionLimiter:
 
         Best effort: a Redis failure is logged, not raised (a heartbeat must not fail on it).
         """
-        expires_ms = self._now_ms() + ttl_seconds * 1000
+        expires_ms = self._now_ms() + ttl_seconds * 1000 + SLOT_GRACE_MS
         self._redis(
             "touch",
             lambda: self._loaded().client.zadd(EXPIRY_KEY, {connection_id: expires_ms}, xx=True),
