@@ -270,3 +270,32 @@ def test_the_local_failover_table_is_created_only_for_a_local_endpoint(moto_endp
     client = create_dynamodb_client(endpoint_url=moto_endpoint, region_name="us-east-1")
     assert client.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE"
     client.delete_table(TableName=table)
+
+
+def test_given_a_user_with_10_sockets_when_an_11th_connects_then_the_handshake_is_429_until_one_closes(
+    gateway: Callable[..., RunningGateway], redis_client: redis.Redis
+) -> None:
+    running = gateway()
+    token = running.token(sub="busy-user")
+
+    async def scenario() -> None:
+        sockets = [await connect(running.url(token)) for _ in range(10)]
+        with pytest.raises(InvalidStatus) as rejected:
+            async with connect(running.url(token)):
+                pass
+        assert rejected.value.response.status_code == 429
+        assert len(redis_client.keys(RECORD_PREFIX + "*")) == 10  # the 11th stored nothing
+
+        await sockets.pop().close()
+
+        async def eleventh_accepted() -> bool:
+            try:
+                sockets.append(await connect(running.url(token)))
+            except InvalidStatus:
+                return False
+            return True
+
+        assert await until(eleventh_accepted)
+        await asyncio.gather(*(ws.close() for ws in sockets))
+
+    asyncio.run(scenario())
