@@ -348,14 +348,11 @@ class Gateway:
 
     async def _tell(self, connection: LiveConnection, message: str, request_id: str) -> None:
         """API Gateway's own error frame to the client, e.g. after a failed integration."""
-        frame = {
-            "message": message,
-            "connectionId": connection.connection_id,
-            "requestId": request_id,
-        }
         if not connection.socket.closed:
             with contextlib.suppress(ConnectionError):
-                await connection.socket.send_str(json.dumps(frame))
+                await connection.socket.send_str(
+                    gateway_error_frame(message, connection.connection_id, request_id)
+                )
 
     async def _disconnect(self, client: ClientConnection, close: tuple[int, str]) -> None:
         event = disconnect_event(
@@ -379,6 +376,16 @@ class Gateway:
             await asyncio.wait(sessions, timeout=self.settings.shutdown_timeout_seconds)
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def gateway_error_frame(message: str, connection_id: str, request_id: str) -> str:
+    """API Gateway's error frame, byte for byte as captured from a real API, e.g.
+    ``{"message": "Internal server error", "connectionId":"VNRUSeldSwMCIRQ=", "requestId":"VNRXVFJOywMF3-Q="}``
+    (https://github.com/aws-samples/simple-websockets-chat-app/issues/42)."""
+    return (
+        f'{{"message": {json.dumps(message)}, "connectionId":{json.dumps(connection_id)}, '
+        f'"requestId":{json.dumps(request_id)}}}'
+    )
 
 
 def _headers(request: web.Request) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from entrypoints.local_gateway.events import ApiIdentity
-from entrypoints.local_gateway.server import GatewaySettings
+from entrypoints.local_gateway.server import GatewaySettings, gateway_error_frame
 from tests.e2e.conftest import RunningGateway, wait_until
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -268,6 +268,35 @@ def test_given_connect_returns_a_subprotocol_then_the_handshake_selects_it(
     assert run(scenario()) == "v2"
 
 
+def test_posting_to_a_connection_before_connect_returns_is_gone(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    outcomes: list[str] = []
+    management: list[Any] = []
+
+    def connect_and_post(event: dict[str, Any], context: Any) -> Any:
+        client = management[0]
+        try:
+            client.post_to_connection(
+                ConnectionId=event["requestContext"]["connectionId"], Data=b"early"
+            )
+            outcomes.append("delivered")
+        except client.exceptions.GoneException:
+            outcomes.append("gone")
+        return {"statusCode": 200}
+
+    running = stub_gateway({**recorder.handlers, "$connect": connect_and_post})
+    management.append(running.management())
+
+    async def scenario() -> None:
+        async with connect(running.url("t")):
+            pass
+
+    run(scenario())
+    assert outcomes == ["gone"]
+
+
 def test_given_a_plain_http_get_on_the_websocket_path_then_426(
     stub_gateway: Callable[..., RunningGateway],
 ) -> None:
@@ -390,7 +419,9 @@ def test_given_a_failing_message_handler_then_api_gateway_tells_the_client_and_t
     async def scenario() -> dict[str, Any]:
         async with connect(running.url("t")) as ws:
             await ws.send("boom")
-            frame = await receive_json(ws)
+            raw = await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+            frame: dict[str, Any] = json.loads(raw)
+            assert raw == gateway_error_frame(message, frame["connectionId"], frame["requestId"])
             release.set()
             await ws.send("ok")
             wait_until(
@@ -741,8 +772,11 @@ def test_the_access_log_has_one_line_per_event_and_never_the_token_or_query(
             wait_until(lambda: recorder.of_type("MESSAGE"), what="the MESSAGE event")
 
     run(scenario())
-    recorder.disconnected()
-    access = [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway.access"]
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway.access"]
+
+    access = wait_until(lambda: len(access_lines()) == 3 and access_lines(), what="three access lines")
     connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
     assert [line.split()[0] for line in access] == ["connect", "message", "disconnect"]
     assert all(f"connectionId={connection_id}" in line and "status=200" in line for line in access)
