@@ -1,6 +1,11 @@
 # The three handlers: one function per WebSocket route, all from the same package
 # (`make package` -> dist/timeline-ws-lambda.zip), differing only in the handler callable.
 
+locals {
+  # lambda_package_path may be absolute, or relative to this directory.
+  lambda_package = startswith(var.lambda_package_path, "/") ? var.lambda_package_path : "${path.module}/${var.lambda_package_path}"
+}
+
 resource "aws_cloudwatch_log_group" "lambda" {
   for_each = local.lambda_handlers
 
@@ -20,8 +25,8 @@ resource "aws_lambda_function" "handler" {
   description   = "timeline-ws ${each.value.route_key} handler"
   role          = aws_iam_role.lambda.arn
 
-  filename         = "${path.module}/${var.lambda_package_path}"
-  source_code_hash = filebase64sha256("${path.module}/${var.lambda_package_path}")
+  filename         = local.lambda_package
+  source_code_hash = filebase64sha256(local.lambda_package)
   handler          = each.value.handler
   runtime          = var.lambda_runtime
   architectures    = [var.lambda_architecture]

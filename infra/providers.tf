@@ -10,10 +10,6 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 5.70.0, < 7.0.0"
     }
-    random = {
-      source  = "hashicorp/random"
-      version = ">= 3.6.0, < 4.0.0"
-    }
   }
 
   # State holds the Redis AUTH token (ElastiCache has no write-only argument for it), so keep

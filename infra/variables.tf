@@ -77,7 +77,7 @@ variable "custom_domain_route53_zone_id" {
 # --- Lambda ------------------------------------------------------------------------------
 
 variable "lambda_package_path" {
-  description = "Path to the zip built by `make package`, relative to this directory."
+  description = "Path to the zip built by `make package`: absolute, or relative to this directory."
   type        = string
   default     = "../dist/timeline-ws-lambda.zip"
 }

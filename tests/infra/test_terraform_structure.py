@@ -175,7 +175,7 @@ def test_the_lambdas_get_the_whole_container_configuration_and_no_secret(tf: Sta
         in environment
     )
     assert 'REDIS_CLUSTER = "true"' in environment
-    assert "auth_token" not in environment and "random_password" not in environment
+    assert "auth_token" not in environment and "secret_string" not in environment
 
 
 # Read by the code, deliberately not set by Terraform: Lambda sets the Region itself,
@@ -288,9 +288,14 @@ def test_redis_is_a_cluster_mode_group_with_tls_at_rest_encryption_and_a_generat
     assert group["transit_encryption_enabled"] is True
     assert group["at_rest_encryption_enabled"] is True
     assert group["automatic_failover_enabled"] is True
-    assert group["auth_token"] == "${random_password.redis_auth.result}"
+    assert group["auth_token"] == "${aws_secretsmanager_secret_version.redis_auth.secret_string}"
+    assert group["auth_token_update_strategy"] == "ROTATE"
+    # Secrets Manager generates the token once; later plans do not replace it.
     secret = tf.of("aws_secretsmanager_secret_version")["redis_auth"]
-    assert secret["secret_string"] == "${random_password.redis_auth.result}"
+    generated = "${data.aws_secretsmanager_random_password.redis_auth.random_password}"
+    assert secret["secret_string"] == generated
+    assert block(secret, "lifecycle")["ignore_changes"] == ["secret_string"]
+    assert tf.data["aws_secretsmanager_random_password"]["redis_auth"]["password_length"] >= 32
 
 
 def test_security_groups_open_only_the_redis_port_between_lambda_and_redis(tf: Stack) -> None:
