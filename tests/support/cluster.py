@@ -12,9 +12,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Final
 
 import attrs
 import redis
@@ -78,9 +79,27 @@ def _wait_for_cluster_ok(servers: tuple[RedisServer, ...]) -> None:
             client.close()
 
 
+CLUSTER_ARGS: Final = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+"""The options that make a redis-server a cluster node (its state file in its own folder)."""
+
+NodeFactory = Callable[[int, Path], RedisServer]
+
+
+def plain_node(port: int, workdir: Path) -> RedisServer:
+    """A cluster node speaking plain TCP without a password."""
+    return RedisServer(port, workdir, list(CLUSTER_ARGS))
+
+
 @contextmanager
-def running_redis_cluster_of_three() -> Iterator[RedisClusterNodes]:
-    """Start three cluster-enabled redis-servers, create the cluster, yield it, stop it."""
+def running_redis_cluster_of_three(
+    *, node: NodeFactory = plain_node, cli_args: Sequence[str] = ()
+) -> Iterator[RedisClusterNodes]:
+    """Start three cluster-enabled redis-servers, create the cluster, yield it, stop it.
+
+    ``node`` builds each (not yet started) server from its port and folder, e.g. with TLS
+    and a password; ``cli_args`` are the matching ``redis-cli`` options (``--tls``,
+    ``--cacert``, ``-a``) for ``redis-cli --cluster create``.
+    """
     redis_cli = shutil.which("redis-cli")
     if redis_cli is None:
         raise RuntimeError("redis-cli is not installed (it comes with the redis-server package)")
@@ -93,24 +112,14 @@ def running_redis_cluster_of_three() -> Iterator[RedisClusterNodes]:
             workdir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="timeline-ws-cluster-"))
             )
-            server = RedisServer(
-                port,
-                workdir,
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--appendonly",
-                    "no",
-                ],
-            )
+            server = node(port, workdir)
             server.start()
             stack.callback(server.stop)
             servers.append(server)
         subprocess.run(
             [
                 redis_cli,
+                *cli_args,
                 "--cluster",
                 "create",
                 *(f"127.0.0.1:{server.port}" for server in servers),
