@@ -165,6 +165,13 @@ class RedisConnectionLimiter:
         self._breaker = breaker
         self._scripts: _Scripts | None = None
         self._scripts_lock = threading.Lock()
+        self._attempts = 0
+        self._attempts_lock = threading.Lock()
+
+    @property
+    def redis_attempts(self) -> int:
+        """How many calls reached Redis (the breaker, when given, let them through)."""
+        return self._attempts
 
     def acquire(self, connection: Connection, ttl_seconds: int) -> bool:
         """Count ``connection`` until ``now + ttl_seconds``, or refuse it.
@@ -253,7 +260,13 @@ class RedisConnectionLimiter:
     @contextmanager
     def _guard(self) -> Iterator[None]:
         if self._breaker is None:
+            self._count_attempt()
             yield
             return
         with self._breaker.calling():
+            self._count_attempt()
             yield
+
+    def _count_attempt(self) -> None:
+        with self._attempts_lock:
+            self._attempts += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from adapters.dynamodb_connection_repository import create_dynamodb_client
 from adapters.redis_connection_limiter import EXPIRY_KEY
+from entrypoints.aws_lambda import handlers
 from entrypoints.local_gateway.runner import (
     PreparedGateway,
     ensure_local_failover_table,
@@ -54,7 +56,14 @@ def aof_redis() -> Iterator[RedisServer]:
 class FailoverGateway:
     """The gateway over the real handlers, Redis failing over to a moto DynamoDB table."""
 
-    def __init__(self, redis_server: RedisServer, dynamodb_endpoint: str, state_dir: Path) -> None:
+    def __init__(
+        self,
+        redis_server: RedisServer,
+        dynamodb_endpoint: str,
+        state_dir: Path,
+        *,
+        breaker_reset_seconds: float = 0.5,
+    ) -> None:
         self.redis_server = redis_server
         self.table = f"e2e-connections-{uuid.uuid4().hex[:8]}"
         environ = dict(os.environ)
@@ -72,7 +81,7 @@ class FailoverGateway:
                 dynamodb_endpoint=dynamodb_endpoint,
             )
         )
-        environ["REDIS_BREAKER_RESET_SECONDS"] = "0.5"
+        environ["REDIS_BREAKER_RESET_SECONDS"] = str(breaker_reset_seconds)
         self.prepared: PreparedGateway = prepare_gateway(
             host="127.0.0.1",
             port=0,
@@ -299,3 +308,46 @@ def test_given_a_user_with_10_sockets_when_an_11th_connects_then_the_handshake_i
         await asyncio.gather(*(ws.close() for ws in sockets))
 
     asyncio.run(scenario())
+
+
+def test_given_a_hung_redis_then_connects_succeed_and_stop_reaching_redis_once_the_breaker_opens(
+    aof_redis: RedisServer, moto_endpoint: str, state_dir: Path
+) -> None:
+    # A breaker that stays open for the whole test: no half-open trial may reach Redis.
+    gateway = FailoverGateway(aof_redis, moto_endpoint, state_dir, breaker_reset_seconds=600)
+    container = handlers.container
+    process = gateway.redis_server.process
+    assert process is not None
+
+    def redis_attempts() -> int:
+        repository = container.failover_repository()
+        return int(repository.primary_attempts + container.connection_limiter().redis_attempts)
+
+    async def scenario() -> None:
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            clients = [
+                await connect(gateway.running.url(gateway.running.token(sub=f"hung-{index}")))
+                for index in range(3)
+            ]
+            assert container.redis_breaker().current_state == "open"
+            attempts_when_open = redis_attempts()
+
+            clients += [
+                await connect(gateway.running.url(gateway.running.token(sub=f"hung-{index}")))
+                for index in range(3, 10)
+            ]
+            pongs = [await ping(ws, "hung") for ws in clients]
+
+            assert redis_attempts() == attempts_when_open  # nobody waited on Redis again
+            assert [pong["action"] for pong in pongs] == ["pong"] * 10
+            assert set(gateway.dynamodb_items()) == {pong["connectionId"] for pong in pongs}
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        await asyncio.gather(*(ws.close() for ws in clients))
+        assert await until(lambda: not gateway.dynamodb_items())
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gateway.stop()
