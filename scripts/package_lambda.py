@@ -49,9 +49,14 @@ from packaging.utils import canonicalize_name
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = PROJECT_ROOT / "dist" / "timeline-ws-lambda.zip"
 
-# Lambda architecture names -> the manylinux platform tag pip downloads wheels for.
-# manylinux2014 (glibc 2.17) wheels run on both Amazon Linux 2023 runtimes (python3.12/3.13).
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+# Lambda architecture names -> the manylinux platform tags pip may take wheels for, in order
+# of preference. The python3.12/3.13 runtimes run Amazon Linux 2023 (glibc 2.34): manylinux2014
+# (glibc 2.17) wheels are preferred, manylinux_2_28 ones accepted for projects that no longer
+# publish 2014 wheels.
+PLATFORMS = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
 MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 # Distributions that must never reach Lambda: the `local` extra and the test tools.
@@ -194,8 +199,7 @@ def pip_install(
         "--no-compile",
         "--target",
         str(target),
-        "--platform",
-        PLATFORMS[architecture],
+        *(option for tag in PLATFORMS[architecture] for option in ("--platform", tag)),
         "--implementation",
         "cp",
         "--python-version",
@@ -329,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mebibyte = 1024 * 1024
     print(
         f"{report.output}: CPython {report.python_version} on {report.architecture} "
-        f"({PLATFORMS[report.architecture]}), {report.zipped_bytes / mebibyte:.1f} MiB zipped, "
+        f"({', '.join(PLATFORMS[report.architecture])}), "
+        f"{report.zipped_bytes / mebibyte:.1f} MiB zipped, "
         f"{report.unzipped_bytes / mebibyte:.1f} MiB unzipped"
     )
     print("pinned: " + ", ".join(report.pins))
