@@ -3,7 +3,8 @@
 # README.md); `terraform fmt -check` and the tests in tests/infra run everywhere.
 
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.9: variable validations that refer to other variables (availability_zones).
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {
