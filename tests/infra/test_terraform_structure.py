@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -307,9 +306,14 @@ def test_security_groups_open_only_the_redis_port_between_lambda_and_redis(tf: S
     assert redis_in[0]["referenced_security_group_id"] == "${aws_security_group.lambda.id}"
     assert redis_in[0]["from_port"] == redis_in[0]["to_port"] == "${var.redis_port}"
     assert not any(rule.get("cidr_ipv4") for rule in ingress.values())
-    for name in ("aws_security_group",):
-        for group in tf.of(name).values():
-            assert "ingress" not in group and "egress" not in group  # rules are separate resources
+    # Inline rules would hide beside the per-rule resources above: there are none.
+    for group in tf.of("aws_security_group").values():
+        assert "ingress" not in group and "egress" not in group
+    egress = tf.of("aws_vpc_security_group_egress_rule").values()
+    assert {(rule["from_port"], rule["to_port"]) for rule in egress} == {
+        ("${var.redis_port}", "${var.redis_port}"),
+        (443, 443),
+    }
 
 
 def test_the_disconnect_rate_alarm_fires_above_ten_percent_over_five_minutes(tf: Stack) -> None:
@@ -454,5 +458,5 @@ def test_every_resource_block_is_in_the_file_for_its_concern() -> None:
         for other, document in documents.items():
             if other == file_name:
                 continue
-            others: Any = {kind for block_ in document.get("resource", []) for kind in block_}
+            others = {kind for block_ in document.get("resource", []) for kind in block_}
             assert not any(kind.startswith(prefix) for kind in others), f"{prefix}* in {other}"
