@@ -14,6 +14,7 @@ import io
 import ipaddress
 import json
 import logging
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ from adapters.cognito import CognitoTokenVerifier, JwksFetcher
 from adapters.in_memory import FixedClock
 from application.ports import MessageSender
 from entrypoints.aws_lambda import handlers
+from entrypoints.settings import Settings
 from tests.support.servers import RedisServer
 from tests.support.tokens import TEST_CLIENT_ID, TEST_ISSUER, SteppingMonotonic
 
@@ -103,12 +105,16 @@ def wired_handlers(
     """Point ``entrypoints.aws_lambda.handlers.container`` at these parts for the block.
 
     Only providers are overridden (the handler code and every repository are the real
-    ones); singletons are reset on entry and exit so the repositories, the connection
+    ones; ``settings`` is read from ``os.environ``); singletons are reset on entry and exit so the repositories, the connection
     limiter and anything else holding a client are rebuilt on ``redis_client``.
     """
     container = handlers.container
     container.reset_singletons()
     with ExitStack() as stack:
+        # Settings from the test environment, so the tier does not depend on what earlier
+        # tests left in the module-level container.
+        settings = Settings.from_environ(os.environ)
+        stack.enter_context(container.settings.override(providers.Object(settings)))
         stack.enter_context(container.clock.override(providers.Object(clock)))
         stack.enter_context(container.token_verifier.override(providers.Object(verifier)))
         stack.enter_context(container.redis_client.override(providers.Object(redis_client)))
