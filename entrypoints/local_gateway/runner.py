@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import resource
@@ -112,10 +113,10 @@ def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -
     """
     from dependency_injector import providers
 
-    from entrypoints.aws_lambda import handlers as module
     from entrypoints.settings import Settings
 
     settings = Settings.from_environ(environ)
+    module = _import_handlers(environ)
     container = module.container
     container.settings.override(providers.Object(settings))
     if redis_client is not None:
@@ -134,6 +135,20 @@ def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -
         "$default": module.default_handler,
     }
     return LoadedHandlers(routes, restore)
+
+
+def _import_handlers(environ: Mapping[str, str]) -> Any:
+    """The handlers module; a first import (its cold start) sees ``environ`` in ``os.environ``."""
+    name = "entrypoints.aws_lambda.handlers"
+    if name in sys.modules:
+        return sys.modules[name]
+    saved = dict(os.environ)
+    os.environ.update(environ)
+    try:
+        return importlib.import_module(name)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def embedded_redis_client() -> Any:
@@ -317,6 +332,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads, got {text!r}") from None
+    if not 1 <= value <= 512:
+        raise argparse.ArgumentTypeError("must be within 1..512")
+    return value
+
+
 def _redis_url(text: str) -> str:
     if not text.startswith(REDIS_SCHEMES):
         raise argparse.ArgumentTypeError("must start with redis://, rediss:// or unix://")
@@ -450,6 +475,13 @@ def add_serve_command(commands: Any) -> None:
         help="fail handler calls slower than this (default 29, API Gateway's limit)",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=16,
+        metavar="N",
+        help="threads running the handlers (default 16)",
+    )
+    parser.add_argument(
         "--binary-frames",
         choices=("reject", "base64"),
         default="reject",
@@ -512,6 +544,7 @@ def run_serve(args: argparse.Namespace) -> int:
         idle_timeout_seconds=args.idle_timeout,
         max_duration_seconds=args.max_duration,
         integration_timeout_seconds=args.integration_timeout,
+        workers=args.workers,
         binary_frames=args.binary_frames,
     )
     if args.redis_cluster and not args.redis_url:

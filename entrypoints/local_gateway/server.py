@@ -98,6 +98,8 @@ class GatewaySettings:
         binary_frames: ``"reject"`` (API Gateway: close with 1003) or ``"base64"``.
         route_keys: the configured routes; ``$default`` plus any custom action routes.
         shutdown_timeout_seconds: how long shutdown waits for ``$disconnect`` handlers.
+        workers: threads running handlers (Lambda would scale out; a few threads keep the
+            event loop responsive under the GIL).
     """
 
     api: ApiIdentity = attrs.field(factory=ApiIdentity)
@@ -110,6 +112,7 @@ class GatewaySettings:
     )
     route_keys: tuple[str, ...] = (DEFAULT_ROUTE,)
     shutdown_timeout_seconds: float = 35.0
+    workers: int = 16
 
 
 @attrs.frozen(slots=True)
@@ -156,7 +159,7 @@ class Gateway:
         self.management = ManagementApi(self.registry, stage=self.settings.api.stage)
         self._own_executor = executor is None
         self.executor = executor or concurrent.futures.ThreadPoolExecutor(
-            max_workers=64, thread_name_prefix="lambda"
+            max_workers=self.settings.workers, thread_name_prefix="lambda"
         )
         self._sessions: set[asyncio.Task[Any]] = set()
         self.shutting_down = False

@@ -107,6 +107,8 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
         ["serve", "--max-duration", "soon"],
         ["serve", "--redis-url", "http://127.0.0.1:6379"],
         ["serve", "--binary-frames", "raw"],
+        ["serve", "--workers", "0"],
+        ["serve", "--workers", "many"],
         ["token", "--expires-in", "0"],
         ["token", "--expires-in", "1h"],
     ],
@@ -135,3 +137,26 @@ def test_every_command_registers_a_handler() -> None:
     parser = build_parser()
     for argv in (["serve"], ["token"]):
         assert callable(parser.parse_args(argv).handler)
+
+
+def test_a_first_import_of_the_handlers_sees_the_given_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import sys
+
+    import entrypoints.aws_lambda
+    from entrypoints.local_gateway.runner import _import_handlers
+
+    monkeypatch.delitem(sys.modules, "entrypoints.aws_lambda.handlers", raising=False)
+    monkeypatch.setattr(entrypoints.aws_lambda, "handlers", None, raising=False)
+    before = dict(os.environ)
+    environ = {
+        **before,
+        "COGNITO_REGION": "local",
+        "COGNITO_USER_POOL_ID": "local_firstimport",
+        "COGNITO_APP_CLIENT_IDS": "firstimportclient",
+    }
+    module = _import_handlers(environ)
+    assert module.container.settings().cognito_user_pool_id == "local_firstimport"
+    assert dict(os.environ) == before  # the process environment is put back
