@@ -157,3 +157,31 @@ def test_lambda_context_mirrors_the_runtime() -> None:
     assert re.fullmatch(r"[0-9a-f-]{36}", context.aws_request_id)
     assert 0 < context.get_remaining_time_in_millis() <= 29_000
     assert lambda_context("f", timeout_seconds=0).get_remaining_time_in_millis() == 0
+
+
+def test_built_events_validate_against_powertools_websocket_parser_models() -> None:
+    models = pytest.importorskip("aws_lambda_powertools.utilities.parser.models")
+    api = ApiIdentity()
+    client = ClientConnection(
+        connection_id=new_id(),
+        connected_at_ms=EPOCH_MS,
+        domain_name="127.0.0.1:8080",
+        source_ip="127.0.0.1",
+        user_agent="agent/1",
+    )
+    connect = connect_event(
+        api=api,
+        client=client,
+        headers=[("Host", "127.0.0.1:8080")],
+        query_string="token=t",
+        server_port=8080,
+    )
+    message = message_event(api=api, client=client, route_key="$default", body='{"action":"ping"}')
+    disconnect = disconnect_event(api=api, client=client, status_code=1001, reason="Going away")
+    parsed_connect = models.APIGatewayWebSocketConnectEventModel.model_validate(connect)
+    parsed_message = models.APIGatewayWebSocketMessageEventModel.model_validate(message)
+    parsed_disconnect = models.APIGatewayWebSocketDisconnectEventModel.model_validate(disconnect)
+    assert parsed_connect.request_context.connection_id == client.connection_id
+    assert parsed_connect.request_context.connected_at.timestamp() == EPOCH_MS / 1000
+    assert parsed_message.request_context.event_type == "MESSAGE"
+    assert parsed_disconnect.request_context.disconnect_status_code == 1001
