@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.bench_hot_path import PING_CONNECTION_ID, _event, _with_connection_id
-from tests.benchmarks.support import REPO_ROOT, TARGET_RATIO, table, verdict
+from tests.benchmarks.support import TARGET_RATIO, table, verdict
 from tests.support.servers import running_redis_server
 
 CHILD = Path(__file__).with_name("cold_start_child.py")
@@ -54,6 +54,7 @@ class ColdStartResult:
     connect_imports_ms: list[tuple[str, float]] = field(default_factory=list)
     boto3_imports_ms: list[tuple[str, float]] = field(default_factory=list)
     python: str = sys.executable
+    title: str = ""
 
     def median(self, name: str) -> float:
         return statistics.median(self.wall_ms[name])
@@ -63,6 +64,7 @@ class ColdStartResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "setup": self.title,
             "runs": self.runs,
             "medianWallMs": {name: round(self.median(name), 1) for name in self.wall_ms},
             "ratioToImportBoto3": {
@@ -125,11 +127,12 @@ def _events(folder: Path, token: str) -> dict[str, Path]:
     return paths
 
 
-def _command(python: str, deps_dir: Path, what: str, events: dict[str, Path]) -> list[str]:
-    command = [python, "-I", "-S", str(CHILD), str(deps_dir), str(REPO_ROOT), what]
-    if what in events:
-        command.append(str(events[what]))
-    return command
+def _command(
+    python: str, path: list[Path], what: str, events: dict[str, Path], *, bytecode: bool
+) -> list[str]:
+    flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
+    event = str(events[what]) if what in events else "-"
+    return [python, *flags, str(CHILD), what, event, *(str(entry) for entry in path)]
 
 
 def _run_once(command: list[str], environ: dict[str, str]) -> tuple[float, dict[str, float]]:
@@ -158,8 +161,16 @@ def import_breakdown(command: list[str], environ: dict[str, str]) -> list[tuple[
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def run(*, deps_dir: Path, runs: int, python: str = sys.executable) -> ColdStartResult:
-    """Start a redis-server and the stub, then time every contender ``runs`` times."""
+def run(
+    *, path: list[Path], runs: int, bytecode: bool, title: str, python: str = sys.executable
+) -> ColdStartResult:
+    """Start a redis-server and the stub, then time every contender ``runs`` times.
+
+    ``path``: the folders the child puts first on ``sys.path`` (the Lambda package's);
+    ``bytecode``: whether ``.pyc`` files may be used and written (``-B`` when not: a zip
+    without ``.pyc`` unpacked read-only in ``/var/task`` compiles every module at each cold
+    start).
+    """
     from tests.benchmarks.support import management_api_stub
     from tests.support.tokens import TestKeyPair, jwks_document, mint_access_token
 
@@ -170,6 +181,7 @@ def run(*, deps_dir: Path, runs: int, python: str = sys.executable) -> ColdStart
         wall_ms={name: [] for name in CONTENDERS},
         phases_ms={name: [] for name in CONTENDERS},
         python=python,
+        title=title,
     )
     with (
         running_redis_server() as redis_server,
@@ -178,7 +190,9 @@ def run(*, deps_dir: Path, runs: int, python: str = sys.executable) -> ColdStart
     ):
         environ = _environment(redis_server.url, stub_url, json.dumps(jwks_document(key)))
         events = _events(Path(folder), token)
-        commands = {name: _command(python, deps_dir, name, events) for name in CONTENDERS}
+        commands = {
+            name: _command(python, path, name, events, bytecode=bytecode) for name in CONTENDERS
+        }
         for name in CONTENDERS:  # warm-up: page cache, .pyc files
             _run_once(commands[name], environ)
         for round_number in range(runs):
@@ -223,7 +237,7 @@ def render(result: ColdStartResult) -> str:
     ]
     lines = [
         table(
-            f"Cold start (fresh python -I -S, Lambda dependencies only, median of {result.runs})",
+            f"Cold start: {result.title} (median of {result.runs})",
             header,
             rows,
         ),

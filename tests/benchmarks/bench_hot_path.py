@@ -23,7 +23,10 @@ import copy
 import json
 import os
 import sys
+import time
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +51,10 @@ def _b64url_decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def run(*, redis_url: str, stub_url: str, rounds: int, warmup: int) -> list[Comparison]:
-    """Time the handlers and their baselines; returns one comparison per row."""
+def run(
+    *, redis_url: str, stub_url: str, rounds: int, warmup: int
+) -> tuple[list[Comparison], list[Attribution]]:
+    """Time the handlers and their baselines; returns the comparisons and the attribution."""
     if "entrypoints.aws_lambda.handlers" in sys.modules:
         raise RuntimeError("run the hot path benchmark in a fresh process")
     import redis
@@ -128,6 +133,36 @@ def run(*, redis_url: str, stub_url: str, rounds: int, warmup: int) -> list[Comp
     def baseline_delete() -> None:
         client.delete(gone_key)
 
+    # The same work plus the connection limits' own round trip (adapters/redis_connection_limiter):
+    # the acquire script before SET, ZADD XX after EXPIRE, the release script after DEL.
+    from adapters import redis_connection_limiter as limits
+
+    acquire = client.register_script(limits._ACQUIRE_SCRIPT)
+    release = client.register_script(limits._RELEASE_SCRIPT)
+    keys = list(limits._KEYS)
+
+    def baseline_connect_with_limits() -> None:
+        now_ms = int(time.time() * 1000)
+        public_key.verify(
+            _b64url_decode(signature_segment),
+            signing_input.encode("ascii"),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        acquire(
+            keys=keys,
+            args=[now_ms, PING_CONNECTION_ID, "bench-user", now_ms + 630_000, 10**6, 10],
+        )
+        client.set(record_key, record, ex=600)
+
+    def baseline_expire_with_limits() -> None:
+        client.expire(record_key, 600)
+        client.zadd(limits.EXPIRY_KEY, {PING_CONNECTION_ID: int(time.time() * 1000)}, xx=True)
+
+    def baseline_delete_with_limits() -> None:
+        client.delete(gone_key)
+        release(keys=keys, args=[GONE_CONNECTION_ID])
+
     def connect() -> None:
         assert handlers.connect_handler(connect_event, context)["statusCode"] == 200
 
@@ -150,12 +185,37 @@ def run(*, redis_url: str, stub_url: str, rounds: int, warmup: int) -> list[Comp
         connect()  # cold start: constructs the key, connects to Redis
         handlers.container.message_sender.override(providers.Callable(lambda endpoint_url: no_op))
         try:
-            samples = interleaved([connect, baseline_connect], rounds=rounds, warmup=warmup)
-            results.append(_compare("$connect", samples, "RS256 verify + SET EX"))
-            samples = interleaved([ping, baseline_expire], rounds=rounds, warmup=warmup)
-            results.append(_compare("$default ping (pong not posted)", samples, "EXPIRE"))
-            samples = interleaved([disconnect, baseline_delete], rounds=rounds, warmup=warmup)
-            results.append(_compare("$disconnect", samples, "DEL"))
+            groups = [
+                ("$connect", connect, "RS256 verify + SET EX", baseline_connect,
+                 "... + limits EVALSHA", baseline_connect_with_limits),
+                ("$default ping (pong not posted)", ping, "EXPIRE", baseline_expire,
+                 "... + limits ZADD XX", baseline_expire_with_limits),
+                ("$disconnect", disconnect, "DEL", baseline_delete,
+                 "... + limits EVALSHA", baseline_delete_with_limits),
+            ]  # fmt: skip
+            with_limits: list[Comparison] = []
+            for name, handler, base_name, base, limits_name, limits_base in groups:
+                samples = interleaved([handler, base, limits_base], rounds=rounds, warmup=warmup)
+                results.append(_compare(name, samples[:2], base_name))
+                with_limits.append(_compare(name, [samples[0], samples[2]], limits_name))
+            results.extend(with_limits)
+            samples = interleaved([baseline_delete], rounds=rounds, warmup=warmup)
+            results.append(
+                Comparison(
+                    name="one Redis round trip (DEL)",
+                    measured=Timing.of_ns(samples[0]),
+                    baseline_name="-",
+                    baseline=Timing.of_ns(samples[0]),
+                    target=None,
+                )
+            )
+            attribution = attribute(
+                handlers,
+                client,
+                {"$connect": connect, "$default ping": ping, "$disconnect": disconnect},
+                rounds=max(500, rounds // 2),
+                warmup=warmup,
+            )
         finally:
             handlers.container.message_sender.reset_override()
         boto_client = handlers.container.management_api_clients().sender_for(stub_url).client
@@ -189,6 +249,100 @@ def run(*, redis_url: str, stub_url: str, rounds: int, warmup: int) -> list[Comp
             )
         )
     client.close()
+    return results, attribution
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Where one handler's median goes: Redis commands it sends, and the median with the
+    Powertools EMF metrics, then also the Powertools log line, replaced by no-ops."""
+
+    name: str
+    redis_commands: dict[str, float]
+    median_us: float
+    without_metrics_us: float
+    without_metrics_and_logs_us: float
+
+
+def _commandstats(client: Any) -> dict[str, int]:
+    return {
+        name.removeprefix("cmdstat_"): int(values["calls"])
+        for name, values in client.info("commandstats").items()
+    }
+
+
+def _commands_per_call(
+    client: Any, operation: Callable[[], object], calls: int
+) -> dict[str, float]:
+    before = _commandstats(client)
+    for _ in range(calls):
+        operation()
+    after = _commandstats(client)
+    counts = {
+        name: (after.get(name, 0) - before.get(name, 0)) / calls for name in after if name != "info"
+    }
+    return {name: round(count, 2) for name, count in sorted(counts.items()) if count >= 0.01}
+
+
+class _SilentLogger:
+    """Stands in for the Powertools logger while attributing (never in production code)."""
+
+    def _nothing(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    info = warning = error = exception = debug = _nothing
+
+
+def attribute(
+    handlers: Any,
+    client: Any,
+    operations: dict[str, Callable[[], object]],
+    *,
+    rounds: int,
+    warmup: int,
+) -> list[Attribution]:
+    """Per handler: Redis commands per call, and medians without EMF, without EMF and logs.
+
+    The three variants of each handler are timed interleaved. The no-op stand-ins are
+    patched into the handlers module's namespace only for the variant's call.
+    """
+    real_emit, real_logger = handlers.emit_metrics, handlers.logger
+
+    def variant(operation: Callable[[], object], metrics: bool, logs: bool) -> Callable[[], None]:
+        def call() -> None:
+            if not metrics:
+                handlers.emit_metrics = lambda *args, **kwargs: None
+            if not logs:
+                handlers.logger = _SilentLogger()
+            try:
+                operation()
+            finally:
+                handlers.emit_metrics, handlers.logger = real_emit, real_logger
+
+        return call
+
+    results = []
+    for name, operation in operations.items():
+        commands = _commands_per_call(client, operation, 200)
+        samples = interleaved(
+            [
+                variant(operation, True, True),
+                variant(operation, False, True),
+                variant(operation, False, False),
+            ],
+            rounds=rounds,
+            warmup=warmup,
+        )
+        timings = [Timing.of_ns(s) for s in samples]
+        results.append(
+            Attribution(
+                name=name,
+                redis_commands=commands,
+                median_us=timings[0].median_us,
+                without_metrics_us=timings[1].median_us,
+                without_metrics_and_logs_us=timings[2].median_us,
+            )
+        )
     return results
 
 

@@ -1,9 +1,9 @@
 """What one cold start does, run by ``bench_cold_start`` in a fresh ``python -I -S``.
 
-Usage: ``python -I -S cold_start_child.py DEPS_DIR REPO_ROOT WHAT [EVENT_FILE]`` where WHAT
-is ``bare`` (nothing), ``boto3`` (``import boto3``) or a handler name (import the handlers
-module, which builds the container from the environment, then serve the event in
-EVENT_FILE). Prints one JSON line: milliseconds since the child's first line for the
+Usage: ``python -I -S cold_start_child.py WHAT EVENT_FILE PATH...`` where WHAT is ``bare``
+(nothing), ``boto3`` (``import boto3``) or a handler name (import the handlers module, which
+builds the container from the environment, then serve the event in EVENT_FILE, ``-`` for
+none); the PATHs are put first on ``sys.path`` (the Lambda package's folders). Prints one JSON line: milliseconds since the child's first line for the
 import and for the first event. Exit status 3 when the handler did not answer 200.
 """
 
@@ -11,8 +11,8 @@ import sys
 import time
 
 started = time.perf_counter()
-deps_dir, repo_root, what = sys.argv[1:4]
-sys.path[0:0] = [deps_dir, repo_root]
+what, event_file = sys.argv[1:3]
+sys.path[0:0] = sys.argv[3:]
 
 if what == "bare":
     imported = served = time.perf_counter()
@@ -26,7 +26,7 @@ else:
     from entrypoints.aws_lambda import handlers
 
     imported = time.perf_counter()
-    with open(sys.argv[4], encoding="utf-8") as handle:
+    with open(event_file, encoding="utf-8") as handle:
         event = json.load(handle)
     response = getattr(handlers, what)(event, None)
     served = time.perf_counter()

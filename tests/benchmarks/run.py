@@ -14,6 +14,7 @@ they do not gate. ``--json PATH`` writes every figure as JSON too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -22,9 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks.bench_hot_path import Attribution
 from tests.benchmarks.support import (
+    REPO_ROOT,
     Comparison,
     lambda_deps_dir,
+    lambda_package_dir,
     management_api_stub,
     table,
     verdict,
@@ -73,6 +77,31 @@ def comparison_table(title: str, comparisons: list[Comparison]) -> str:
     return table(title, header, rows)
 
 
+def attribution_table(attribution: list[Attribution]) -> str:
+    rows = [
+        [
+            a.name,
+            ", ".join(f"{n} {name.upper()}" for name, n in a.redis_commands.items()),
+            f"{a.median_us:.1f}",
+            f"{a.median_us - a.without_metrics_us:.1f}",
+            f"{a.without_metrics_us - a.without_metrics_and_logs_us:.1f}",
+            f"{a.without_metrics_and_logs_us:.1f}",
+        ]
+        for a in attribution
+    ]
+    header = [
+        "handler",
+        "Redis commands per call",
+        "median us",
+        "EMF metrics us",
+        "log line us",
+        "rest us",
+    ]
+    return table(
+        "Where the handlers' time goes (medians; Powertools parts by no-op swap)", header, rows
+    )
+
+
 def _hot_in_child(redis_url: str, stub_url: str, rounds: int, warmup: int, queue: Any) -> None:
     from tests.benchmarks import bench_hot_path
 
@@ -81,7 +110,7 @@ def _hot_in_child(redis_url: str, stub_url: str, rounds: int, warmup: int, queue
     )
 
 
-def run_hot(rounds: int, warmup: int) -> list[Comparison]:
+def run_hot(rounds: int, warmup: int) -> tuple[list[Comparison], list[Attribution]]:
     """The hot path benchmark in a fresh process (the handlers read the environment on import)."""
     context = multiprocessing.get_context("spawn")
     with running_redis_server() as redis_server, management_api_stub() as stub_url:
@@ -90,7 +119,7 @@ def run_hot(rounds: int, warmup: int) -> list[Comparison]:
             target=_hot_in_child, args=(redis_server.url, stub_url, rounds, warmup, queue)
         )
         child.start()
-        results: list[Comparison] = queue.get(timeout=900)
+        results: tuple[list[Comparison], list[Attribution]] = queue.get(timeout=900)
         child.join(timeout=60)
     return results
 
@@ -101,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3000, help="hot path rounds per operation")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--cold-runs", type=int, default=7, help="cold start runs (>= 5)")
+    parser.add_argument(
+        "--skip-package", action="store_true", help="cold start: skip the `make package` zip"
+    )
     parser.add_argument("--load-connections", type=int, default=1000)
     parser.add_argument("--load-duration", type=float, default=120.0)
     parser.add_argument("--load-ping-interval", type=float, default=30.0)
@@ -115,19 +147,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {figures['machine']}\n", flush=True)
 
     if "hot" in parts:
-        hot = run_hot(args.rounds, args.warmup)
+        hot, attribution = run_hot(args.rounds, args.warmup)
         print(comparison_table("Hot path (warm, in process, real redis-server on loopback)", hot))
+        print()
+        print(attribution_table(attribution), flush=True)
         print(flush=True)
         figures["hot"] = [_comparison_dict(c) for c in hot]
+        figures["hotAttribution"] = [dataclasses.asdict(a) for a in attribution]
 
     if "cold" in parts:
         from tests.benchmarks import bench_cold_start
 
-        deps = lambda_deps_dir()
-        cold = bench_cold_start.run(deps_dir=deps, runs=max(5, args.cold_runs))
-        print(bench_cold_start.render(cold), flush=True)
-        print()
-        figures["cold"] = cold.to_dict()
+        runs = max(5, args.cold_runs)
+        setups = [
+            (
+                "Lambda dependencies with .pyc (pip install --target) + our code",
+                [lambda_deps_dir(), REPO_ROOT],
+                True,
+            )
+        ]
+        if not args.skip_package:
+            setups.append(
+                (
+                    "the Lambda zip as `make package` builds it (no .pyc: compiled at each start)",
+                    [lambda_package_dir()],
+                    False,
+                )
+            )
+        figures["cold"] = []
+        for title, path, bytecode in setups:
+            cold = bench_cold_start.run(path=path, runs=runs, bytecode=bytecode, title=title)
+            print(bench_cold_start.render(cold), flush=True)
+            print()
+            figures["cold"].append(cold.to_dict())
 
     if "load" in parts:
         from tests.benchmarks import bench_gateway

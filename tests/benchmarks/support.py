@@ -10,11 +10,13 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 import tomllib
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,4 +217,37 @@ def lambda_deps_dir(python: str = sys.executable) -> Path:
         check=True,
     )
     (target / ".complete").write_text("\n".join(deps) + "\n")
+    return target
+
+
+def lambda_package_dir(python: str = sys.executable) -> Path:
+    """The Lambda package as ``make package`` builds it, for this interpreter, unpacked.
+
+    Runs ``scripts/package_lambda.py`` (``make package``'s builder) with this interpreter's
+    version, so its wheels import here; the zip holds our code and the runtime dependencies
+    and no ``.pyc`` files. Rebuilt every run (our code changes); pip's cache keeps it quick.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    zip_path = BENCH_BUILD_DIR / f"timeline-ws-lambda-py{version}.zip"
+    target = BENCH_BUILD_DIR / f"lambda-package-py{version}"
+    BENCH_BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            python,
+            str(REPO_ROOT / "scripts" / "package_lambda.py"),
+            "--python-version",
+            version,
+            "--architecture",
+            "x86_64",
+            "--output",
+            str(zip_path),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if target.exists():
+        shutil.rmtree(target)
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(target)
     return target
