@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dependency_injector import providers
+
 from adapters.api_gateway_message_sender import management_endpoint
 from application.commands import (
     ConnectCommand,
@@ -51,7 +53,10 @@ from entrypoints.settings import Settings
 NORMAL_CLOSE_CODES = frozenset({1000, 1001})
 """Close codes that are not abnormal: 1000 normal closure, 1001 going away (idle timeout)."""
 
-container = Container(settings=Settings.from_environ(os.environ))
+container = Container()
+# The environment's settings are the Dependency's default, not an override, so tests and the
+# local gateway can override and reset providers without ever unsetting the configuration.
+container.settings.set_default(providers.Object(Settings.from_environ(os.environ)))
 
 
 def _elapsed_ms(started: float) -> float:
