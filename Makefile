@@ -18,7 +18,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint redis-server package checks checkov
+.PHONY: help install run test lint redis-server package checks checkov bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: install ## ruff, mypy and the architecture contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+bench: install redis-server ## Benchmarks: hot path, cold start, gateway under load (BENCH_ARGS=...; not in make test)
+	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH)
 	$(BIN)/python scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip
