@@ -13,7 +13,8 @@ and botocore's ``apigatewaymanagementapi`` 2018-11-29 service model, so the real
 
 Errors carry ``x-amzn-ErrorType`` (botocore reads the error code from it) and a JSON body
 ``{"message": …}``: 410 ``GoneException`` for an unknown or closing connection, 413
-``PayloadTooLargeException`` over 128 KB, 403 ``ForbiddenException`` for an unsigned request
+``PayloadTooLargeException`` over 128 KB, 429 ``LimitExceededException`` when the client does
+not read (its buffer stays full for 10 s), 403 ``ForbiddenException`` for an unsigned request
 (API Gateway requires SigV4; the signature itself is not checked locally).
 
 Paths: ``/@connections/{id}`` and ``/{stage}/@connections/{id}``; ``@`` may arrive as
@@ -22,6 +23,7 @@ Paths: ``/@connections/{id}`` and ``/{stage}/@connections/{id}``; ``@`` may arri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -37,6 +39,10 @@ logger = logging.getLogger("timeline_ws.gateway.management")
 
 MAX_POST_BYTES: Final = 128 * 1024
 """``PostToConnection`` data limit: 128 KB (the service model's ``Data`` max, 131072 bytes)."""
+
+SEND_TIMEOUT_SECONDS: Final = 10.0
+"""A POST whose frame the client does not take within 10 s answers 429 ``LimitExceededException``
+("the WebSocket client side buffer is full", in the service model)."""
 
 DELETE_CLOSE_CODE: Final = 1000
 DELETE_DISCONNECT_REASON: Final = "Connection Closed Normally"
@@ -70,6 +76,18 @@ def _error(status: int, error_type: str, message: str) -> web.Response:
     )
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` as soon as it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _signed(request: web.Request) -> bool:
     return request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256")
 
@@ -78,11 +96,17 @@ class ManagementApi:
     """The ``@connections`` handlers over a :class:`ConnectionRegistry`."""
 
     def __init__(
-        self, registry: ConnectionRegistry, *, stage: str, max_post_bytes: int = MAX_POST_BYTES
+        self,
+        registry: ConnectionRegistry,
+        *,
+        stage: str,
+        max_post_bytes: int = MAX_POST_BYTES,
+        send_timeout_seconds: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self._registry = registry
         self._stage = stage
         self._max_post_bytes = max_post_bytes
+        self._send_timeout_seconds = send_timeout_seconds
 
     def matches(self, request: web.Request) -> bool:
         """Whether the request addresses ``@connections``."""
@@ -106,19 +130,23 @@ class ManagementApi:
     async def _post(self, request: web.Request, connection_id: str) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_post_bytes:
             return _error(413, "PayloadTooLargeException", "Message too long")
-        data = await request.content.read(self._max_post_bytes + 1)
-        if len(data) > self._max_post_bytes:
+        data = await _read_body(request, self._max_post_bytes)
+        if data is None:
             return _error(413, "PayloadTooLargeException", "Message too long")
         connection = self._registry.open(connection_id)
         if connection is None:
             return _error(410, "GoneException", "Connection is gone")
         try:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                await connection.socket.send_bytes(data)
-            else:
-                await connection.socket.send_str(text)
+            async with asyncio.timeout(self._send_timeout_seconds):
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    await connection.socket.send_bytes(data)
+                else:
+                    await connection.socket.send_str(text)
+        except TimeoutError:
+            # The client does not read: API Gateway's "client side buffer is full".
+            return _error(429, "LimitExceededException", "Limit Exceeded")
         except ConnectionError:
             return _error(410, "GoneException", "Connection is gone")
         logger.debug("post connectionId=%s bytes=%d", connection_id, len(data))

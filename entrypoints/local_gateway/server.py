@@ -98,6 +98,8 @@ class GatewaySettings:
         binary_frames: ``"reject"`` (API Gateway: close with 1003) or ``"base64"``.
         route_keys: the configured routes; ``$default`` plus any custom action routes.
         shutdown_timeout_seconds: how long shutdown waits for ``$disconnect`` handlers.
+        client_send_timeout_seconds: a ``POST @connections`` whose frame the client does not
+            take within this long answers 429 ``LimitExceededException``.
         workers: threads running handlers (Lambda would scale out; a few threads keep the
             event loop responsive under the GIL).
     """
@@ -113,6 +115,7 @@ class GatewaySettings:
     route_keys: tuple[str, ...] = (DEFAULT_ROUTE,)
     shutdown_timeout_seconds: float = 35.0
     workers: int = 16
+    client_send_timeout_seconds: float = 10.0
 
 
 @attrs.frozen(slots=True)
@@ -156,7 +159,11 @@ class Gateway:
             raise ValueError(f"no handler for route(s): {', '.join(sorted(missing))}")
         self.handlers = dict(handlers)
         self.registry = ConnectionRegistry()
-        self.management = ManagementApi(self.registry, stage=self.settings.api.stage)
+        self.management = ManagementApi(
+            self.registry,
+            stage=self.settings.api.stage,
+            send_timeout_seconds=self.settings.client_send_timeout_seconds,
+        )
         self._own_executor = executor is None
         self.executor = executor or concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix="lambda"
@@ -189,7 +196,7 @@ class Gateway:
             outcome = Invocation(None, None, "error")
         else:
             status = response.get("statusCode") if isinstance(response, Mapping) else None
-            if isinstance(status, int) and not isinstance(status, bool):
+            if isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 599:
                 outcome = Invocation(status, response)
             else:
                 outcome = Invocation(None, None, "malformed_response")

@@ -203,7 +203,7 @@ def test_given_connect_answers_non_2xx_then_the_handshake_fails_with_that_status
 
 @pytest.mark.parametrize(
     ("behaviour", "status"),
-    [("raise", 502), ("garbage", 502), ("boolean_status", 502)],
+    [("raise", 502), ("garbage", 502), ("boolean_status", 502), ("informational_status", 502)],
 )
 def test_given_a_broken_connect_handler_then_502_without_details(
     stub_gateway: Callable[..., RunningGateway], behaviour: str, status: int
@@ -213,6 +213,8 @@ def test_given_a_broken_connect_handler_then_502_without_details(
             raise RuntimeError("secret internals")
         if behaviour == "garbage":
             return "not a dict"
+        if behaviour == "informational_status":
+            return {"statusCode": 101}
         return {"statusCode": True}
 
     recorder = Recorder()
@@ -720,6 +722,48 @@ def test_a_post_that_is_not_utf8_arrives_as_a_binary_frame(
     assert run(scenario()) == b"\xff\xfe"
 
 
+def test_a_large_post_arrives_whole(stub_gateway: Callable[..., RunningGateway]) -> None:
+    recorder = Recorder()
+    running = stub_gateway(recorder.handlers)
+    management = running.management()
+    payload = "".join(chr(0x41 + n % 26) for n in range(128 * 1024))
+
+    async def scenario() -> Any:
+        async with connect(running.url("t")) as ws:
+            connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
+            await asyncio.to_thread(
+                management.post_to_connection, ConnectionId=connection_id, Data=payload.encode()
+            )
+            return await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+
+    assert run(scenario()) == payload
+
+
+def test_a_client_that_does_not_read_makes_posts_fail_with_limit_exceeded(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    running = stub_gateway(recorder.handlers, GatewaySettings(client_send_timeout_seconds=0.3))
+    chunk = b"x" * (128 * 1024)
+
+    async def scenario() -> tuple[int, dict[str, str]]:
+        ws = await connect(running.url("t"), max_queue=1, max_size=None)  # never reads
+        try:
+            connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
+            url = f"{running.base_url}/@connections/{urllib.parse.quote(connection_id, safe='')}"
+            for _ in range(400):  # at most 50 MB before the buffers must be full
+                status, headers, _ = await asyncio.to_thread(_request, url, "POST", chunk)
+                if status != 200:
+                    return status, headers
+            return 200, {}
+        finally:
+            ws.transport.abort()  # a graceful close would wait behind megabytes of frames
+
+    status, headers = run(scenario())
+    assert status == 429
+    assert headers["x-amzn-ErrorType"] == "LimitExceededException"
+
+
 def test_delete_reports_1000_connection_closed_normally(
     stub_gateway: Callable[..., RunningGateway],
 ) -> None:
@@ -776,7 +820,9 @@ def test_the_access_log_has_one_line_per_event_and_never_the_token_or_query(
     def access_lines() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway.access"]
 
-    access = wait_until(lambda: len(access_lines()) == 3 and access_lines(), what="three access lines")
+    access = wait_until(
+        lambda: len(access_lines()) == 3 and access_lines(), what="three access lines"
+    )
     connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
     assert [line.split()[0] for line in access] == ["connect", "message", "disconnect"]
     assert all(f"connectionId={connection_id}" in line and "status=200" in line for line in access)
