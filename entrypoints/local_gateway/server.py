@@ -268,15 +268,17 @@ class Gateway:
             client=client, socket=socket_response, last_active_ms=client.connected_at_ms
         )
         self.registry.add(connection)
+        close = ABNORMAL
         try:
-            code, reason = await self._pump(connection)
+            close = await self._pump(connection)
         finally:
+            # Whatever ended the session (even a bug or a cancellation), $disconnect runs once.
             self.registry.remove(client.connection_id)
-        if connection.closer is not None:
-            with contextlib.suppress(Exception):
-                await connection.closer
-        await self._disconnect(client, (code, reason))
-        connection.finished.set()
+            if connection.closer is not None:
+                with contextlib.suppress(Exception):
+                    await connection.closer
+            await self._disconnect(client, close)
+            connection.finished.set()
         return socket_response
 
     async def _pump(self, connection: LiveConnection) -> tuple[int, str]:
@@ -299,14 +301,17 @@ class Gateway:
         if self.shutting_down:
             connection.request_close(*GOING_AWAY)
         while True:
-            deadline = min(idle_deadline, max_deadline)
+            # Once a close is under way, wait for it without a deadline (aiohttp bounds it).
+            remaining = (
+                None
+                if connection.close_request is not None
+                else max(0.0, min(idle_deadline, max_deadline) - time.monotonic())
+            )
             try:
-                async with asyncio.timeout_at(
-                    asyncio.get_running_loop().time() + (deadline - time.monotonic())
-                ):
+                async with asyncio.timeout(remaining):
                     message = await ws.receive()
             except TimeoutError:
-                connection.request_close(*GOING_AWAY)
+                connection.request_close(*GOING_AWAY)  # idle timeout or maximum duration
                 continue
             if connection.close_request is not None:
                 return connection.close_request.code, connection.close_request.reason
