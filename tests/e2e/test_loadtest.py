@@ -69,7 +69,7 @@ def test_given_the_gateway_when_50_clients_ping_for_10_s_then_all_connect_and_ev
 def test_given_tokens_the_pool_does_not_accept_when_loadtesting_then_rejections_are_counted_by_status(
     gateway: Callable[..., RunningGateway], tmp_path: Path, capsys
 ) -> None:
-    # Given: a token file with tokens the development pool never issued
+    # Given: a token file with tokens the development pool never issued (progress shown)
     running = gateway()
     token_file = tmp_path / "tokens.txt"
     token_file.write_text("# not tokens\nnot-a-jwt\n\nstill.not.one\n")
@@ -87,7 +87,6 @@ def test_given_tokens_the_pool_does_not_accept_when_loadtesting_then_rejections_
             "1",
             "--token-file",
             str(token_file),
-            "--quiet",
             "--json",
             str(tmp_path / "report.json"),
         ]

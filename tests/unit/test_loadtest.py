@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from entrypoints.cli import main
 from entrypoints.loadtest.clients import LiveStats, LoadtestPlan, PlanError, url_with_token
-from entrypoints.loadtest.command import raise_open_file_limit, ramp_rate
+from entrypoints.loadtest.command import _sampler, raise_open_file_limit, ramp_rate
 from entrypoints.loadtest.display import ProgressDisplay
 from entrypoints.loadtest.server_process import (
     RssSampler,
@@ -317,3 +319,94 @@ def test_on_a_terminal_the_display_draws_a_table() -> None:
     text = output.getvalue()
     assert "unexpected disconnects" in text
     assert "1006: 1" in text
+
+
+# -- the command's refusals (no network) ----------------------------------------------
+
+
+def test_the_command_refuses_a_plan_outside_its_bounds_with_status_2(capsys) -> None:
+    assert main(["loadtest", "http://127.0.0.1:1/ws"]) == 2
+    assert "ws://" in capsys.readouterr().err
+    assert main(["loadtest", "ws://127.0.0.1:1/ws", "--connections", "0"]) == 2
+
+
+def test_the_command_needs_the_development_key_or_a_token_file(tmp_path: Path, capsys) -> None:
+    status = main(["loadtest", "ws://127.0.0.1:1/ws", "--state-dir", str(tmp_path)])
+    assert status == 2
+    assert "no development key" in capsys.readouterr().err
+    load_dev_cognito(tmp_path)
+    assert (
+        main(["loadtest", "ws://127.0.0.1:1/ws", "--state-dir", str(tmp_path), "--users", "0"]) == 2
+    )
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    assert main(["loadtest", "ws://127.0.0.1:1/ws", "--token-file", str(empty)]) == 2
+
+
+def test_server_memory_is_sampled_only_for_a_local_server(tmp_path: Path) -> None:
+    def args(url: str, pid: int | None = None) -> argparse.Namespace:
+        return argparse.Namespace(url=url, server_pid=pid)
+
+    def plan(url: str) -> LoadtestPlan:
+        return LoadtestPlan(url=url, connections=1, duration_seconds=1, ping_interval_seconds=1)
+
+    remote = "wss://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    assert _sampler(args(remote), plan(remote)) is None
+    nobody = "ws://127.0.0.1:1/ws"  # port 1: nothing listens
+    assert _sampler(args(nobody), plan(nobody)) is None
+    given = _sampler(args(nobody, pid=os.getpid()), plan(nobody))
+    assert given is not None and given.pid == os.getpid()
+
+
+class FakeLimits:
+    """RLIMIT_NOFILE as the command sees it; ``privileged`` may raise the hard limit."""
+
+    def __init__(self, soft: int, hard: int, *, privileged: bool) -> None:
+        self.soft, self.hard, self.privileged = soft, hard, privileged
+
+    def getrlimit(self, which: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def setrlimit(self, which: int, limits: tuple[int, int]) -> None:
+        if limits[1] > self.hard and not self.privileged:
+            raise ValueError("not allowed to raise the maximum limit")
+        self.soft, self.hard = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "privileged", "wanted", "expected"),
+    [
+        (1024, 4096, False, 2000, 2000),  # within the hard limit
+        (1024, 4096, False, 10_256, 4096),  # capped by the hard limit
+        (1024, 4096, True, 10_256, 10_256),  # root raises the hard limit too
+        (20_000, 20_000, False, 10_256, 20_000),  # already enough
+    ],
+)
+def test_the_open_file_limit_is_raised_as_far_as_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+    soft: int,
+    hard: int,
+    privileged: bool,
+    wanted: int,
+    expected: int,
+) -> None:
+    limits = FakeLimits(soft, hard, privileged=privileged)
+    monkeypatch.setattr(resource, "getrlimit", limits.getrlimit)
+    monkeypatch.setattr(resource, "setrlimit", limits.setrlimit)
+    assert raise_open_file_limit(wanted) == expected
+    assert limits.soft == expected
+
+
+def test_the_command_stops_with_status_2_when_the_file_limit_is_too_low(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    limits = FakeLimits(256, 256, privileged=False)
+    monkeypatch.setattr(resource, "getrlimit", limits.getrlimit)
+    monkeypatch.setattr(resource, "setrlimit", limits.setrlimit)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("t\n")
+    status = main(
+        ["loadtest", "ws://127.0.0.1:1/ws", "--connections", "1000", "--token-file", str(tokens)]
+    )
+    assert status == 2
+    assert "file descriptors" in capsys.readouterr().err
