@@ -13,6 +13,7 @@ import json
 import re
 import resource
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Final
@@ -179,7 +180,16 @@ def _tokens(args: argparse.Namespace, plan: LoadtestPlan) -> list[str]:
         raise TokenSourceError("--users must be at least 1")
     cognito = DevCognito(key=load_or_create_key(state_dir))
     lifetime = token_lifetime_seconds(plan.duration_seconds, plan.ramp_seconds)
-    return minted_tokens(cognito, users=min(users, plan.connections), expires_in_seconds=lifetime)
+    count = min(users, plan.connections)
+    started = time.perf_counter()
+    tokens = minted_tokens(cognito, users=count, expires_in_seconds=lifetime)
+    if not args.quiet:
+        print(
+            f"minted {count} tokens from the development key in "
+            f"{time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+    return tokens
 
 
 def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> RssSampler | None:
