@@ -203,7 +203,7 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning(
                 "malformed DynamoDB connection item treated as absent",
-                extra={"connectionId": connection_id, "reason": type(exc).__name__},
+                extra={"connection_id": connection_id, "reason": type(exc).__name__},
             )
             raise ConnectionNotFoundError() from exc
         if expires_at <= self._clock.now().timestamp():

@@ -285,7 +285,7 @@ class FailoverConnectionRepository(ConnectionRepository):
             self._failovers += 1
         logger.warning(
             "connection store failover",
-            extra={"operation": operation, "reason": reason, "connectionId": connection_id},
+            extra={"operation": operation, "reason": reason, "connection_id": connection_id},
         )
         if self._on_failover is None:
             return
