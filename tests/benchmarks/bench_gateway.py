@@ -114,9 +114,10 @@ def run(
                 )
                 report: dict[str, Any] = json.loads(report_path.read_text())
                 report["exitStatus"] = completed.returncode
-                report["command"] = " ".join(
-                    ["timeline-ws", *command[1:3]]
-                    + [a for a in command[3:] if not a.startswith(str(workdir))]
+                report["command"] = (
+                    f"timeline-ws loadtest ws://127.0.0.1:PORT/ws --connections {connections} "
+                    f"--duration {duration_seconds:g} --ping-interval {ping_interval_seconds:g} "
+                    f"--ramp-rate {ramp_rate_per_second:g}/s"
                 )
             finally:
                 server.terminate()
