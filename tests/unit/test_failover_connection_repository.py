@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -98,11 +99,17 @@ def test_given_redis_up_when_saving_then_only_redis_holds_the_record(stores: Sto
 
 
 def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is_reported(
-    stores: Stores,
+    stores: Stores, caplog: pytest.LogCaptureFixture
 ) -> None:
     stores.redis.available = False
 
-    stores.repository.save(a_connection(), 600)
+    with caplog.at_level(logging.WARNING, logger="adapters.failover_connection_repository"):
+        stores.repository.save(a_connection(), 600)
+
+    failover_lines = [r for r in caplog.records if r.getMessage() == "connection store failover"]
+    assert [(r.operation, r.reason, r.connection_id) for r in failover_lines] == [  # type: ignore[attr-defined]
+        ("save", PRIMARY_UNAVAILABLE, "L0SM9cOFvHcCIhw=")
+    ]
 
     assert stores.dynamodb.get("L0SM9cOFvHcCIhw=") == a_connection()
     assert stores.events == [
@@ -228,12 +235,16 @@ def test_given_a_store_down_when_deleting_then_the_other_is_cleaned_and_the_erro
 
 
 def test_given_redis_keeps_failing_when_the_breaker_opens_then_redis_is_no_longer_called(
-    stores: Stores,
+    stores: Stores, caplog: pytest.LogCaptureFixture
 ) -> None:
     stores.redis.available = False
 
-    for index in range(10):
-        stores.repository.save(a_connection(f"c{index}="), 600)
+    with caplog.at_level(logging.INFO, logger="adapters.failover_connection_repository"):
+        for index in range(10):
+            stores.repository.save(a_connection(f"c{index}="), 600)
+
+    changes = [r for r in caplog.records if r.getMessage() == "circuit breaker state changed"]
+    assert [(r.levelno, r.to_state) for r in changes] == [(logging.ERROR, "open")]  # type: ignore[attr-defined]
 
     assert stores.repository.primary_attempts == 3  # fail_max, then the circuit is open
     assert stores.primary.calls["save"] == 3
