@@ -40,7 +40,7 @@ from tests.support.tokens import (
 )
 
 COOLDOWN_SECONDS = 60.0
-FETCH_TIMEOUT_SECONDS = 0.5
+FETCH_TIMEOUT_SECONDS = 1.0  # generous: a loaded CI machine must not fail a good fetch
 FLOOD = 100
 
 FAILING_MODES = ["status_500", "hang", "garbage", "huge", "huge_unannounced", "junk_keys"]

@@ -203,7 +203,7 @@ def test_given_jwks_failures_and_unknown_kids_at_debug_then_no_log_line_carries_
     monotonic = SteppingMonotonic()
     with JwksServer(jwks_document(KEY)) as server:
         verifier = cognito_verifier(
-            HttpJwksFetcher(server.url, timeout_seconds=0.5), clock, monotonic=monotonic
+            HttpJwksFetcher(server.url, timeout_seconds=1.0), clock, monotonic=monotonic
         )
         server.mode = "status_500"
         with (
