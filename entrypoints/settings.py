@@ -30,7 +30,7 @@ class Settings:
     variable and its default.
     """
 
-    redis_url: str
+    redis_url: str = attrs.field(repr=False)  # may carry the AUTH password
     redis_cluster: bool
     redis_connect_timeout_seconds: float
     redis_read_timeout_seconds: float

@@ -159,3 +159,8 @@ def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> No
     preloaded = Settings.from_environ({**BASE, "COGNITO_JWKS": '{"keys": []}'})
     assert isinstance(jwks_fetcher_for(preloaded), StaticJwksFetcher)
     assert isinstance(jwks_fetcher_for(Settings.from_environ(BASE)), HttpJwksFetcher)
+
+
+def test_the_settings_repr_never_shows_the_redis_url_and_its_password() -> None:
+    settings = Settings.from_environ({**BASE, "REDIS_URL": "rediss://:hunter2@cache.example.com:6379"})
+    assert "hunter2" not in repr(settings)
