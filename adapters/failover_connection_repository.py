@@ -102,7 +102,10 @@ class _BreakerLogger(pybreaker.CircuitBreakerListener):
         level = logging.ERROR if new_state.name == pybreaker.STATE_OPEN else logging.INFO
         logger.log(
             level,
-            "circuit breaker state changed",
+            "circuit breaker %s: %s -> %s",
+            cb.name,
+            old_state.name if old_state else None,
+            new_state.name,
             extra={
                 "breaker": cb.name,
                 "from_state": old_state.name if old_state else None,
@@ -268,7 +271,9 @@ class FailoverConnectionRepository(ConnectionRepository):
         except pybreaker.CircuitBreakerError:
             raise _PrimarySkipped(CIRCUIT_OPEN) from None
         except StoreUnavailableError as exc:
-            logger.warning("primary connection store failed", extra={"reason": exc.message})
+            logger.warning(
+                "primary connection store failed: %s", exc.message, extra={"reason": exc.message}
+            )
             raise _PrimarySkipped(PRIMARY_UNAVAILABLE) from exc
 
     @contextmanager
@@ -284,7 +289,9 @@ class FailoverConnectionRepository(ConnectionRepository):
         with self._counter_lock:
             self._failovers += 1
         logger.warning(
-            "connection store failover",
+            "connection store failover: %s went to the secondary store (%s)",
+            operation,
+            reason,
             extra={"operation": operation, "reason": reason, "connection_id": connection_id},
         )
         if self._on_failover is None:

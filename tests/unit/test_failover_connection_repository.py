@@ -106,7 +106,9 @@ def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is
     with caplog.at_level(logging.WARNING, logger="adapters.failover_connection_repository"):
         stores.repository.save(a_connection(), 600)
 
-    failover_lines = [r for r in caplog.records if r.getMessage() == "connection store failover"]
+    failover_lines = [
+        r for r in caplog.records if r.getMessage().startswith("connection store failover")
+    ]
     assert [(r.operation, r.reason, r.connection_id) for r in failover_lines] == [  # type: ignore[attr-defined]
         ("save", PRIMARY_UNAVAILABLE, "L0SM9cOFvHcCIhw=")
     ]
@@ -243,7 +245,7 @@ def test_given_redis_keeps_failing_when_the_breaker_opens_then_redis_is_no_longe
         for index in range(10):
             stores.repository.save(a_connection(f"c{index}="), 600)
 
-    changes = [r for r in caplog.records if r.getMessage() == "circuit breaker state changed"]
+    changes = [r for r in caplog.records if r.getMessage().startswith("circuit breaker redis:")]
     assert [(r.levelno, r.to_state) for r in changes] == [(logging.ERROR, "open")]  # type: ignore[attr-defined]
 
     assert stores.repository.primary_attempts == 3  # fail_max, then the circuit is open
