@@ -1,4 +1,4 @@
-"""A ``ConnectionRepository`` built on first use, so a store that is down at cold start is an outage, not a crash.
+"""A ``ConnectionRepository`` built on first use: a store down at cold start is an outage, not a crash.
 
 A Redis Cluster client reads the slot map while it is built: with every node down,
 building it raises ``StoreUnavailableError``. Behind this wrapper that error surfaces from
