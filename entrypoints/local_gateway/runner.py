@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import ipaddress
 import logging
 import os
 import resource
@@ -54,11 +55,15 @@ FILE_LIMIT_CEILING: Final = 1_048_576
 
 def connect_host(host: str) -> str:
     """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
-    if host in {"", "0.0.0.0"}:  # noqa: S104 - a comparison, not a bind
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+    if not host:
+        return "127.0.0.1"  # an empty host binds every IPv4 interface
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name such as localhost
+    if address.is_unspecified:
+        return "[::1]" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if address.version == 6 else host
 
 
 def real_cognito_configured(environ: Mapping[str, str]) -> bool:

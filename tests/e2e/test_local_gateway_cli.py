@@ -278,13 +278,21 @@ def test_smoke_the_installed_command_serves_the_printed_command_and_stops_on_sig
     url = wait_until(printed_url, PROCESS_TIMEOUT_SECONDS, "the printed client command")
     token = url.split("token=", 1)[1]
     assert f"sub {DEV_SUB}" in "".join(seen)
-    pong = asyncio.run(ping(url))
-    assert pong["action"] == "pong"
-    process.send_signal(signal.SIGTERM)
+
+    async def held_open_through_sigterm() -> tuple[str, int | None]:
+        async with connect(url) as ws:
+            await ws.send('{"action":"ping"}')
+            pong = json.loads(await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS))
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(ws.wait_closed(), PROCESS_TIMEOUT_SECONDS)
+            return str(pong["action"]), ws.close_code
+
+    assert asyncio.run(held_open_through_sigterm()) == ("pong", 1001)
     assert process.wait(PROCESS_TIMEOUT_SECONDS) == 0
     while not lines.empty():
         seen.append(lines.get_nowait())
     output = "".join(seen)
     log_lines = [line for line in output.splitlines() if " INFO " in line or '"level"' in line]
     assert any("route=$disconnect status=200" in line for line in log_lines)
+    assert any('"disconnect_status_code":1001' in line for line in log_lines)
     assert all(token not in line for line in log_lines)  # the banner prints it; logs never do
