@@ -42,6 +42,7 @@ def create_redis_client(
     connect_timeout_seconds: float = 0.25,
     read_timeout_seconds: float = 0.25,
     cluster: bool = False,
+    password: str | None = None,
 ) -> RedisClient:
     """Build the process's one Redis client from a URL; the container holds it as a singleton.
 
@@ -59,6 +60,8 @@ def create_redis_client(
             reads the slot map from the server while being built, so construction itself
             fails when no node answers (``StoreUnavailableError``; a singleton provider then
             tries again on the next call).
+        password: the AUTH token when it does not travel in the URL (read from Secrets
+            Manager in AWS); ``None`` keeps whatever the URL carries.
 
     The client keeps a connection pool and reconnects lazily; commands are retried once
     (small exponential backoff) on connection errors and timeouts. The URL is never logged
@@ -71,6 +74,7 @@ def create_redis_client(
     retry = Retry(
         ExponentialBackoff(cap=_BACKOFF_CAP_SECONDS, base=_BACKOFF_BASE_SECONDS), _RETRIES
     )
+    auth: dict[str, str] = {} if password is None else {"password": password}
     if cluster:
         try:
             return redis.cluster.RedisCluster.from_url(
@@ -78,6 +82,7 @@ def create_redis_client(
                 socket_connect_timeout=connect_timeout_seconds,
                 socket_timeout=read_timeout_seconds,
                 retry=retry,
+                **auth,
             )
         except (RedisError, RedisClusterException) as exc:
             # Raised as the domain's outage so $connect answers 503, not a crash.
@@ -89,6 +94,7 @@ def create_redis_client(
         socket_connect_timeout=connect_timeout_seconds,
         socket_timeout=read_timeout_seconds,
         retry=retry,
+        **auth,
     )
 
 

@@ -27,6 +27,7 @@ from adapters.lazy_connection_repository import LazyConnectionRepository
 from adapters.limited_connection_repository import LimitedConnectionRepository
 from adapters.redis_connection_limiter import RedisConnectionLimiter
 from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
 from application.ports import ConnectionRepository
 from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
@@ -70,8 +71,15 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.ThreadSafeSingleton(SystemClock)
 
+    # Read from Secrets Manager when REDIS_AUTH_SECRET_ARN is set, on first use of Redis.
+    redis_auth_token = providers.ThreadSafeSingleton(
+        read_redis_auth_token,
+        secret_arn=settings.provided.redis_auth_secret_arn,
+        region_name=settings.provided.aws_region,
+    )
     redis_client = providers.ThreadSafeSingleton(
         create_redis_client,
+        password=redis_auth_token,
         url=settings.provided.redis_url,
         connect_timeout_seconds=settings.provided.redis_connect_timeout_seconds,
         read_timeout_seconds=settings.provided.redis_read_timeout_seconds,

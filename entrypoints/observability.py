@@ -12,6 +12,7 @@ connectionId, userId, route, outcome and reason codes.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -30,6 +31,11 @@ ABNORMAL_DISCONNECTS = "AbnormalDisconnects"
 HEARTBEATS = "Heartbeats"
 STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
 STORE_FAILOVERS = "StoreFailovers"
+
+# botocore logs every raw response body at DEBUG (botocore/parsers.py), which would put the
+# Redis AUTH token from Secrets Manager's GetSecretValue into the logs of anyone who turns the
+# root logger (or AWS_LAMBDA_LOG_LEVEL) to DEBUG. Pin that one logger to INFO.
+logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 logger = Logger(service=SERVICE_NAME, level=os.environ.get("LOG_LEVEL", "INFO").upper())
 """The handlers' JSON logger (one line per invocation outcome)."""

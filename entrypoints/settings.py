@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -34,6 +35,7 @@ class Settings:
     redis_cluster: bool
     redis_connect_timeout_seconds: float
     redis_read_timeout_seconds: float
+    redis_auth_secret_arn: str | None
     cognito_region: str
     cognito_user_pool_id: str
     cognito_app_client_ids: tuple[str, ...]
@@ -107,6 +109,7 @@ class Settings:
                 "REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25
             ),
             redis_read_timeout_seconds=reader.number("REDIS_READ_TIMEOUT_SECONDS", default=0.25),
+            redis_auth_secret_arn=reader.text("REDIS_AUTH_SECRET_ARN", default="") or None,
             cognito_region=region,
             cognito_user_pool_id=pool_id,
             cognito_app_client_ids=client_ids,
@@ -145,6 +148,10 @@ class Settings:
             problems.append("MANAGEMENT_API_ENDPOINT: must be an http(s) URL")
         if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
             problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
+        if settings.redis_auth_secret_arn and _url_password(settings.redis_url):
+            problems.append(
+                "REDIS_AUTH_SECRET_ARN: REDIS_URL carries a password too; keep the AUTH token in one place"
+            )
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return settings
@@ -202,3 +209,10 @@ class _Reader:
             self.problems.append(f"{name}: must be between {minimum} and {maximum}")
             return default
         return number
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

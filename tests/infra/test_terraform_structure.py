@@ -187,8 +187,6 @@ LEFT_TO_DEFAULTS = {
     "JWKS_REFETCH_COOLDOWN_SECONDS",
     "POWERTOOLS_METRICS_DISABLED",
 }
-# Set by Terraform, not read by the code yet (see infra/README.md, "Redis AUTH token").
-AWAITING_APP_SUPPORT = {"REDIS_AUTH_SECRET_ARN"}
 CONFIGURATION_MODULES = ("settings.py", "observability.py", "container.py")
 
 
@@ -217,7 +215,7 @@ def test_terraform_sets_exactly_the_variables_the_container_reads(tf: Stack) -> 
     unset = read_by_code - set_by_terraform - LEFT_TO_DEFAULTS
     assert unset == set(), f"the handlers read these but Terraform never sets them: {unset}"
     unread = set_by_terraform - read_by_code
-    assert unread <= AWAITING_APP_SUPPORT, f"Terraform sets variables nobody reads: {unread}"
+    assert unread == set(), f"Terraform sets variables nobody reads: {unread}"
 
 
 def test_runtime_and_architecture_match_what_make_package_builds(tf: Stack) -> None:

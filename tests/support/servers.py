@@ -96,6 +96,11 @@ def wait_for_redis(url: str, process: subprocess.Popen[bytes] | None = None) -> 
             try:
                 if client.ping():
                     return
+            except (
+                redis.exceptions.AuthenticationError,
+                redis.exceptions.AuthenticationWrongNumberOfArgsError,
+            ):
+                return  # it answered: a server started with --requirepass is up
             except redis.exceptions.RedisError:
                 time.sleep(0.02)  # polling interval of a bounded readiness loop
         raise RuntimeError(f"redis at {url} did not answer within {READY_TIMEOUT_SECONDS} s")
