@@ -109,6 +109,7 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
         ["serve", "--binary-frames", "raw"],
         ["serve", "--workers", "0"],
         ["serve", "--workers", "many"],
+        ["serve", "--dynamodb-endpoint", "ftp://127.0.0.1:1"],
         ["token", "--expires-in", "0"],
         ["token", "--expires-in", "1h"],
     ],
@@ -160,3 +161,8 @@ def test_a_first_import_of_the_handlers_sees_the_given_environment(
     module = _import_handlers(environ)
     assert module.container.settings().cognito_user_pool_id == "local_firstimport"
     assert dict(os.environ) == before  # the process environment is put back
+
+
+def test_redis_cluster_needs_a_redis_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--redis-cluster"]) == 2
+    assert "--redis-url" in capsys.readouterr().err
