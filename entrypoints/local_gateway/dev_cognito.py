@@ -5,9 +5,9 @@ The tokens are shaped like Cognito's access tokens
 header ``{"kid", "alg": "RS256"}``; claims ``sub``, ``iss``, ``client_id``, ``origin_jti``,
 ``event_id``, ``token_use`` (``access``), ``scope``, ``auth_time``, ``exp``, ``iat``, ``jti``,
 ``username``, ``version``. The issuer is derived by the production formula
-(``https://cognito-idp.{region}.amazonaws.com/{userPoolId}``) from the pseudo-region
-:data:`DEV_REGION` and pool :data:`DEV_USER_POOL_ID`, so the real ``CognitoTokenVerifier``
-verifies them; only the JWKS location is overridden (``serve`` publishes it).
+(``adapters.cognito.cognito_issuer``: ``https://cognito-idp.{region}.amazonaws.com/{userPoolId}``)
+from the pseudo-region :data:`DEV_REGION` and pool :data:`DEV_USER_POOL_ID`, so the real
+``CognitoTokenVerifier`` verifies them; only the JWKS location is overridden (``serve`` publishes it).
 
 The private key lives in a state folder (``$TIMELINE_WS_STATE_DIR``, else
 ``$XDG_STATE_HOME/timeline-ws``, else ``~/.local/state/timeline-ws``), created once with mode
@@ -33,6 +33,8 @@ import attrs
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from adapters.cognito import cognito_issuer
+
 DEV_REGION: Final = "local"
 DEV_USER_POOL_ID: Final = "local_timelinews"
 DEV_APP_CLIENT_ID: Final = "timelinewslocalclient00000"
@@ -48,11 +50,6 @@ MAX_EXPIRES_IN_SECONDS: Final = 86_400
 
 KEY_FILE_NAME: Final = "dev-cognito-key.pem"
 STATE_DIR_VARIABLE: Final = "TIMELINE_WS_STATE_DIR"
-
-
-def dev_issuer(region: str = DEV_REGION, user_pool_id: str = DEV_USER_POOL_ID) -> str:
-    """The issuer of the stand-in's tokens, by Cognito's formula: ``https://cognito-idp.{region}.amazonaws.com/{pool}``."""
-    return f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
 
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -165,7 +162,7 @@ class DevCognito:
     @property
     def issuer(self) -> str:
         """``https://cognito-idp.local.amazonaws.com/local_timelinews`` by default."""
-        return dev_issuer(self.region, self.user_pool_id)
+        return cognito_issuer(self.region, self.user_pool_id)
 
     @property
     def jwks_path(self) -> str:
