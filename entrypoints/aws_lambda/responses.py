@@ -42,7 +42,7 @@ REASON_PHRASES: Final = {
 def status_for(error: BaseException) -> int:
     """The HTTP status for ``error``: the table's entry for its class (or a base class), else 500."""
     for error_type in type(error).__mro__:
-        status = STATUS_BY_ERROR.get(error_type)  # type: ignore[call-overload]
+        status = STATUS_BY_ERROR.get(error_type)
         if status is not None:
             return status
     return 500

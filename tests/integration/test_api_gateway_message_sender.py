@@ -278,7 +278,10 @@ def test_concurrent_first_use_builds_one_client(clients) -> None:
 
 def test_clients_have_short_timeouts_and_bounded_retries() -> None:
     clients = ManagementApiClients(
-        region_name="eu-west-1", connect_timeout_seconds=0.5, read_timeout_seconds=1.5, max_attempts=3
+        region_name="eu-west-1",
+        connect_timeout_seconds=0.5,
+        read_timeout_seconds=1.5,
+        max_attempts=3,
     )
     client = clients.sender_for("https://abc.execute-api.eu-west-1.amazonaws.com/prod").client
     config = client.meta.config

@@ -46,9 +46,7 @@ def test_encoding_is_exactly_the_documented_json_text() -> None:
 def test_encoding_drops_fractions_of_a_second_and_writes_utc_with_z() -> None:
     # Given a connection accepted at 01:00:00.999 in UTC+1 (as an aware datetime)
     moment = datetime(2026, 1, 3, 1, 0, 0, 999_999, tzinfo=timezone(timedelta(hours=1)))
-    connection = Connection(
-        connection_id="abc=", user_id="u", connected_at=moment.astimezone(UTC)
-    )
+    connection = Connection(connection_id="abc=", user_id="u", connected_at=moment.astimezone(UTC))
     # Then the record says midnight UTC, whole seconds
     assert json.loads(encode_record(connection))["connectedAt"] == "2026-01-03T00:00:00Z"
 

@@ -162,5 +162,7 @@ def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> No
 
 
 def test_the_settings_repr_never_shows_the_redis_url_and_its_password() -> None:
-    settings = Settings.from_environ({**BASE, "REDIS_URL": "rediss://:hunter2@cache.example.com:6379"})
+    settings = Settings.from_environ(
+        {**BASE, "REDIS_URL": "rediss://:hunter2@cache.example.com:6379"}
+    )
     assert "hunter2" not in repr(settings)
