@@ -80,11 +80,15 @@ def lambda_environment(
 ) -> dict[str, str]:
     """The variables ``serve`` sets for the handlers (to be merged into ``os.environ``).
 
-    ``MANAGEMENT_API_ENDPOINT`` is always the gateway (``base_url``); ``AWS_*`` dummies only
+    ``MANAGEMENT_API_ENDPOINT`` is always the gateway (``base_url``); EMF metrics are off
+    unless ``POWERTOOLS_METRICS_DISABLED`` is set; ``AWS_*`` dummies only
     where absent; ``REDIS_URL`` when given; the stand-in's ``COGNITO_*`` when given, with
     ``COGNITO_JWKS_URL`` at ``base_url``.
     """
     variables = {"MANAGEMENT_API_ENDPOINT": base_url}
+    if "POWERTOOLS_METRICS_DISABLED" not in environ:
+        # EMF documents are for CloudWatch; on a terminal they drown the access log.
+        variables["POWERTOOLS_METRICS_DISABLED"] = "true"
     for name, value in DUMMY_AWS_CREDENTIALS.items():
         if not environ.get(name) and not (
             name == "AWS_DEFAULT_REGION" and environ.get("AWS_REGION")

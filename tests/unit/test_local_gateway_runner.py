@@ -58,7 +58,16 @@ def test_the_lambda_environment_points_at_the_gateway_and_keeps_real_credentials
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_DEFAULT_REGION",
+        "POWERTOOLS_METRICS_DISABLED",
     }
+    assert bare["POWERTOOLS_METRICS_DISABLED"] == "true"
+    kept = lambda_environment(
+        base_url="http://h:1",
+        redis_url=None,
+        dev_cognito=None,
+        environ={"POWERTOOLS_METRICS_DISABLED": "false"},
+    )
+    assert "POWERTOOLS_METRICS_DISABLED" not in kept  # the user's own choice stands
 
 
 def test_real_cognito_is_detected_by_the_user_pool_id() -> None:
