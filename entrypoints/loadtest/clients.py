@@ -135,6 +135,7 @@ class LiveStats:
     server_rss_bytes: int | None = None
 
     def opened(self, connect_seconds: float) -> None:
+        """Count one established connection whose handshake took ``connect_seconds``."""
         self.established += 1
         self.open += 1
         self.peak_open = max(self.peak_open, self.open)
