@@ -101,7 +101,9 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         return Ping()
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: 128 KB is room for ~64,000 levels of nesting, far past the parser's
+        # recursion limit; that is a malformed message, not a server error.
         raise BadMessageError(BAD_REQUEST, 'expected JSON such as {"action":"ping"}') from None
     if not isinstance(document, dict):
         raise BadMessageError(BAD_REQUEST, "expected a JSON object")

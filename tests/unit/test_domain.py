@@ -87,6 +87,8 @@ def test_pings_in_every_accepted_form(body: str, is_base64: bool, expected: Ping
         ("not base64!", True, "bad_request"),
         (base64.b64encode(b"\xff\xfe\x00").decode(), True, "bad_request"),
         (base64.b64encode(b"\x00\x01binary").decode(), True, "bad_request"),
+        ('{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}", False, "bad_request"),
+        ("[" * 60_000, False, "bad_request"),
         ("x" * (128 * 1024 + 1), False, "payload_too_large"),
         ("é" * (64 * 1024 + 1), False, "payload_too_large"),
         (base64.b64encode(b"x" * (128 * 1024 + 1)).decode(), True, "payload_too_large"),

@@ -265,6 +265,7 @@ def test_given_a_message_without_body_when_default_then_bad_request_reply(gatewa
         ('{"action":"sendmessage"}', False, "unsupported_action"),
         (base64.b64encode(b"\x00\x01").decode(), True, "bad_request"),
         ("x" * (130 * 1024), False, "payload_too_large"),
+        ('{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}", False, "bad_request"),
     ],
 )
 def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_untouched(
