@@ -279,7 +279,7 @@ def select_route(body: str, route_keys: Mapping[str, object] | Iterable[str]) ->
     keys = set(route_keys)
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting fits in 128 KB: not JSON to route on
         document = None
     if isinstance(document, dict):
         action = document.get("action")

@@ -185,3 +185,10 @@ def test_built_events_validate_against_powertools_websocket_parser_models() -> N
     assert parsed_connect.request_context.connected_at.timestamp() == EPOCH_MS / 1000
     assert parsed_message.request_context.event_type == "MESSAGE"
     assert parsed_disconnect.request_context.disconnect_status_code == 1001
+
+
+def test_deeply_nested_json_is_routed_to_default_not_a_recursion_error() -> None:
+    from entrypoints.local_gateway.events import select_route
+
+    body = '{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}"
+    assert select_route(body, ["$connect", "$disconnect", "$default"]) == "$default"
