@@ -294,7 +294,7 @@ async def serve_until_stopped(
     """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
     from aiohttp import web
 
-    from entrypoints.local_gateway.server import GATEWAY_KEY
+    from entrypoints.local_gateway.server import GATEWAY_KEY, GatewayRunner
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -303,7 +303,7 @@ async def serve_until_stopped(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = GatewayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

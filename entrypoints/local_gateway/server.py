@@ -36,10 +36,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any, Final
 
 import attrs
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
 from entrypoints.local_gateway.connections import ConnectionRegistry, LiveConnection
@@ -224,8 +226,11 @@ class Gateway:
             self._sessions.discard(task)
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
+        handshake = _without_subprotocols(request)
+        if handshake is None:
+            return web.Response(status=400, text="Bad Request")
         probe = web.WebSocketResponse()
-        if not probe.can_prepare(request).ok:
+        if not probe.can_prepare(handshake).ok:
             return web.Response(
                 status=426, text="Upgrade Required", headers={"Upgrade": "websocket"}
             )
@@ -252,15 +257,15 @@ class Gateway:
             return web.Response(status=504 if outcome.failure == "timeout" else 502)
         if not 200 <= outcome.status < 300:
             return web.Response(status=outcome.status)
-        protocol = _returned_protocol(outcome.response)
         socket_response = web.WebSocketResponse(
-            protocols=(protocol,) if protocol else (),
-            max_msg_size=self.settings.max_message_bytes,
-            compress=False,
-            autoping=True,
+            max_msg_size=self.settings.max_message_bytes, compress=False, autoping=True
         )
+        protocol = _returned_protocol(outcome.response)
+        if protocol:
+            # API Gateway passes the handler's header back as is, offered or not.
+            socket_response.headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = protocol
         try:
-            await socket_response.prepare(request)
+            await socket_response.prepare(handshake)
         except Exception:  # the client left between $connect and the handshake
             await self._disconnect(client, ABNORMAL)
             raise
@@ -409,6 +414,23 @@ def _headers(request: web.Request) -> list[tuple[str, str]]:
     ]
 
 
+def _without_subprotocols(request: web.Request) -> web.Request | None:
+    """``request`` without ``Sec-WebSocket-Protocol``, for aiohttp's handshake; ``None`` if unusable.
+
+    The subprotocol is the handler's choice (it answers ``Sec-WebSocket-Protocol``), not
+    aiohttp's: left in, aiohttp negotiates it itself and logs the client's values (a browser
+    client may carry its token there) when none matches.
+    """
+    if hdrs.SEC_WEBSOCKET_PROTOCOL not in request.headers:
+        return request
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_PROTOCOL]
+    try:
+        return request.clone(headers=headers)
+    except UnicodeError:  # a header value that is not UTF-8 cannot be re-encoded
+        return None
+
+
 def _returned_protocol(response: Mapping[str, Any] | None) -> str | None:
     headers = response.get("headers") if response else None
     if not isinstance(headers, Mapping):
@@ -487,6 +509,87 @@ def create_app(
     return app
 
 
+class _GatewayRequestHandler(web.RequestHandler):
+    """aiohttp's per-connection protocol, answering requests it cannot serve without echoing them.
+
+    aiohttp answers a request it cannot parse (a bad request line, a control character in the
+    query, a line over 8190 bytes, too many headers) with a 400 whose body is the parser's
+    message, which quotes the request line (token included), and logs that message with a
+    traceback. Here the body is only the status line and the log one line naming the error
+    type. aiohttp has no public hook for this (https://github.com/aio-libs/aiohttp/issues/3287).
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A ``{status} {reason}`` text response that closes the connection; logs one line.
+
+        Raises:
+            ConnectionError: part of a response was already sent (aiohttp's contract).
+        """
+        if status < 500 or isinstance(exc, HttpProcessingError):
+            logger.warning(
+                "rejected a malformed request from %s: %d %s",
+                request.remote,
+                status,
+                type(exc).__name__ if exc is not None else "error",
+            )
+        else:  # a bug of the gateway: the traceback only at DEBUG, like handler failures
+            logger.error(
+                "request from %s failed: %d %s",
+                request.remote,
+                status,
+                type(exc).__name__ if exc is not None else "error",
+                exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+            )
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already partly sent")
+        phrase = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
+        response = web.Response(status=status, text=f"{status} {phrase}")
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's other failures ("Unhandled exception", "Missing return statement …"): one
+        line with aiohttp's fixed text and the error type, never the exception's message."""
+        exc_info = kw.get("exc_info")
+        text = args[0] if args and isinstance(args[0], str) and len(args) == 1 else "failure"
+        name = type(exc_info).__name__ if isinstance(exc_info, BaseException) else "-"
+        logger.error("aiohttp: %s (%s)", text, name)
+
+
+_HTTP_STATUSES: Final = frozenset(status.value for status in HTTPStatus)
+
+
+class _GatewayServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are served by :class:`_GatewayRequestHandler`.
+
+    Use it wherever the gateway's app is served, so no malformed request is echoed or logged.
+    """
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        gateway_server = _GatewayServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=asyncio.get_running_loop(),
+            **server._kwargs,
+        )
+        return gateway_server
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound, listening TCP socket (``port`` 0 picks a free one); SO_REUSEADDR is set."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -529,7 +632,7 @@ class BackgroundGateway:
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(
+        self._runner = GatewayRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=5
         )
         await self._runner.setup()
