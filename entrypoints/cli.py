@@ -28,26 +28,32 @@ COMMANDS: list[Callable[[Any], None]] = [
 """Sub-command registrars, in the order ``--help`` lists them."""
 
 
+DESCRIPTION = (
+    "The WebSocket connection layer of the timeline service: run API Gateway's WebSocket API "
+    "locally with the real Lambda handlers, mint development tokens, load-test a deployment."
+)
+EPILOG = "Run `timeline-ws COMMAND --help` for a command's options."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per job."""
-    parser = argparse.ArgumentParser(
-        prog="timeline-ws",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    """The argument parser with one sub-command per job; a command is required."""
+    parser = argparse.ArgumentParser(prog="timeline-ws", description=DESCRIPTION, epilog=EPILOG)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in COMMANDS:
         register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    """Run the CLI; returns the process exit status.
+
+    Raises:
+        SystemExit: 2 with a usage message on bad arguments or a missing command (argparse);
+            0 after ``--help``.
+    """
+    args = build_parser().parse_args(argv)
     return int(args.handler(args))
 
 

@@ -117,6 +117,11 @@ class DevSigningKey:
         return f"{header}.{payload}.{_b64url(signature)}"
 
 
+class DevKeyError(ValueError):
+    """The state folder or the development key in it cannot be used; the message says which
+    path and why, in one line fit for a terminal."""
+
+
 def load_or_create_key(state_dir: Path) -> DevSigningKey:
     """Load the key from ``state_dir``, creating the folder (0700) and key (0600) on first use.
 
@@ -124,9 +129,30 @@ def load_or_create_key(state_dir: Path) -> DevSigningKey:
     and hard-linked into place, which fails if another process got there first.
 
     Raises:
-        OSError: the folder cannot be created or the key cannot be read or written.
-        ValueError: the key file exists but is not an unencrypted PEM RSA private key.
+        DevKeyError: the folder cannot be created, the key cannot be read or written, or the
+            key file is not an unencrypted PEM RSA private key.
     """
+    try:
+        return _load_or_create_key(state_dir)
+    except OSError as error:
+        reason = (
+            "exists and is not a folder"
+            if isinstance(error, FileExistsError)
+            else error.strerror or type(error).__name__
+        )
+        where = error.filename if error.filename is not None else state_dir
+        raise DevKeyError(
+            f"cannot use the state folder {state_dir} ({where}: {reason}); "
+            f"set --state-dir or ${STATE_DIR_VARIABLE} to a writable folder"
+        ) from error
+    except ValueError as error:
+        raise DevKeyError(
+            f"{state_dir / KEY_FILE_NAME} is not an unencrypted PEM RSA private key; "
+            "delete it and a new development key is created"
+        ) from error
+
+
+def _load_or_create_key(state_dir: Path) -> DevSigningKey:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / KEY_FILE_NAME
     if not path.exists():
@@ -223,5 +249,9 @@ class DevCognito:
 
 
 def load_dev_cognito(state_dir: Path | None = None) -> DevCognito:
-    """The stand-in with the key from ``state_dir`` (default :func:`default_state_dir`)."""
+    """The stand-in with the key from ``state_dir`` (default :func:`default_state_dir`).
+
+    Raises:
+        DevKeyError: see :func:`load_or_create_key`.
+    """
     return DevCognito(key=load_or_create_key(state_dir or default_state_dir()))

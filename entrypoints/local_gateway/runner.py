@@ -18,7 +18,9 @@ import contextlib
 import importlib
 import ipaddress
 import logging
+import math
 import os
+import re
 import resource
 import shlex
 import signal
@@ -34,6 +36,7 @@ from entrypoints.local_gateway.dev_cognito import (
     DEV_SUB,
     MAX_EXPIRES_IN_SECONDS,
     DevCognito,
+    DevKeyError,
     load_dev_cognito,
 )
 
@@ -103,10 +106,14 @@ def lambda_environment(
 
 @attrs.define
 class LoadedHandlers:
-    """The real handlers, with the container pointed at this gateway; ``restore()`` undoes it."""
+    """The real handlers, with the container pointed at this gateway; ``restore()`` undoes it.
+
+    ``redis_client()`` is the handlers' own Redis client (for the start-up PING).
+    """
 
     handlers: dict[str, Handler]
     restore: Callable[[], None]
+    redis_client: Callable[[], Any] | None = None
 
 
 def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -> LoadedHandlers:
@@ -143,7 +150,21 @@ def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -
         "$disconnect": module.disconnect_handler,
         "$default": module.default_handler,
     }
-    return LoadedHandlers(routes, restore)
+    return LoadedHandlers(routes, restore, container.redis_client)
+
+
+def redis_ping_failure(loaded: LoadedHandlers) -> str | None:
+    """PING Redis once with the handlers' own client; the error type when it fails, else ``None``.
+
+    The client's timeouts are the handlers' (0.25 s by default), so this is quick.
+    """
+    if loaded.redis_client is None:
+        return None
+    try:
+        loaded.redis_client().ping()
+    except Exception as error:  # any failure is worth the warning; its text may hold the URL
+        return type(error).__name__
+    return None
 
 
 def _import_handlers(environ: Mapping[str, str]) -> Any:
@@ -207,7 +228,8 @@ def prepare_gateway(
     ``port`` 0 picks a free port (the JWKS and Management API URLs use the real one).
 
     Raises:
-        OSError: the address cannot be bound, or the state folder cannot be used.
+        OSError: the address cannot be bound.
+        DevKeyError: the state folder or the development key in it cannot be used.
         entrypoints.settings.ConfigurationError: the resulting configuration is invalid.
     """
     from entrypoints.local_gateway.server import create_app, listening_socket
@@ -326,9 +348,20 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not math.isfinite(value) or not value > 0:
+        raise argparse.ArgumentTypeError("must be a finite number of seconds greater than 0")
     return value
+
+
+STAGE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""API Gateway's stage names: letters, digits, ``-`` and ``_``, 1 to 128 characters
+(https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages.html)."""
+
+
+def _stage(text: str) -> str:
+    if STAGE_NAME.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError("a stage name is 1 to 128 letters, digits, '-' or '_'")
+    return text
 
 
 def _port(text: str) -> int:
@@ -421,13 +454,26 @@ def _expires_in(text: str) -> int:
     return value
 
 
+SERVE_DESCRIPTION: Final = (
+    "Emulate API Gateway's WebSocket API and its @connections Management API on one port, "
+    "running the real $connect, $disconnect and $default Lambda handlers. With no options the "
+    "store is an embedded fakeredis and tokens come from a development Cognito stand-in; on "
+    "start it prints the WebSocket URL, a ready token and a client command. Ctrl-C closes "
+    "every socket with 1001 and runs $disconnect for each."
+)
+STATE_DIR_HELP: Final = (
+    "folder of the development signing key "
+    "(default $TIMELINE_WS_STATE_DIR, else $XDG_STATE_HOME/timeline-ws, "
+    "else ~/.local/state/timeline-ws)"
+)
+
+
 def add_serve_command(commands: Any) -> None:
     """Register ``serve`` on an ``argparse`` sub-parsers object."""
     parser = commands.add_parser(
         "serve",
         help="run the local API Gateway WebSocket emulator with the real handlers",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=SERVE_DESCRIPTION,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -437,70 +483,82 @@ def add_serve_command(commands: Any) -> None:
         "--redis-url",
         type=_redis_url,
         default=None,
-        help="use this Redis instead of the embedded fakeredis",
+        metavar="URL",
+        help="a real Redis (redis://, rediss:// or unix://) instead of the embedded fakeredis "
+        "(default: embedded); PINGed once at start",
     )
     parser.add_argument(
         "--redis-cluster",
         action="store_true",
-        help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true)",
+        help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true; default off)",
     )
     parser.add_argument(
         "--connections-table",
         default=None,
         metavar="NAME",
-        help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE); "
-        "created when missing if --dynamodb-endpoint is given",
+        help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE; "
+        "default: no failover); created when missing if --dynamodb-endpoint is given",
     )
     parser.add_argument(
         "--dynamodb-endpoint",
         type=_http_url,
         default=None,
         metavar="URL",
-        help="a local DynamoDB endpoint, e.g. a moto_server at http://127.0.0.1:5000 "
-        "(sets AWS_ENDPOINT_URL_DYNAMODB)",
+        help="a local DynamoDB endpoint for --connections-table, e.g. a moto_server at "
+        "http://127.0.0.1:5000 (sets AWS_ENDPOINT_URL_DYNAMODB; default: AWS's)",
     )
     parser.add_argument(
-        "--stage", default="local", help="the stage name in events and URLs (default local)"
+        "--stage",
+        type=_stage,
+        default="local",
+        metavar="NAME",
+        help="stage name in events, also served at /NAME and /NAME/@connections: 1..128 "
+        "letters, digits, '-' or '_' (default local)",
     )
     parser.add_argument(
         "--idle-timeout",
         type=_positive_seconds,
         default=600.0,
         metavar="SECONDS",
-        help="close sockets idle this long with 1001 (default 600, API Gateway's 10 min)",
+        help="close a socket with 1001 after this many seconds without a data frame from the "
+        "client (default 600, API Gateway's 10 min)",
     )
     parser.add_argument(
         "--max-duration",
         type=_positive_seconds,
         default=7200.0,
         metavar="SECONDS",
-        help="close sockets open this long with 1001 (default 7200, API Gateway's 2 h)",
+        help="close a socket with 1001 this many seconds after it opened "
+        "(default 7200, API Gateway's 2 h)",
     )
     parser.add_argument(
         "--integration-timeout",
         type=_positive_seconds,
         default=29.0,
         metavar="SECONDS",
-        help="fail handler calls slower than this (default 29, API Gateway's limit)",
+        help="fail handler calls slower than this many seconds (default 29, API Gateway's limit)",
     )
     parser.add_argument(
         "--workers",
         type=_workers,
         default=16,
         metavar="N",
-        help="threads running the handlers (default 16)",
+        help="threads running the handlers, 1..512 (default 16)",
     )
     parser.add_argument(
         "--binary-frames",
         choices=("reject", "base64"),
         default="reject",
-        help="reject: close with 1003 as API Gateway does (default); base64: deliver with isBase64Encoded",
+        help="reject: close with 1003 as API Gateway does (default); "
+        "base64: deliver them with isBase64Encoded",
     )
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help=STATE_DIR_HELP)
     parser.add_argument(
-        "--state-dir", type=Path, default=None, help="where the development key lives"
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="INFO logs one access line per connect / message / disconnect; DEBUG adds "
+        "details and tracebacks (default INFO)",
     )
     parser.set_defaults(handler=run_serve)
 
@@ -510,21 +568,23 @@ def add_token_command(commands: Any) -> None:
     parser = commands.add_parser(
         "token",
         help="print a development access token that a running serve accepts",
-        description="Print (only) a Cognito-shaped access token signed with the development key.",
+        description="Print only a Cognito-shaped access token, signed with the development key "
+        "that `timeline-ws serve` publishes (same state folder).",
     )
     parser.add_argument(
-        "--sub", default=DEV_SUB, help=f"the user id (sub claim); default {DEV_SUB}"
+        "--sub",
+        default=DEV_SUB,
+        metavar="ID",
+        help=f"the user id, the sub claim (default {DEV_SUB})",
     )
     parser.add_argument(
         "--expires-in",
         type=_expires_in,
         default=DEFAULT_EXPIRES_IN_SECONDS,
         metavar="SECONDS",
-        help="validity in seconds (default 3600, at most 86400)",
+        help="validity in seconds, 1..86400 (default 3600)",
     )
-    parser.add_argument(
-        "--state-dir", type=Path, default=None, help="where the development key lives"
-    )
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help=STATE_DIR_HELP)
     parser.set_defaults(handler=run_token)
 
 
@@ -533,7 +593,11 @@ def run_token(args: argparse.Namespace) -> int:
     if not args.sub.strip():
         print("timeline-ws token: --sub must not be empty", file=sys.stderr)
         return 2
-    dev = load_dev_cognito(args.state_dir)
+    try:
+        dev = load_dev_cognito(args.state_dir)
+    except DevKeyError as error:
+        print(f"timeline-ws token: {error}", file=sys.stderr)
+        return 2
     print(dev.access_token(sub=args.sub, expires_in_seconds=args.expires_in))
     return 0
 
@@ -559,6 +623,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.redis_cluster and not args.redis_url:
         print("timeline-ws serve: --redis-cluster needs --redis-url", file=sys.stderr)
         return 2
+    if args.dynamodb_endpoint and not args.connections_table:
+        print("timeline-ws serve: --dynamodb-endpoint needs --connections-table", file=sys.stderr)
+        return 2
     os.environ.update(
         store_environment(
             redis_cluster=args.redis_cluster,
@@ -575,10 +642,19 @@ def run_serve(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             environ=os.environ,
         )
-    except (OSError, ConfigurationError) as error:
+    except (OSError, DevKeyError, ConfigurationError) as error:
         print(f"timeline-ws serve: {error}", file=sys.stderr)
         return 1
     print(banner(prepared), flush=True)
+    failure = redis_ping_failure(prepared.loaded) if prepared.redis_url else None
+    if failure is not None:
+        print(
+            f"timeline-ws serve: warning: Redis at {_redact_url(prepared.redis_url)} did not "
+            f"answer PING ({failure}); $connect fails until it does"
+            + (", unless the DynamoDB failover takes over" if args.connections_table else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     logger.info("listening on %s (open-file limit %d)", prepared.base_url, soft)
     asyncio.run(serve_until_stopped(prepared.app, prepared.sock))
     return 0
