@@ -66,7 +66,9 @@ def add_loadtest_command(commands: Any) -> None:
         epilog=EXAMPLE,
     )
     parser.add_argument(
-        "url", help="the WebSocket URL without a token, e.g. ws://127.0.0.1:8080/ws"
+        "url",
+        help="the WebSocket URL, e.g. ws://127.0.0.1:8080/ws; with ?token=… every connection "
+        "uses that token, otherwise tokens are minted or read from --token-file",
     )
     parser.add_argument(
         "--connections", type=int, default=1000, help="connections to open (1..20000; default 1000)"
@@ -158,7 +160,30 @@ def raise_open_file_limit(wanted: int) -> int:
     return wanted
 
 
+def url_token(url: str) -> str | None:
+    """The ``token`` query parameter of ``url`` (the last one if repeated), else ``None``."""
+    query = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    tokens = [value for name, value in query if name == "token"]
+    return tokens[-1] if tokens else None
+
+
 def _tokens(args: argparse.Namespace, plan: LoadtestPlan) -> list[str]:
+    token = url_token(plan.url)
+    if token is not None:
+        # A URL pasted from `timeline-ws serve`'s banner: every client uses its token.
+        if args.token_file is not None or args.users is not None:
+            raise TokenSourceError(
+                "the URL carries a token (?token=…): drop it, or drop --token-file / --users"
+            )
+        if not token:
+            raise TokenSourceError("the URL's token= is empty")
+        if not args.quiet:
+            print(
+                "every connection uses the URL's token (one user: the per-user connection "
+                "limit applies)",
+                file=sys.stderr,
+            )
+        return [token]
     if args.token_file is not None:
         return tokens_from_file(args.token_file)
     # Imported here: a run with --token-file never needs the development key.
