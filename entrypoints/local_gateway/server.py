@@ -4,9 +4,10 @@ Behaviour follows API Gateway's WebSocket API:
 
 - Upgrade (``GET /ws`` or ``GET /{stage}``): a ``$connect`` event goes to the handler before
   the handshake completes; a non-2xx ``statusCode`` rejects the upgrade with that HTTP
-  status and no socket; 2xx completes it, echoing ``Sec-WebSocket-Protocol`` when the
-  handler returns one. A handler that raises or answers garbage is a 502, one slower than
-  the integration timeout (29 s) a 504; nothing of the handler's internals reaches the client
+  status and no socket; 2xx completes it, passing back ``Sec-WebSocket-Protocol`` when
+  the handler returns one (the client's offer is never negotiated or logged here). A
+  handler that raises or answers garbage is a 502, one slower than the integration timeout
+  (29 s) a 504; nothing of the handler's internals reaches the client
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
 - Messages: route selection on ``$request.body.action``
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html);
@@ -22,6 +23,8 @@ Behaviour follows API Gateway's WebSocket API:
   :data:`CLIENT_NO_STATUS` and friends). Idle timeout (no data frame from the client for
   10 min) and maximum duration (2 h) close with 1001 ``Going away``.
 - Handlers run in a thread pool, so a slow handler never blocks other sockets.
+- A request that cannot be parsed is a plain ``400 Bad Request`` and one log line naming the
+  error type; nothing of the request is echoed or logged (see :class:`GatewayRunner`).
 """
 
 from __future__ import annotations
