@@ -51,7 +51,7 @@ bench: install redis-server ## Benchmarks: hot path, cold start, gateway under l
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH)
-	$(BIN)/python scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip
+	$(BIN)/python infra/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip
 
 checkov: $(CHECKOV_STAMP) ## Install checkov into its own virtualenv (.venv-checkov)
 

@@ -223,7 +223,7 @@ def lambda_deps_dir(python: str = sys.executable) -> Path:
 def lambda_package_dir(python: str = sys.executable) -> Path:
     """The Lambda package as ``make package`` builds it, for this interpreter, unpacked.
 
-    Runs ``scripts/package_lambda.py`` (``make package``'s builder) with this interpreter's
+    Runs ``infra/package_lambda.py`` (``make package``'s builder) with this interpreter's
     version, so its wheels import here; the zip holds our code and the runtime dependencies
     and no ``.pyc`` files. Rebuilt every run (our code changes); pip's cache keeps it quick.
     """
@@ -234,7 +234,7 @@ def lambda_package_dir(python: str = sys.executable) -> Path:
     subprocess.run(
         [
             python,
-            str(REPO_ROOT / "scripts" / "package_lambda.py"),
+            str(REPO_ROOT / "infra" / "package_lambda.py"),
             "--python-version",
             version,
             "--architecture",

@@ -29,7 +29,7 @@ import pytest
 
 from tests.infra.terraform import PROJECT_ROOT, stack
 
-SCRIPT = PROJECT_ROOT / "scripts" / "package_lambda.py"
+SCRIPT = PROJECT_ROOT / "infra" / "package_lambda.py"
 MIB = 1024 * 1024
 # "Well under" Lambda's quotas (50 MB zipped, 250 MB unzipped): at most 80% of each.
 MAX_ZIPPED = 40 * MIB

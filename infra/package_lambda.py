@@ -19,7 +19,7 @@ normalised, no ``.pyc`` files. Unchanged inputs give a byte-identical zip, so Te
 
 Usage::
 
-    python scripts/package_lambda.py --python-version 3.13 --architecture x86_64 \\
+    python infra/package_lambda.py --python-version 3.13 --architecture x86_64 \\
         --output dist/timeline-ws-lambda.zip
 
 Exit status 0 on success; 1 with a message on stderr when pip fails or the result breaks a
