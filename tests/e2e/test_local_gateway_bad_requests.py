@@ -174,3 +174,74 @@ def test_given_the_handler_answers_a_subprotocol_the_client_did_not_offer_then_i
 
     with pytest.raises(InvalidHandshake, match="v9"):
         asyncio.run(scenario())
+
+
+# -- failures of the gateway itself ------------------------------------------------------------------
+
+
+def test_given_the_gateway_fails_a_request_then_a_plain_500_and_no_secret_in_the_log(
+    stub_gateway: Callable[..., RunningGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a $connect handler whose subprotocol header aiohttp refuses to write
+    running = stub_gateway(_connect_returning(f"v1\r\nX-Leak: {TOKEN}"))
+    caplog.set_level(logging.INFO)
+    upgrade = (
+        f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
+
+    response = exchange(running.background.port, upgrade)
+
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b" 500 " in head.split(b"\r\n", 1)[0]
+    assert body == b"500 Internal Server Error"
+    failed = wait_until(
+        lambda: [r for r in caplog.records if "failed: 500" in r.getMessage()],
+        what="the failure's log line",
+    )
+    assert len(failed) == 1 and failed[0].exc_info is None  # the traceback only at DEBUG
+    everything = server_log(caplog)
+    for part in SECRET_PARTS:
+        assert part not in everything
+
+
+def test_aiohttp_s_other_failures_log_one_line_without_the_exception_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+
+    from entrypoints.local_gateway.server import GatewayRunner
+
+    async def scenario() -> None:
+        runner = GatewayRunner(web.Application())
+        await runner.setup()
+        try:
+            assert runner.server is not None
+            handler = runner.server()
+            handler.log_exception("Unhandled exception", exc_info=ValueError(TOKEN))
+            handler.log_exception("Error handling request from %s", "127.0.0.1")
+        finally:
+            await runner.cleanup()
+
+    caplog.set_level(logging.DEBUG)
+    asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway"]
+    assert lines == ["aiohttp: Unhandled exception (ValueError)", "aiohttp: failure (-)"]
+    assert TOKEN not in server_log(caplog)
+
+
+def test_close_frames_carry_the_code_and_no_reason_text(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    """AWS documents the codes API Gateway sends, not a reason text (see the README)."""
+    from entrypoints.local_gateway.server import GatewaySettings
+
+    running = stub_gateway(HANDLERS, GatewaySettings(idle_timeout_seconds=0.3))
+
+    async def scenario() -> tuple[int | None, str | None]:
+        async with connect(running.url("t")) as ws:
+            await asyncio.wait_for(ws.wait_closed(), RECEIVE_TIMEOUT_SECONDS)
+            return ws.close_code, ws.close_reason
+
+    assert asyncio.run(scenario()) == (1001, "")
