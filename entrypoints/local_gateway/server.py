@@ -426,12 +426,26 @@ def _without_subprotocols(request: web.Request) -> web.Request | None:
     """
     if hdrs.SEC_WEBSOCKET_PROTOCOL not in request.headers:
         return request
-    headers = request.headers.copy()
-    del headers[hdrs.SEC_WEBSOCKET_PROTOCOL]
+    # Only what the handshake reads: other headers may hold bytes clone() cannot re-encode.
+    headers = {
+        name: value for name, value in request.headers.items() if name.lower() in _HANDSHAKE_HEADERS
+    }
     try:
         return request.clone(headers=headers)
-    except UnicodeError:  # a header value that is not UTF-8 cannot be re-encoded
+    except UnicodeError:  # a handshake header that is not UTF-8
         return None
+
+
+_HANDSHAKE_HEADERS: Final = frozenset(
+    name.lower()
+    for name in (
+        hdrs.UPGRADE,
+        hdrs.CONNECTION,
+        hdrs.SEC_WEBSOCKET_VERSION,
+        hdrs.SEC_WEBSOCKET_KEY,
+        hdrs.SEC_WEBSOCKET_EXTENSIONS,
+    )
+)
 
 
 def _returned_protocol(response: Mapping[str, Any] | None) -> str | None:

@@ -245,3 +245,38 @@ def test_close_frames_carry_the_code_and_no_reason_text(
             return ws.close_code, ws.close_reason
 
     assert asyncio.run(scenario()) == (1001, "")
+
+
+def upgrade_request(*extra_headers: bytes) -> bytes:
+    """A raw, valid WebSocket upgrade (lower-case names, as some clients send) plus headers."""
+    return (
+        b"GET /ws?token=t HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        + b"".join(header + b"\r\n" for header in extra_headers)
+        + b"\r\n"
+    )
+
+
+def test_given_subprotocols_and_a_header_that_is_not_utf8_then_the_upgrade_completes(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = stub_gateway(_connect_returning("chat"))
+    sock = socket.create_connection(("127.0.0.1", running.background.port), timeout=10)
+    with sock:
+        sock.sendall(upgrade_request(b"Sec-WebSocket-Protocol: chat", b"X-Name: caf\xe9"))
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"\r\nSec-WebSocket-Protocol: chat\r\n" in head
+
+
+def test_given_subprotocols_and_a_handshake_header_that_is_not_utf8_then_400(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = stub_gateway(HANDLERS)
+    sock = socket.create_connection(("127.0.0.1", running.background.port), timeout=10)
+    with sock:
+        sock.sendall(
+            upgrade_request(b"Sec-WebSocket-Protocol: chat", b"Sec-WebSocket-Extensions: caf\xe9")
+        )
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 400 ")
