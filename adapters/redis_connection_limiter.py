@@ -57,10 +57,14 @@ Lambda's clock, the record's on Redis's."""
 EXPIRY_KEY: Final = "ws:limits:{connections}:expiry"
 OWNER_KEY: Final = "ws:limits:{connections}:owner"
 PER_USER_KEY: Final = "ws:limits:{connections}:per-user"
-_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY)
+LIMIT_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY)
+"""The limit keys in the order every script takes them (``KEYS[1..3]``)."""
+_KEYS: Final = LIMIT_KEYS
 
-# Frees one slot (ARGV[1] = connectionId): shared by the two scripts below.
-_RELEASE_ONE = """
+# Lua fragments shared by the scripts below and by the one-round-trip repository
+# (adapters/redis_limited_connection_repository.py), which appends its keys and arguments
+# after these. ``release(member)`` frees one slot.
+LUA_RELEASE_FUNCTION: Final = """
 local function release(member)
   local owner = redis.call('HGET', KEYS[2], member)
   redis.call('ZREM', KEYS[1], member)
@@ -75,48 +79,59 @@ end
 """
 
 # KEYS: expiry, owner, per-user. ARGV: now_ms, connectionId, userId, expires_ms, global_limit,
-# per_user_limit. Returns "ok", "global" or "user".
-_ACQUIRE_SCRIPT: Final = (
-    _RELEASE_ONE
-    + """
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  release(member)
-end
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if owner == ARGV[3] then
+# per_user_limit. ``acquire()`` returns "ok", "global" or "user".
+LUA_ACQUIRE_FUNCTION: Final = """
+local function acquire()
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+    release(member)
+  end
+  local owner = redis.call('HGET', KEYS[2], ARGV[2])
+  if owner == ARGV[3] then
+    redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+    return 'ok'
+  elseif owner then
+    release(ARGV[2])
+  end
+  local used = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
+  if used >= tonumber(ARGV[6]) then
+    return 'user'
+  end
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then
+    return 'global'
+  end
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
   return 'ok'
-elseif owner then
-  release(ARGV[2])
 end
-local used = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
-if used >= tonumber(ARGV[6]) then
-  return 'user'
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then
-  return 'global'
-end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-return 'ok'
 """
-)
 
-# KEYS: expiry, owner, per-user. ARGV: connectionId. Returns 1 when a slot was freed.
-_RELEASE_SCRIPT: Final = (
-    _RELEASE_ONE
-    + """
+_ACQUIRE_SCRIPT: Final = LUA_RELEASE_FUNCTION + LUA_ACQUIRE_FUNCTION + "return acquire()\n"
+
+# Frees the slot of ARGV[1] (connectionId) if it holds one; returns 1 when it did, else 0.
+LUA_RELEASE_IF_HELD: Final = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   release(ARGV[1])
   return 1
 end
 return 0
 """
-)
+
+# KEYS: expiry, owner, per-user. ARGV: connectionId. Returns 1 when a slot was freed.
+_RELEASE_SCRIPT: Final = LUA_RELEASE_FUNCTION + LUA_RELEASE_IF_HELD
 
 
 _CLIENT_TYPES: Final = (redis.Redis, redis.cluster.RedisCluster)
+
+
+def epoch_ms(clock: Clock) -> int:
+    """``clock.now()`` in whole epoch milliseconds (the slots' score unit)."""
+    return math.floor(clock.now().timestamp() * 1000)
+
+
+def slot_expiry_ms(now_ms: int, ttl_seconds: int) -> int:
+    """When a slot taken or touched at ``now_ms`` expires: the record's TTL plus the grace (ms)."""
+    return now_ms + ttl_seconds * 1000 + SLOT_GRACE_MS
 
 
 @attrs.frozen
@@ -193,7 +208,7 @@ class RedisConnectionLimiter:
                     now_ms,
                     connection.connection_id,
                     connection.user_id,
-                    now_ms + ttl_seconds * 1000 + SLOT_GRACE_MS,
+                    slot_expiry_ms(now_ms, ttl_seconds),
                     self._global_limit,
                     self._per_user_limit,
                 ],
@@ -211,7 +226,7 @@ class RedisConnectionLimiter:
 
         Best effort: a Redis failure is logged, not raised (a heartbeat must not fail on it).
         """
-        expires_ms = self._now_ms() + ttl_seconds * 1000 + SLOT_GRACE_MS
+        expires_ms = slot_expiry_ms(self._now_ms(), ttl_seconds)
         self._redis(
             "touch",
             lambda: self._loaded().client.zadd(EXPIRY_KEY, {connection_id: expires_ms}, xx=True),
@@ -239,7 +254,7 @@ class RedisConnectionLimiter:
         return scripts
 
     def _now_ms(self) -> int:
-        return math.floor(self._clock.now().timestamp() * 1000)
+        return epoch_ms(self._clock)
 
     def _redis(self, operation: str, call: Callable[[], _T]) -> _T | None:
         try:

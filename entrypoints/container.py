@@ -27,6 +27,7 @@ from adapters.lazy_connection_repository import LazyConnectionRepository
 from adapters.limited_connection_repository import LimitedConnectionRepository
 from adapters.redis_connection_limiter import RedisConnectionLimiter
 from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
 from application.ports import ConnectionRepository
@@ -57,6 +58,23 @@ def store_for(
     Takes providers, not instances, so the unused composition is never built.
     """
     return failover_repository() if settings.connections_table else redis_repository()
+
+
+def limited_store_for(
+    settings: Settings,
+    one_round_trip: Callable[[], ConnectionRepository],
+    composed: Callable[[], ConnectionRepository],
+) -> ConnectionRepository:
+    """The store with connection limits that the use cases get.
+
+    Standalone Redis alone: one adapter doing each operation and its limit in one script
+    (one round trip). With failover (``CONNECTIONS_TABLE``) or cluster mode: the limiter
+    over the store, two round trips (the record and the limits cannot share a script).
+    Takes providers, not instances, so the unused composition is never built.
+    """
+    if settings.connections_table or settings.redis_cluster:
+        return composed()
+    return one_round_trip()
 
 
 def report_failover(event: FailoverEvent) -> None:
@@ -125,10 +143,24 @@ class Container(containers.DeclarativeContainer):
         per_user_limit=settings.provided.connection_limit_per_user,
         breaker=redis_breaker,
     )
-    connection_repository = providers.ThreadSafeSingleton(
+    limited_store_repository = providers.ThreadSafeSingleton(
         LimitedConnectionRepository, repository=store_repository, limiter=connection_limiter
     )
-    """The ConnectionRepository the use cases get: limits over Redis (failing over to DynamoDB)."""
+    redis_limited_repository = providers.ThreadSafeSingleton(
+        RedisLimitedConnectionRepository,
+        client=redis_client,
+        clock=clock,
+        global_limit=settings.provided.connection_limit_global,
+        per_user_limit=settings.provided.connection_limit_per_user,
+    )
+    connection_repository = providers.ThreadSafeSingleton(
+        limited_store_for,
+        settings=settings,
+        one_round_trip=redis_limited_repository.provider,
+        composed=limited_store_repository.provider,
+    )
+    """The ConnectionRepository the use cases get: records with connection limits, in one
+    standalone Redis, or limits over Redis failing over to DynamoDB / over Redis Cluster."""
 
     jwks_fetcher = providers.ThreadSafeSingleton(jwks_fetcher_for, settings=settings)
     token_verifier = providers.ThreadSafeSingleton(

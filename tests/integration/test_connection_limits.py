@@ -27,12 +27,17 @@ from adapters.redis_connection_limiter import (
     RedisConnectionLimiter,
 )
 from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from adapters.system_clock import SystemClock
 from application.commands import ConnectCommand, DisconnectCommand, HeartbeatCommand
 from application.ports import Clock, ConnectionRepository
 from application.use_cases import Connect, Disconnect, Heartbeat
 from domain.connection import Connection, VerifiedIdentity
-from domain.errors import ConnectionLimitExceededError, StoreUnavailableError
+from domain.errors import (
+    ConnectionLimitExceededError,
+    ConnectionNotFoundError,
+    StoreUnavailableError,
+)
 from tests.support.cluster import RedisClusterNodes, running_redis_cluster_of_three
 from tests.support.servers import free_port
 
@@ -45,10 +50,18 @@ def cluster() -> Iterator[RedisClusterNodes]:
         yield nodes
 
 
-@pytest.fixture(params=["redis-server", "redis-cluster"])
+ONE_ROUND_TRIP = "redis-server, one round trip"
+
+
+@pytest.fixture(params=["redis-server", ONE_ROUND_TRIP, "redis-cluster"])
 def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A client built the way the container builds it, on an empty standalone or cluster Redis."""
-    if request.param == "redis-server":
+    """A client built the way the container builds it, on an empty standalone or cluster Redis.
+
+    On standalone Redis the tests run twice: on the limiter over the Redis repository, and on
+    RedisLimitedConnectionRepository (records and limits in one script per call, what the
+    container uses there); see the ``one_round_trip`` fixture.
+    """
+    if request.param != "redis-cluster":
         client = create_redis_client(request.getfixturevalue("redis_url"))
     else:
         nodes: RedisClusterNodes = request.getfixturevalue("cluster")
@@ -59,6 +72,12 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def one_round_trip(request: pytest.FixtureRequest) -> bool:
+    """Whether this run of a test uses RedisLimitedConnectionRepository."""
+    return bool(request.node.callspec.params.get("redis_client") == ONE_ROUND_TRIP)
 
 
 class Users:
@@ -85,18 +104,26 @@ class Service:
         ttl_seconds: int = 600,
         store: ConnectionRepository | None = None,
         breaker: pybreaker.CircuitBreaker | None = None,
+        one_round_trip: bool = False,
     ) -> None:
         self.client = client
         self.users = Users()
-        self.limiter = RedisConnectionLimiter(
-            client,
-            clock=clock,
-            global_limit=global_limit,
-            per_user_limit=per_user_limit,
-            breaker=breaker,
-        )
-        self.store = store if store is not None else RedisConnectionRepository(client)
-        self.repository = LimitedConnectionRepository(self.store, self.limiter)
+        self.repository: ConnectionRepository
+        if one_round_trip:
+            assert store is None and breaker is None
+            self.repository = RedisLimitedConnectionRepository(
+                client, clock=clock, global_limit=global_limit, per_user_limit=per_user_limit
+            )
+        else:
+            limiter = RedisConnectionLimiter(
+                client,
+                clock=clock,
+                global_limit=global_limit,
+                per_user_limit=per_user_limit,
+                breaker=breaker,
+            )
+            self.store = store if store is not None else RedisConnectionRepository(client)
+            self.repository = LimitedConnectionRepository(self.store, limiter)
         self.connect_use_case = Connect(
             verifier=self.users.verifier,
             repository=self.repository,
@@ -124,8 +151,9 @@ class Service:
 
 def test_given_1000_connections_when_the_1001st_connects_then_429_global_and_nothing_stored(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START))
+    service = Service(redis_client, clock=FixedClock(START), one_round_trip=one_round_trip)
     for index in range(1000):
         service.connect(f"c{index}=", f"user-{index // 10}")
 
@@ -140,8 +168,9 @@ def test_given_1000_connections_when_the_1001st_connects_then_429_global_and_not
 
 def test_given_10_connections_of_one_user_when_the_11th_connects_then_429_user_and_others_still_connect(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START))
+    service = Service(redis_client, clock=FixedClock(START), one_round_trip=one_round_trip)
     for index in range(10):
         service.connect(f"alice-{index}=", "alice")
 
@@ -156,8 +185,11 @@ def test_given_10_connections_of_one_user_when_the_11th_connects_then_429_user_a
 
 def test_given_a_user_at_the_limit_when_one_disconnects_then_a_new_connection_is_accepted(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START), per_user_limit=2)
+    service = Service(
+        redis_client, clock=FixedClock(START), per_user_limit=2, one_round_trip=one_round_trip
+    )
     service.connect("a=", "alice")
     service.connect("b=", "alice")
     service.disconnect("a=")
@@ -172,9 +204,16 @@ def test_given_a_user_at_the_limit_when_one_disconnects_then_a_new_connection_is
 
 def test_given_a_record_that_expires_without_disconnect_then_its_slot_frees(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
     # Real time on both sides: the record's Redis TTL and the limiter's clock.
-    service = Service(redis_client, clock=SystemClock(), per_user_limit=1, ttl_seconds=1)
+    service = Service(
+        redis_client,
+        clock=SystemClock(),
+        per_user_limit=1,
+        ttl_seconds=1,
+        one_round_trip=one_round_trip,
+    )
     service.connect("first=", "alice")
     with pytest.raises(ConnectionLimitExceededError):
         service.connect("second=", "alice")
@@ -194,9 +233,13 @@ def test_given_a_record_that_expires_without_disconnect_then_its_slot_frees(
     assert redis_client.zscore(EXPIRY_KEY, "first=") is None
 
 
-def test_given_pings_then_the_slot_lives_as_long_as_the_record(redis_client: Any) -> None:
+def test_given_pings_then_the_slot_lives_as_long_as_the_record(
+    redis_client: Any, one_round_trip: bool
+) -> None:
     clock = FixedClock(START)
-    service = Service(redis_client, clock=clock, per_user_limit=1, ttl_seconds=60)
+    service = Service(
+        redis_client, clock=clock, per_user_limit=1, ttl_seconds=60, one_round_trip=one_round_trip
+    )
     service.connect("pinging=", "alice")
     heartbeat = Heartbeat(
         repository=service.repository, sender=_NullSender(), clock=clock, ttl_seconds=60
@@ -214,8 +257,11 @@ def test_given_pings_then_the_slot_lives_as_long_as_the_record(redis_client: Any
 
 def test_given_a_retried_connect_with_the_same_id_then_it_is_counted_once(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START), per_user_limit=2)
+    service = Service(
+        redis_client, clock=FixedClock(START), per_user_limit=2, one_round_trip=one_round_trip
+    )
     for _ in range(3):
         service.connect("same=", "alice")
 
@@ -224,8 +270,15 @@ def test_given_a_retried_connect_with_the_same_id_then_it_is_counted_once(
 
 def test_given_concurrent_connects_of_one_user_then_exactly_the_limit_is_admitted(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START), per_user_limit=10, global_limit=25)
+    service = Service(
+        redis_client,
+        clock=FixedClock(START),
+        per_user_limit=10,
+        global_limit=25,
+        one_round_trip=one_round_trip,
+    )
     outcomes: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(20)
@@ -264,7 +317,10 @@ def test_given_concurrent_connects_of_one_user_then_exactly_the_limit_is_admitte
 
 def test_given_the_store_fails_after_the_slot_is_taken_then_the_slot_is_released(
     redis_client: Any,
+    one_round_trip: bool,
 ) -> None:
+    if one_round_trip:
+        pytest.skip("one script writes the slot and the record together: nothing to undo")
     failing = InMemoryConnectionRepository(FixedClock(START))
     failing.available = False
     service = Service(redis_client, clock=FixedClock(START), per_user_limit=1, store=failing)
@@ -328,3 +384,104 @@ def test_given_a_client_that_cannot_be_built_yet_then_the_limiter_fails_open_the
     with pytest.raises(ConnectionLimitExceededError):
         limiter.acquire(Connection(connection_id="b=", user_id="alice", connected_at=START), 600)
     assert len(attempts) == 2
+
+
+# RedisLimitedConnectionRepository's own rules (standalone Redis only).
+
+
+def _one_round_trip(client: Any, **limits: int) -> RedisLimitedConnectionRepository:
+    return RedisLimitedConnectionRepository(client, clock=FixedClock(START), **limits)
+
+
+def test_given_one_round_trip_then_each_operation_is_one_script_call(redis_url: str) -> None:
+    client = create_redis_client(redis_url)
+    repository = _one_round_trip(client)
+    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+    # Warm, as in Lambda: the first call of each script loads it (SCRIPT LOAD).
+    repository.save(connection, 600)
+    repository.refresh("a=", 600)
+    repository.delete("a=")
+    sent: list[str] = []
+    send = client.execute_command
+
+    def counting(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return send(*args, **options)
+
+    client.execute_command = counting
+
+    repository.save(connection, 600)
+    repository.refresh("a=", 600)
+    repository.delete("a=")
+
+    assert sent == ["EVALSHA", "EVALSHA", "EVALSHA"]
+    assert not client.exists("ws:connection:a=") and client.zcard(EXPIRY_KEY) == 0
+
+
+def test_given_one_round_trip_when_a_ping_finds_no_record_then_not_found_and_the_slot_is_not_extended(
+    redis_url: str,
+) -> None:
+    client = create_redis_client(redis_url)
+    repository = _one_round_trip(client)
+    repository.save(Connection(connection_id="a=", user_id="alice", connected_at=START), 600)
+    expiry = client.zscore(EXPIRY_KEY, "a=")
+    client.delete("ws:connection:a=")  # the record expired; no $disconnect yet
+
+    with pytest.raises(ConnectionNotFoundError):
+        repository.refresh("a=", 900)
+
+    assert client.zscore(EXPIRY_KEY, "a=") == expiry
+    with pytest.raises(ConnectionNotFoundError):
+        repository.refresh("never=", 600)
+    assert client.zscore(EXPIRY_KEY, "never=") is None
+    assert not client.exists("ws:connection:never=")
+
+
+def test_given_one_round_trip_then_get_reads_the_record_and_delete_is_idempotent(
+    redis_url: str,
+) -> None:
+    client = create_redis_client(redis_url)
+    repository = _one_round_trip(client)
+    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+    repository.save(connection, 600)
+
+    assert repository.get("a=") == connection
+    assert 590 < client.ttl("ws:connection:a=") <= 600
+    repository.delete("a=")
+    repository.delete("a=")
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get("a=")
+    assert client.hlen(OWNER_KEY) == 0 and client.hlen(PER_USER_KEY) == 0
+
+
+def test_given_one_round_trip_and_redis_down_then_every_operation_is_store_unavailable() -> None:
+    repository = _one_round_trip(create_redis_client(f"redis://127.0.0.1:{free_port()}/0"))
+    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+
+    for operation in (
+        lambda: repository.save(connection, 600),
+        lambda: repository.refresh("a=", 600),
+        lambda: repository.delete("a="),
+        lambda: repository.get("a="),
+    ):
+        with pytest.raises(StoreUnavailableError) as raised:
+            operation()
+        assert "127.0.0.1" not in raised.value.message
+
+
+def test_given_one_round_trip_with_bad_arguments_then_value_error(redis_url: str) -> None:
+    client = create_redis_client(redis_url)
+    with pytest.raises(ValueError):
+        _one_round_trip(client, global_limit=0)
+    with pytest.raises(ValueError):
+        _one_round_trip(client, per_user_limit=0)
+    with pytest.raises(ValueError, match="standalone"):
+        RedisLimitedConnectionRepository(object(), clock=FixedClock(START))  # type: ignore[arg-type]
+    repository = _one_round_trip(client)
+    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+    for ttl in (0, True, 1.5):
+        with pytest.raises(ValueError):
+            repository.save(connection, ttl)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            repository.refresh("a=", ttl)  # type: ignore[arg-type]
+    assert not client.exists("ws:connection:a=") and client.zcard(EXPIRY_KEY) == 0

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from dependency_injector import providers
 
 from adapters.dynamodb_connection_repository import DynamoDbConnectionRepository
 from adapters.failover_connection_repository import FailoverConnectionRepository, FailoverEvent
 from adapters.limited_connection_repository import LimitedConnectionRepository
 from adapters.redis_connection_limiter import RedisConnectionLimiter
+from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from entrypoints.container import Container, report_failover
 from entrypoints.settings import ConfigurationError, Settings
 
@@ -60,6 +62,28 @@ def test_given_a_table_then_redis_fails_over_to_dynamodb_with_one_shared_breaker
     assert store.breaker is breaker
     assert (breaker.fail_max, breaker.reset_timeout) == (7, 2.5)
     assert container.connect()._repository is repository
+
+
+def test_given_no_table_and_standalone_redis_then_records_and_limits_share_one_round_trip() -> None:
+    container = Container(settings=Settings.from_environ(BASE))
+
+    repository = container.connection_repository()
+
+    assert isinstance(repository, RedisLimitedConnectionRepository)
+    assert container.connect()._repository is repository
+    assert container.heartbeat(sender=None)._repository is repository
+
+
+def test_given_cluster_mode_then_the_limiter_wraps_the_redis_repository() -> None:
+    # Cluster mode: the record and limit keys live in different slots, so no shared script.
+    container = Container(settings=Settings.from_environ({**BASE, "REDIS_CLUSTER": "true"}))
+    # A cluster client reads the slot map when built; no cluster runs in unit tests.
+    container.redis_client.override(providers.Object(object()))
+
+    repository = container.connection_repository()
+
+    assert isinstance(repository, LimitedConnectionRepository)
+    assert container.store_repository() is container.redis_repository()
 
 
 @pytest.mark.parametrize(

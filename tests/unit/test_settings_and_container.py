@@ -7,8 +7,7 @@ import json
 import pytest
 
 from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, StaticJwksFetcher
-from adapters.limited_connection_repository import LimitedConnectionRepository
-from adapters.redis_connection_repository import RedisConnectionRepository
+from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
 from entrypoints.container import Container, jwks_fetcher_for
 from entrypoints.settings import ConfigurationError, Settings
@@ -132,13 +131,9 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
         settings=Settings.from_environ({**BASE, "REDIS_URL": "redis://127.0.0.1:1/0"})
     )
 
-    # Limits over Redis alone (no CONNECTIONS_TABLE); tests/unit/test_failover_wiring.py
-    # covers the failover composition.
-    assert isinstance(container.connection_repository(), LimitedConnectionRepository)
-    assert isinstance(container.store_repository(), RedisConnectionRepository)
-    assert container.store_repository() is container.redis_repository(), (
-        "one repository per process"
-    )
+    # Records and limits on one standalone Redis, one script per call (no CONNECTIONS_TABLE,
+    # no cluster); tests/unit/test_failover_wiring.py covers the other compositions.
+    assert isinstance(container.connection_repository(), RedisLimitedConnectionRepository)
     assert container.connection_repository() is container.connection_repository()
     assert container.redis_client() is container.redis_client(), "one Redis client per process"
     assert isinstance(container.token_verifier(), CognitoTokenVerifier)
