@@ -3,8 +3,9 @@
 Both go through Powertools for AWS Lambda: ``Logger`` writes one JSON object per line,
 ``EphemeralMetrics`` writes EMF documents that CloudWatch turns into metrics
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
-``EphemeralMetrics`` keeps no state shared between instances, so concurrent invocations (the
-local gateway runs handlers in threads) never mix their metric sets.
+``EphemeralMetrics`` keeps no state shared between instances; each thread reuses its own
+instance (building one costs more than the document it writes), so concurrent invocations
+(the local gateway runs handlers in threads) never mix their metric sets.
 
 Nothing here may log a token, a part of one, or a raw query string: callers pass only
 connectionId, userId, route, outcome and reason codes.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
+import threading
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
@@ -37,8 +38,25 @@ STORE_FAILOVERS = "StoreFailovers"
 # root logger (or AWS_LAMBDA_LOG_LEVEL) to DEBUG. Pin that one logger to INFO.
 logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
-logger = Logger(service=SERVICE_NAME, level=os.environ.get("LOG_LEVEL", "INFO").upper())
+logger = Logger(
+    service=SERVICE_NAME,
+    level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+    # Our messages are fixed plain text: skip Powertools' attempt to parse every message as
+    # a JSON document (a raised and caught JSONDecodeError per line).
+    json_deserializer=str,
+)
 """The handlers' JSON logger (one line per invocation outcome)."""
+
+_per_thread = threading.local()
+
+
+def _thread_metrics() -> EphemeralMetrics:
+    metrics: EphemeralMetrics | None = getattr(_per_thread, "metrics", None)
+    if metrics is None:
+        metrics = _per_thread.metrics = EphemeralMetrics(
+            namespace=METRICS_NAMESPACE, service=SERVICE_NAME
+        )
+    return metrics
 
 
 def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None) -> None:
@@ -50,14 +68,16 @@ def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None
     """
     if not counts:
         return
+    metrics = _thread_metrics()
     try:
-        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
         for name, value in (dimensions or {}).items():
             metrics.add_dimension(name=name, value=value)
         for name, count in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            metrics.flush_metrics()
+        metrics.flush_metrics()
     except Exception:  # pragma: no cover - defensive: metrics are best effort
         logger.exception("metrics could not be emitted")
+    finally:
+        # flush_metrics clears only what it printed: with metrics disabled, or after an
+        # error, the set would carry over into this thread's next document.
+        metrics.clear_metrics()

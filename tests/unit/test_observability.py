@@ -1,0 +1,95 @@
+"""EMF metrics and the JSON logger: one document per call, nothing carried over, thread-safe."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from entrypoints.observability import (
+    CONNECTS,
+    CONNECTS_REJECTED,
+    HEARTBEATS,
+    METRICS_NAMESPACE,
+    emit_metrics,
+    logger,
+)
+
+
+def _documents(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+
+
+def test_given_two_calls_then_two_documents_and_no_dimension_carries_over(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emit_metrics({CONNECTS_REJECTED: 1}, {"reason": "expired"})
+    emit_metrics({CONNECTS: 1})
+
+    first, second = _documents(capsys.readouterr().out)
+    assert first["ConnectsRejected"] == [1.0] and first["reason"] == "expired"
+    assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["reason", "service"]]
+    assert second["Connects"] == [1.0] and "reason" not in second
+    assert "ConnectsRejected" not in second
+    assert second["_aws"]["CloudWatchMetrics"][0]["Namespace"] == METRICS_NAMESPACE
+    assert second["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+
+
+def test_given_metrics_disabled_then_nothing_is_written_and_nothing_accumulates(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    # Powertools prints a document by itself once a metric holds 100 values: never here.
+    for _ in range(250):
+        emit_metrics({HEARTBEATS: 1})
+    assert _documents(capsys.readouterr().out) == []
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    emit_metrics({HEARTBEATS: 1})
+    (document,) = _documents(capsys.readouterr().out)
+    assert document["Heartbeats"] == [1.0]
+
+
+def test_given_many_threads_then_each_call_writes_its_own_document(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    barrier = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        barrier.wait(timeout=10)
+        for _ in range(25):
+            emit_metrics({CONNECTS_REJECTED: 1}, {"reason": f"reason-{index}"})
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    documents = _documents(capsys.readouterr().out)
+    assert len(documents) == 200
+    assert all(document["ConnectsRejected"] == [1.0] for document in documents)
+    reasons = [document["reason"] for document in documents]
+    assert sorted(set(reasons)) == [f"reason-{index}" for index in range(8)]
+    assert all(reasons.count(f"reason-{index}") == 25 for index in range(8))
+
+
+def test_a_log_line_keeps_its_fields_and_its_message_as_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger.info(
+        '{"not": "parsed"}',
+        extra={"connection_id": "abc=", "user_id": "u-1", "outcome": "pong", "reason": "r"},
+    )
+
+    # The line exactly as the Powertools handler writes it.
+    line = json.loads(logger.registered_formatter.format(caplog.records[-1]))
+    assert line["message"] == '{"not": "parsed"}'
+    assert (line["connection_id"], line["user_id"], line["outcome"], line["reason"]) == (
+        "abc=",
+        "u-1",
+        "pong",
+        "r",
+    )
+    assert line["service"] and line["level"] == "INFO" and "timestamp" in line
