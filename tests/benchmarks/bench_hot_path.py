@@ -10,6 +10,9 @@ same rounds (interleaved):
 - ``$default`` ping (pong to a no-op sender, so only our work and the TTL refresh count)
   vs one ``EXPIRE`` with redis-py;
 - ``$disconnect`` vs one ``DEL`` with redis-py;
+- the same three with the connection limits as they must be done on a standalone Redis,
+  one script per call, called bare with redis-py (the scripts of
+  ``adapters/redis_limited_connection_repository.py``);
 - separately, ``$default`` ping posting its pong with boto3 to a Management API stub (a
   separate process answering 200) vs ``EXPIRE`` plus one boto3 ``post_to_connection``.
 
@@ -66,6 +69,7 @@ def run(
     from tests.support.tokens import (
         TEST_CLIENT_ID,
         TEST_REGION,
+        TEST_SUB,
         TEST_USER_POOL_ID,
         TestKeyPair,
         jwks_document,
@@ -133,13 +137,17 @@ def run(
     def baseline_delete() -> None:
         client.delete(gone_key)
 
-    # The same work plus the connection limits' own round trip (adapters/redis_connection_limiter):
-    # the acquire script before SET, ZADD XX after EXPIRE, the release script after DEL.
-    from adapters import redis_connection_limiter as limits
+    # The same work with the connection limits, as the handlers must do it on a standalone
+    # Redis: one script per call (adapters/redis_limited_connection_repository), here called
+    # bare with redis-py.
+    from adapters import redis_limited_connection_repository as limited
+    from adapters.redis_connection_limiter import LIMIT_KEYS
 
-    acquire = client.register_script(limits._ACQUIRE_SCRIPT)
-    release = client.register_script(limits._RELEASE_SCRIPT)
-    keys = list(limits._KEYS)
+    save_script = client.register_script(limited._SAVE_SCRIPT)
+    refresh_script = client.register_script(limited._REFRESH_SCRIPT)
+    delete_script = client.register_script(limited._DELETE_SCRIPT)
+    record_keys = [*LIMIT_KEYS, record_key]
+    gone_keys = [*LIMIT_KEYS, gone_key]
 
     def baseline_connect_with_limits() -> None:
         now_ms = int(time.time() * 1000)
@@ -149,19 +157,20 @@ def run(
             padding.PKCS1v15(),
             hashes.SHA256(),
         )
-        acquire(
-            keys=keys,
-            args=[now_ms, PING_CONNECTION_ID, "bench-user", now_ms + 630_000, 10**6, 10],
+        # The handler's own connection and user, so both take the same path in the script.
+        expires_ms = now_ms + 601_000
+        save_script(
+            keys=record_keys,
+            args=[now_ms, PING_CONNECTION_ID, TEST_SUB, expires_ms, 10**6, 10, record, 600],
         )
-        client.set(record_key, record, ex=600)
 
     def baseline_expire_with_limits() -> None:
-        client.expire(record_key, 600)
-        client.zadd(limits.EXPIRY_KEY, {PING_CONNECTION_ID: int(time.time() * 1000)}, xx=True)
+        refresh_script(
+            keys=record_keys, args=[PING_CONNECTION_ID, 600, int(time.time() * 1000) + 601_000]
+        )
 
     def baseline_delete_with_limits() -> None:
-        client.delete(gone_key)
-        release(keys=keys, args=[GONE_CONNECTION_ID])
+        delete_script(keys=gone_keys, args=[GONE_CONNECTION_ID])
 
     def connect() -> None:
         assert handlers.connect_handler(connect_event, context)["statusCode"] == 200
@@ -187,11 +196,11 @@ def run(
         try:
             groups = [
                 ("$connect", connect, "RS256 verify + SET EX", baseline_connect,
-                 "... + limits EVALSHA", baseline_connect_with_limits),
+                 "verify + acquire&SET script", baseline_connect_with_limits),
                 ("$default ping (pong not posted)", ping, "EXPIRE", baseline_expire,
-                 "... + limits ZADD XX", baseline_expire_with_limits),
+                 "EXPIRE&ZADD XX script", baseline_expire_with_limits),
                 ("$disconnect", disconnect, "DEL", baseline_delete,
-                 "... + limits EVALSHA", baseline_delete_with_limits),
+                 "DEL&release script", baseline_delete_with_limits),
             ]  # fmt: skip
             with_limits: list[Comparison] = []
             for name, handler, base_name, base, limits_name, limits_base in groups:
