@@ -153,14 +153,21 @@ class Container(containers.DeclarativeContainer):
         global_limit=settings.provided.connection_limit_global,
         per_user_limit=settings.provided.connection_limit_per_user,
     )
-    connection_repository = providers.ThreadSafeSingleton(
+    limited_repository = providers.ThreadSafeSingleton(
         limited_store_for,
         settings=settings,
         one_round_trip=redis_limited_repository.provider,
         composed=limited_store_repository.provider,
     )
-    """The ConnectionRepository the use cases get: records with connection limits, in one
-    standalone Redis, or limits over Redis failing over to DynamoDB / over Redis Cluster."""
+    """Records with connection limits: in one standalone Redis, or limits over Redis failing
+    over to DynamoDB / over Redis Cluster."""
+    connection_repository = providers.ThreadSafeSingleton(
+        LazyConnectionRepository, factory=limited_repository.provider
+    )
+    """The ConnectionRepository the use cases get: ``limited_repository``, built on its first
+    operation, so a store that cannot even be built (a Redis Cluster with every node down, an
+    AUTH secret that cannot be read) is a ``StoreUnavailableError`` from that operation (503
+    on ``$connect``, a pong anyway on a ping) instead of an error building the use case."""
 
     jwks_fetcher = providers.ThreadSafeSingleton(jwks_fetcher_for, settings=settings)
     token_verifier = providers.ThreadSafeSingleton(

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from dependency_injector import providers
 
 from adapters.dynamodb_connection_repository import DynamoDbConnectionRepository
 from adapters.failover_connection_repository import FailoverConnectionRepository, FailoverEvent
+from adapters.in_memory import InMemoryMessageSender
 from adapters.limited_connection_repository import LimitedConnectionRepository
 from adapters.redis_connection_limiter import RedisConnectionLimiter
 from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
+from application.commands import HeartbeatCommand, HeartbeatOutcome
+from domain.connection import Connection
+from domain.errors import StoreUnavailableError
 from entrypoints.container import Container, report_failover
 from entrypoints.settings import ConfigurationError, Settings
 
@@ -50,7 +55,7 @@ def test_given_a_table_then_redis_fails_over_to_dynamodb_with_one_shared_breaker
         )
     )
 
-    repository = container.connection_repository()
+    repository = container.limited_repository()
     store = container.store_repository()
     assert isinstance(repository, LimitedConnectionRepository)
     assert isinstance(store, FailoverConnectionRepository)
@@ -61,17 +66,17 @@ def test_given_a_table_then_redis_fails_over_to_dynamodb_with_one_shared_breaker
     breaker = container.redis_breaker()
     assert store.breaker is breaker
     assert (breaker.fail_max, breaker.reset_timeout) == (7, 2.5)
-    assert container.connect()._repository is repository
+    assert container.connect()._repository is container.connection_repository()
 
 
 def test_given_no_table_and_standalone_redis_then_records_and_limits_share_one_round_trip() -> None:
     container = Container(settings=Settings.from_environ(BASE))
 
-    repository = container.connection_repository()
+    repository = container.limited_repository()
 
     assert isinstance(repository, RedisLimitedConnectionRepository)
-    assert container.connect()._repository is repository
-    assert container.heartbeat(sender=None)._repository is repository
+    assert container.connect()._repository is container.connection_repository()
+    assert container.heartbeat(sender=None)._repository is container.connection_repository()
 
 
 def test_given_cluster_mode_then_the_limiter_wraps_the_redis_repository() -> None:
@@ -80,7 +85,7 @@ def test_given_cluster_mode_then_the_limiter_wraps_the_redis_repository() -> Non
     # A cluster client reads the slot map when built; no cluster runs in unit tests.
     container.redis_client.override(providers.Object(object()))
 
-    repository = container.connection_repository()
+    repository = container.limited_repository()
 
     assert isinstance(repository, LimitedConnectionRepository)
     assert container.store_repository() is container.redis_repository()
@@ -129,3 +134,32 @@ def test_building_the_failover_composition_does_not_import_boto3() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"REDIS_CLUSTER": "true"},
+        {"REDIS_AUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:redis-auth"},
+    ],
+)
+def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_is_store_unavailable(
+    environment: dict[str, str],
+) -> None:
+    # Given a Redis client that cannot even be built (every cluster node down, or an AUTH
+    # secret that cannot be read): building it raises StoreUnavailableError.
+    def unbuildable() -> None:
+        raise StoreUnavailableError("no node answered")
+
+    container = Container(settings=Settings.from_environ({**BASE, **environment}))
+    container.redis_client.override(providers.Callable(unbuildable))
+    sender = InMemoryMessageSender()
+
+    # When a ping arrives, then the use case is still built and the pong goes out.
+    result = container.heartbeat(sender=sender).execute(HeartbeatCommand(connection_id="c="))
+    assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
+    assert json.loads(sender.sent["c="][0])["action"] == "pong"
+    # And storing a connection is the store's outage (503 at the edge), not a crash.
+    connection = Connection(connection_id="c=", user_id="u", connected_at=datetime.now(UTC))
+    with pytest.raises(StoreUnavailableError):
+        container.connection_repository().save(connection, 600)

@@ -133,7 +133,7 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
 
     # Records and limits on one standalone Redis, one script per call (no CONNECTIONS_TABLE,
     # no cluster); tests/unit/test_failover_wiring.py covers the other compositions.
-    assert isinstance(container.connection_repository(), RedisLimitedConnectionRepository)
+    assert isinstance(container.limited_repository(), RedisLimitedConnectionRepository)
     assert container.connection_repository() is container.connection_repository()
     assert container.redis_client() is container.redis_client(), "one Redis client per process"
     assert isinstance(container.token_verifier(), CognitoTokenVerifier)
