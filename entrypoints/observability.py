@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-ws")
@@ -40,12 +41,30 @@ logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 logger = Logger(
     service=SERVICE_NAME,
-    level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+    level="INFO",  # configure_logging() applies the validated LOG_LEVEL
     # Our messages are fixed plain text: skip Powertools' attempt to parse every message as
     # a JSON document (a raised and caught JSONDecodeError per line).
     json_deserializer=str,
 )
 """The handlers' JSON logger (one line per invocation outcome)."""
+
+
+def configure_logging(level: str, *, structured_adapter_logs: bool) -> None:
+    """Apply the configured level; optionally route the adapters' log lines through ``logger``.
+
+    Args:
+        level: one of ``entrypoints.settings.LOG_LEVELS`` (``Settings`` has validated it).
+        structured_adapter_logs: give the ``adapters.*`` loggers (failover, circuit breaker,
+            limiter, JWKS) the Powertools JSON handler, so their ``extra`` fields
+            (``connection_id``, ``reason``, ``to_state``…) survive in CloudWatch instead of
+            being dropped by the Lambda runtime's text format. They then stop propagating to
+            the root logger, so this is for Lambda only (the handlers pass
+            ``"AWS_LAMBDA_FUNCTION_NAME" in os.environ``), not for the local gateway or tests.
+    """
+    logger.setLevel(level)
+    if structured_adapter_logs:
+        copy_config_to_registered_loggers(source_logger=logger, include={"adapters"})
+
 
 _per_thread = threading.local()
 

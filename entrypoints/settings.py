@@ -7,6 +7,7 @@ that does (with boto3, which reads its own ``AWS_*`` variables).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ import attrs
 
 from adapters.cognito import cognito_issuer, cognito_jwks_url
 
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
@@ -152,6 +154,8 @@ class Settings:
             problems.append(
                 "REDIS_AUTH_SECRET_ARN: REDIS_URL carries a password too; keep the AUTH token in one place"
             )
+        if settings.log_level not in LOG_LEVELS:
+            problems.append("LOG_LEVEL: one of " + ", ".join(sorted(LOG_LEVELS)))
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return settings
@@ -191,8 +195,8 @@ class _Reader:
         except ValueError:
             self.problems.append(f"{name}: expected a number of seconds")
             return default
-        if not number > 0:
-            self.problems.append(f"{name}: must be greater than 0")
+        if not 0 < number < math.inf:  # also refuses nan
+            self.problems.append(f"{name}: must be a finite number greater than 0")
             return default
         return number
 

@@ -45,6 +45,7 @@ from entrypoints.observability import (
     DISCONNECTS,
     HEARTBEATS,
     STALE_CONNECTIONS_REMOVED,
+    configure_logging,
     emit_metrics,
     logger,
 )
@@ -56,7 +57,11 @@ NORMAL_CLOSE_CODES = frozenset({1000, 1001})
 container = Container()
 # The environment's settings are the Dependency's default, not an override, so tests and the
 # local gateway can override and reset providers without ever unsetting the configuration.
-container.settings.set_default(providers.Object(Settings.from_environ(os.environ)))
+_settings = Settings.from_environ(os.environ)
+container.settings.set_default(providers.Object(_settings))
+configure_logging(
+    _settings.log_level, structured_adapter_logs="AWS_LAMBDA_FUNCTION_NAME" in os.environ
+)
 
 
 def _elapsed_ms(started: float) -> float:

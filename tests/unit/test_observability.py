@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -93,3 +95,29 @@ def test_a_log_line_keeps_its_fields_and_its_message_as_text(
         "r",
     )
     assert line["service"] and line["level"] == "INFO" and "timestamp" in line
+
+
+def test_in_lambda_the_adapters_log_lines_are_json_with_their_fields() -> None:
+    # Given a fresh interpreter configured as the handlers configure it inside Lambda
+    script = (
+        "import logging\n"
+        "import adapters.failover_connection_repository\n"
+        "from entrypoints.observability import configure_logging\n"
+        "configure_logging('INFO', structured_adapter_logs=True)\n"
+        "logging.getLogger('adapters.failover_connection_repository').warning(\n"
+        "    'connection store failover', extra={'connection_id': 'c=', 'reason': 'timeout'})\n"
+        "logging.getLogger('adapters.failover_connection_repository').debug('hidden')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    # Then the line is Powertools JSON carrying the extra fields; DEBUG stays below the level
+    (line,) = [line for line in result.stdout.splitlines() if line.strip()]
+    record = json.loads(line)
+    assert record["message"] == "connection store failover"
+    assert (record["connection_id"], record["reason"], record["level"]) == (
+        "c=",
+        "timeout",
+        "WARNING",
+    )
+    assert "hidden" not in result.stdout + result.stderr

@@ -112,6 +112,10 @@ def test_given_bad_values_then_one_error_names_every_problem_without_echoing_sec
         ("COGNITO_USER_POOL_ID", "../../evil"),
         ("COGNITO_LEEWAY_SECONDS", "600"),
         ("CONNECTION_TTL_SECONDS", "99999999"),
+        ("REDIS_CONNECT_TIMEOUT_SECONDS", "inf"),
+        ("REDIS_READ_TIMEOUT_SECONDS", "nan"),
+        ("JWKS_REFETCH_COOLDOWN_SECONDS", "infinity"),
+        ("LOG_LEVEL", "verbose"),
     ],
 )
 def test_given_an_out_of_range_value_then_configuration_error_naming_it(
