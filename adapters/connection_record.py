@@ -2,8 +2,8 @@
 
 Key ``ws:connection:{connectionId}`` (the raw id, never URL-encoded), value
 ``{"connectionId": "...", "userId": "...", "connectedAt": "2026-01-03T00:00:00Z"}`` in this
-key order, UTC with a ``Z`` suffix. Redis holds it under the key; a DynamoDB store keeps the
-same text so records move between stores unchanged.
+key order, UTC with a ``Z`` suffix. Redis holds it under the key; the DynamoDB store keeps the
+same fields as item attributes (``connectedAt`` as the same ISO text) plus ``expiresAt``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import redis
 import redis.cluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from adapters.limited_connection_repository import ConnectionLimiter
 from application.ports import Clock
 from domain.connection import Connection
 from domain.errors import ConnectionLimitExceededError, StoreUnavailableError
@@ -141,7 +142,7 @@ class _Scripts:
     release: Any
 
 
-class RedisConnectionLimiter:
+class RedisConnectionLimiter(ConnectionLimiter):
     """Counts connection slots in Redis and refuses those beyond the limits.
 
     Args:

@@ -80,7 +80,7 @@ class ConnectionGoneError(DomainError):
 
 
 class PayloadTooLargeError(DomainError):
-    """A message exceeds API Gateway's 128 KB frame limit (measured in UTF-8 bytes)."""
+    """A message exceeds API Gateway's 128 KB message limit (measured in UTF-8 bytes)."""
 
     code = "payload_too_large"
     default_message = "the message is larger than 128 KB"

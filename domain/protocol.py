@@ -25,7 +25,7 @@ from domain.connection import format_timestamp
 from domain.errors import DomainError
 
 MAX_MESSAGE_BYTES: Final = 128 * 1024
-"""API Gateway's WebSocket frame limit: 128 KB (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
+"""API Gateway's WebSocket message limit (frames are 32 KB each): 128 KB (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
 
 MAX_PING_ID_LENGTH: Final = 64
 

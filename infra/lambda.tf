@@ -48,7 +48,7 @@ resource "aws_lambda_function" "handler" {
 
   # The container's configuration (entrypoints/), typed and validated at cold start. No
   # secret here: REDIS_URL carries no password; the handlers fetch the Redis AUTH token
-  # from Secrets Manager at cold start (REDIS_AUTH_SECRET_ARN).
+  # from Secrets Manager on first use of Redis (REDIS_AUTH_SECRET_ARN).
   environment {
     # Optional settings are left out rather than set empty, so "unset" has one meaning.
     variables = merge(

@@ -15,7 +15,7 @@
 #   https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html
 # - Cognito's JWKS (https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json):
 #   through NAT (set COGNITO_JWKS inline to avoid the fetch).
-# - Secrets Manager (Redis AUTH token at cold start): an interface endpoint with private
+# - Secrets Manager (Redis AUTH token, read on first use of Redis): an interface endpoint with private
 #   DNS, so the secret never leaves the AWS network and cold starts don't depend on NAT.
 # - CloudWatch Logs / EMF metrics: written by the Lambda service outside our VPC; no
 #   endpoint needed.

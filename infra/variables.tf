@@ -312,7 +312,7 @@ variable "disconnect_rate_min_connects" {
 }
 
 variable "integration_errors_threshold" {
-  description = "Alarm when API Gateway counts more integration errors than this in 5 minutes. Rejected connects (401/403 from $connect) count too, hence not zero."
+  description = "Alarm when API Gateway counts more integration errors than this in 5 minutes. Rejected connects (401/429/503 from $connect) count too, hence not zero."
   type        = number
   default     = 25
 }

@@ -20,6 +20,7 @@ from dependency_injector import providers
 
 from entrypoints.aws_lambda import handlers
 from entrypoints.settings import Settings
+from tests.support.lambda_context import CONTEXT
 from tests.support.management_api_stub import GONE, ManagementApiStub, running_management_api_stub
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -129,7 +130,7 @@ KEY = f"ws:connection:{CONNECTION_ID}"
 def test_given_a_moto_access_token_when_connect_then_the_exact_record_is_in_redis(
     live: redis.Redis, cognito: CognitoPool
 ) -> None:
-    response = handlers.connect_handler(connect_event(cognito.access_token), None)
+    response = handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
 
     assert response["statusCode"] == 200
     record = json.loads(live.get(KEY) or "{}")
@@ -143,7 +144,7 @@ def test_given_a_moto_access_token_when_connect_then_the_exact_record_is_in_redi
 def test_given_a_moto_id_token_where_access_is_required_then_401_and_nothing_stored(
     live: redis.Redis, cognito: CognitoPool
 ) -> None:
-    assert handlers.connect_handler(connect_event(cognito.id_token), None)["statusCode"] == 401
+    assert handlers.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"] == 401
     assert live.exists(KEY) == 0
 
 
@@ -156,10 +157,11 @@ def test_given_id_tokens_are_configured_then_the_moto_id_token_connects(
     try:
         with container.settings.override(providers.Object(settings)):
             assert (
-                handlers.connect_handler(connect_event(cognito.id_token), None)["statusCode"] == 200
+                handlers.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"]
+                == 200
             )
             assert (
-                handlers.connect_handler(connect_event(cognito.access_token), None)["statusCode"]
+                handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)["statusCode"]
                 == 401
             )
     finally:
@@ -169,17 +171,17 @@ def test_given_id_tokens_are_configured_then_the_moto_id_token_connects(
 def test_given_a_tampered_moto_token_then_401(live: redis.Redis, cognito: CognitoPool) -> None:
     header, payload, signature = cognito.access_token.split(".")
     tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
-    assert handlers.connect_handler(connect_event(tampered), None)["statusCode"] == 401
+    assert handlers.connect_handler(connect_event(tampered), CONTEXT)["statusCode"] == 401
     assert live.exists(KEY) == 0
 
 
 def test_given_a_stored_connection_when_ping_then_ttl_reset_and_pong_posted_by_boto3(
     live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub
 ) -> None:
-    handlers.connect_handler(connect_event(cognito.access_token), None)
+    handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
     live.expire(KEY, 100)
 
-    response = handlers.default_handler(event("message_ping"), None)
+    response = handlers.default_handler(event("message_ping"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert 590 < live.ttl(KEY) <= 600
@@ -193,17 +195,17 @@ def test_given_a_stored_connection_when_ping_then_ttl_reset_and_pong_posted_by_b
 def test_given_the_client_is_gone_when_ping_then_the_record_is_deleted(
     live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub
 ) -> None:
-    handlers.connect_handler(connect_event(cognito.access_token), None)
+    handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
     management_api.response = GONE
 
-    assert handlers.default_handler(event("message_ping"), None)["statusCode"] == 200
+    assert handlers.default_handler(event("message_ping"), CONTEXT)["statusCode"] == 200
     assert live.exists(KEY) == 0
 
 
 def test_given_an_expired_record_when_ping_then_error_posted_and_connection_deleted_at_the_gateway(
     live: redis.Redis, management_api: ManagementApiStub
 ) -> None:
-    handlers.default_handler(event("message_ping"), None)
+    handlers.default_handler(event("message_ping"), CONTEXT)
 
     methods = [request.method for request in management_api.requests]
     assert methods == ["POST", "DELETE"]
@@ -214,6 +216,6 @@ def test_given_an_expired_record_when_ping_then_error_posted_and_connection_dele
 def test_given_a_stored_connection_when_disconnect_then_the_key_is_gone(
     live: redis.Redis, cognito: CognitoPool
 ) -> None:
-    handlers.connect_handler(connect_event(cognito.access_token), None)
-    assert handlers.disconnect_handler(event("disconnect"), None)["statusCode"] == 200
+    handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
+    assert handlers.disconnect_handler(event("disconnect"), CONTEXT)["statusCode"] == 200
     assert live.exists(KEY) == 0

@@ -33,6 +33,7 @@ from domain.errors import (
     VerifierUnavailableError,
 )
 from entrypoints.aws_lambda import handlers
+from tests.support.lambda_context import CONTEXT
 
 EVENTS = Path(__file__).parent.parent / "events"
 CONNECTION_ID = "L0SM9cOFvHcCIhw="
@@ -106,7 +107,7 @@ def frames(gateway: Gateway) -> list[dict[str, Any]]:
 def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = handlers.connect_handler(connect_event("good"), None)
+    response = handlers.connect_handler(connect_event("good"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert gateway.repository.get(CONNECTION_ID) == Connection(
@@ -138,7 +139,7 @@ def test_given_a_rejected_token_when_connect_then_the_status_and_nothing_stored(
     status: int,
     reason: str,
 ) -> None:
-    response = handlers.connect_handler(event, None)
+    response = handlers.connect_handler(event, CONTEXT)
 
     assert response["statusCode"] == status
     assert len(gateway.repository) == 0
@@ -154,7 +155,7 @@ def test_given_two_different_token_values_when_connect_then_401_ambiguous(gatewa
         queryStringParameters={"token": "good"},
         multiValueQueryStringParameters={"token": ["expired", "good"]},
     )
-    assert handlers.connect_handler(event, None)["statusCode"] == 401
+    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
     assert gateway.verifier.calls == 0
 
 
@@ -164,12 +165,12 @@ def test_given_the_same_token_twice_when_connect_then_it_is_accepted(gateway: Ga
         queryStringParameters={"token": "good"},
         multiValueQueryStringParameters={"token": ["good", "good"]},
     )
-    assert handlers.connect_handler(event, None)["statusCode"] == 200
+    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 200
 
 
 def test_given_null_query_parameters_when_connect_then_401(gateway: Gateway) -> None:
     event = load_event("connect", queryStringParameters=None, multiValueQueryStringParameters=None)
-    assert handlers.connect_handler(event, None)["statusCode"] == 401
+    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
 
 
 def test_given_the_token_only_in_sec_websocket_protocol_when_connect_then_401(
@@ -177,36 +178,39 @@ def test_given_the_token_only_in_sec_websocket_protocol_when_connect_then_401(
 ) -> None:
     event = connect_event(None)
     event["headers"]["Sec-WebSocket-Protocol"] = "good"
-    assert handlers.connect_handler(event, None)["statusCode"] == 401
+    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
 
 
 def test_given_the_store_is_down_when_connect_then_503(gateway: Gateway) -> None:
     gateway.repository.available = False
-    assert handlers.connect_handler(connect_event("good"), None)["statusCode"] == 503
+    assert handlers.connect_handler(connect_event("good"), CONTEXT)["statusCode"] == 503
 
 
 @pytest.mark.parametrize(
     "event",
     [None, [], "text", {}, {"requestContext": None}, {"requestContext": {"connectionId": 5}}],
 )
-def test_given_a_malformed_event_then_every_handler_answers_400(
-    gateway: Gateway, event: Any
+def test_given_a_malformed_event_then_every_handler_answers_400_and_logs_one_line(
+    gateway: Gateway, event: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     for handler in (
         handlers.connect_handler,
         handlers.disconnect_handler,
         handlers.default_handler,
     ):
-        assert handler(event, None)["statusCode"] == 400
+        caplog.clear()
+        assert handler(event, CONTEXT)["statusCode"] == 400
+        assert logged(caplog, "reason") == ["malformed_event"]
+    assert len(gateway.repository) == 0
 
 
 def test_given_a_connection_when_disconnect_then_200_and_the_record_is_gone(
     gateway: Gateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    handlers.connect_handler(connect_event("good"), None)
+    handlers.connect_handler(connect_event("good"), CONTEXT)
     capsys.readouterr()
 
-    response = handlers.disconnect_handler(load_event("disconnect"), None)
+    response = handlers.disconnect_handler(load_event("disconnect"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert len(gateway.repository) == 0
@@ -220,7 +224,7 @@ def test_given_an_abnormal_close_when_disconnect_then_it_is_counted(
 ) -> None:
     event = load_event("disconnect")
     event["requestContext"]["disconnectStatusCode"] = 1006
-    handlers.disconnect_handler(event, None)
+    handlers.disconnect_handler(event, CONTEXT)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf[0]["AbnormalDisconnects"] in ([1.0], 1.0)
 
@@ -229,7 +233,7 @@ def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
     gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway.repository.available = False
-    assert handlers.disconnect_handler(load_event("disconnect"), None)["statusCode"] == 503
+    assert handlers.disconnect_handler(load_event("disconnect"), CONTEXT)["statusCode"] == 503
     assert logged(caplog, "reason") == ["store_unavailable"]
 
 
@@ -237,10 +241,10 @@ def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
 def test_given_a_ping_when_default_then_pong_and_ttl_refreshed(
     gateway: Gateway, fixture: str
 ) -> None:
-    handlers.connect_handler(connect_event("good"), None)
+    handlers.connect_handler(connect_event("good"), CONTEXT)
     gateway.clock.advance(120)
 
-    response = handlers.default_handler(load_event(fixture), None)
+    response = handlers.default_handler(load_event(fixture), CONTEXT)
 
     assert response["statusCode"] == 200
     assert gateway.repository.ttl(CONNECTION_ID) == 600
@@ -254,7 +258,7 @@ def test_given_a_ping_when_default_then_pong_and_ttl_refreshed(
 def test_given_a_message_without_body_when_default_then_bad_request_reply(gateway: Gateway) -> None:
     event = load_event("message_ping")
     del event["body"]
-    assert handlers.default_handler(event, None)["statusCode"] == 200
+    assert handlers.default_handler(event, CONTEXT)["statusCode"] == 200
     assert frames(gateway)[0]["code"] == "bad_request"
 
 
@@ -271,10 +275,12 @@ def test_given_a_message_without_body_when_default_then_bad_request_reply(gatewa
 def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_untouched(
     gateway: Gateway, body: str, is_base64: bool, code: str
 ) -> None:
-    handlers.connect_handler(connect_event("good"), None)
+    handlers.connect_handler(connect_event("good"), CONTEXT)
     gateway.clock.advance(100)
 
-    handlers.default_handler(load_event("message_ping", body=body, isBase64Encoded=is_base64), None)
+    handlers.default_handler(
+        load_event("message_ping", body=body, isBase64Encoded=is_base64), CONTEXT
+    )
 
     (reply,) = frames(gateway)
     assert reply["action"] == "error"
@@ -286,7 +292,7 @@ def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_u
 def test_given_an_expired_record_when_ping_then_error_and_close(
     gateway: Gateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    handlers.default_handler(load_event("message_ping"), None)
+    handlers.default_handler(load_event("message_ping"), CONTEXT)
 
     assert frames(gateway)[0]["code"] == "connection_expired"
     assert gateway.sender.closed == [CONNECTION_ID]
@@ -294,30 +300,31 @@ def test_given_an_expired_record_when_ping_then_error_and_close(
 
 
 def test_given_a_management_endpoint_override_then_replies_use_it(gateway: Gateway) -> None:
-    handlers.connect_handler(connect_event("good"), None)
+    handlers.connect_handler(connect_event("good"), CONTEXT)
     settings = copy.copy(handlers.container.settings())
     object.__setattr__(settings, "management_api_endpoint", "https://ws.example.com/ws")
     with handlers.container.settings.override(providers.Object(settings)):
-        handlers.default_handler(load_event("message_ping"), None)
+        handlers.default_handler(load_event("message_ping"), CONTEXT)
     assert gateway.endpoints == ["https://ws.example.com/ws"]
 
 
 def test_given_no_domain_name_and_no_override_when_default_then_400(gateway: Gateway) -> None:
     event = load_event("message_ping")
     del event["requestContext"]["domainName"]
-    assert handlers.default_handler(event, None)["statusCode"] == 400
+    assert handlers.default_handler(event, CONTEXT)["statusCode"] == 400
 
 
+@pytest.mark.parametrize("fixture", ["message_ping", "message_ping_base64"])
 def test_given_the_gateway_fails_the_pong_then_502(
-    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, fixture: str
 ) -> None:
-    handlers.connect_handler(connect_event("good"), None)
+    handlers.connect_handler(connect_event("good"), CONTEXT)
 
     def failing_send(connection_id: str, data: str | bytes) -> None:
         raise MessageSendError()
 
     monkeypatch.setattr(gateway.sender, "send", failing_send)
-    assert handlers.default_handler(load_event("message_ping"), None)["statusCode"] == 502
+    assert handlers.default_handler(load_event(fixture), CONTEXT)["statusCode"] == 502
 
 
 def test_given_an_unexpected_bug_then_500_without_details(
@@ -327,7 +334,7 @@ def test_given_an_unexpected_bug_then_500_without_details(
         raise RuntimeError("boom with internals")
 
     monkeypatch.setattr(gateway.repository, "delete", broken)
-    response = handlers.disconnect_handler(load_event("disconnect"), None)
+    response = handlers.disconnect_handler(load_event("disconnect"), CONTEXT)
     assert response["statusCode"] == 500
     assert "boom" not in response["body"]
     assert logged(caplog, "reason") == ["internal_error"]
@@ -337,7 +344,7 @@ def test_store_unavailable_on_ping_still_pongs_and_logs_an_error(
     gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway.repository.available = False
-    assert handlers.default_handler(load_event("message_ping"), None)["statusCode"] == 200
+    assert handlers.default_handler(load_event("message_ping"), CONTEXT)["statusCode"] == 200
     assert frames(gateway)[0]["action"] == "pong"
     assert logged(caplog, "outcome") == ["pong_unrecorded"]
     assert [record.levelname for record in caplog.records] == ["ERROR"]
