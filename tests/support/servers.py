@@ -69,7 +69,11 @@ class RedisServer:
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_redis(self.url, self.process)
+        try:
+            wait_for_redis(self.url, self.process)
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the test run
+            raise
 
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 10 s)."""
