@@ -9,8 +9,6 @@ text fails as ``StoreUnavailableError`` without echoing the secret.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import secrets
 import urllib.parse
 from collections.abc import Iterator
@@ -18,10 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.connection_record import record_key
 from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
@@ -38,68 +32,9 @@ from tests.support.repository_contract import (
     a_connection,
 )
 from tests.support.servers import RedisServer
+from tests.support.tls import TlsFiles
 
 PASSWORD = "auth-" + secrets.token_urlsafe(16)
-
-
-class TlsFiles:
-    """A throwaway CA and one node certificate for 127.0.0.1, valid for server AND client use.
-
-    The cluster bus always authenticates its peers with certificates, so each node presents
-    its certificate as a client too (``clientAuth``), unlike a plain TLS redis-server.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        now = dt.datetime.now(dt.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, "timeline-ws cluster test CA")]
-        )
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        node_key = ec.generate_private_key(ec.SECP256R1())
-        node_cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "redis node")]))
-            .issuer_name(ca_name)
-            .public_key(node_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        self.ca_cert = directory / "ca.pem"
-        self.node_cert = directory / "node.pem"
-        self.node_key = directory / "node.key"
-        self.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.node_cert.write_bytes(node_cert.public_bytes(serialization.Encoding.PEM))
-        self.node_key.write_bytes(
-            node_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        self.node_key.chmod(0o600)
 
 
 class SecuredNode(RedisServer):
@@ -127,7 +62,7 @@ class SecuredCluster:
 
 @pytest.fixture(scope="module")
 def secured_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster]:
-    tls = TlsFiles(tmp_path_factory.mktemp("cluster-tls"))
+    tls = TlsFiles(tmp_path_factory.mktemp("cluster-tls"), hosts=("127.0.0.1",), client_auth=True)
     secret = urllib.parse.quote(PASSWORD, safe="")
     ca = urllib.parse.quote(str(tls.ca_cert), safe="")
 
@@ -139,8 +74,8 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
             "--port", "0",
             "--tls-port", str(port),
             "--tls-cluster", "yes",
-            "--tls-cert-file", str(tls.node_cert),
-            "--tls-key-file", str(tls.node_key),
+            "--tls-cert-file", str(tls.server_cert),
+            "--tls-key-file", str(tls.server_key),
             "--tls-ca-cert-file", str(tls.ca_cert),
             "--tls-auth-clients", "no",
         ]  # fmt: skip
