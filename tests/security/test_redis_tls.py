@@ -37,7 +37,6 @@ from entrypoints.settings import Settings
 from tests.security.harness import (
     CONNECTION_ID,
     SecuredRedisServer,
-    TlsFiles,
     capture_all_output,
     cognito_verifier,
     connect_event,
@@ -45,6 +44,7 @@ from tests.security.harness import (
     wired_handlers,
 )
 from tests.support.servers import free_port, redis_server_binary
+from tests.support.tls import TlsFiles
 from tests.support.tokens import (
     TEST_CLIENT_ID,
     TEST_NOW,
