@@ -13,14 +13,27 @@ package ships exactly the boto3, botocore, redis, ... the test suite ran against
 botocore are bundled on purpose: the copy in the Lambda runtime is older than our floor and
 changes whenever AWS updates the runtime.
 
+Bytecode: ``/var/task`` is read-only in Lambda, so a package without ``.pyc`` files makes
+every cold start compile every module it imports (measured: a cold ``$connect`` 2.3 times
+slower, tests/benchmarks/RESULTS.md). The script therefore compiles the whole package with
+an interpreter of the runtime's exact version (``--compile-with``, else ``python3.13`` on
+PATH or under pyenv), as unchecked hash-based ``.pyc`` files (PEP 552: loaded without
+looking at the source's mtime, which the zip fixes at 1980 anyway), with source paths
+recorded as ``/var/task/...`` and ``PYTHONHASHSEED=0`` so the bytes do not depend on the
+build folder or on set ordering. Without such an interpreter it warns on stderr and ships
+sources only (``--no-compile`` does that on purpose).
+https://docs.python.org/3/library/compileall.html,
+https://peps.python.org/pep-0552/
+
 The zip is reproducible: entries sorted, timestamps fixed at 1980-01-01, permissions
-normalised, no ``.pyc`` files. Unchanged inputs give a byte-identical zip, so Terraform's
-``source_code_hash`` only changes when the code or a dependency does.
+normalised, only ``.pyc`` files this script compiled for the runtime. Unchanged inputs give
+a byte-identical zip, so Terraform's ``source_code_hash`` only changes when the code or a
+dependency does.
 
 Usage::
 
     python infra/package_lambda.py --python-version 3.13 --architecture x86_64 \\
-        --output dist/timeline-ws-lambda.zip
+        --output dist/timeline-ws-lambda.zip [--compile-with /path/to/python3.13 | --no-compile]
 
 Exit status 0 on success; 1 with a message on stderr when pip fails or the result breaks a
 rule above (a forbidden distribution inside, or Lambda's size limits exceeded).
@@ -89,6 +102,9 @@ MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED_DIRECTORIES = frozenset({"__pycache__", "bin"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Where Lambda unpacks the package; recorded as the source path inside every .pyc.
+LAMBDA_TASK_ROOT = "/var/task"
+COMPILE_TIMEOUT_SECONDS = 600
 
 
 class PackagingError(Exception):
@@ -105,6 +121,8 @@ class PackageReport:
     zipped_bytes: int
     unzipped_bytes: int
     pins: tuple[str, ...]
+    compiled_with: str | None
+    """The interpreter that compiled the ``.pyc`` files, or None when the zip has none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,23 +251,121 @@ def installed_distributions(target: Path) -> set[str]:
     return names
 
 
-def package_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root`` that belongs in the zip, in a stable (sorted) order."""
+def interpreter_version(interpreter: str) -> str | None:
+    """``"3.13"`` for a working CPython ``interpreter``, or None when it does not run."""
+    try:
+        probe = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [interpreter, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError:
+        return None
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def find_interpreter(python_version: str) -> str | None:
+    """A working interpreter of CPython ``python_version`` (e.g. ``"3.13"``), or None.
+
+    Looks at the interpreter running this script, then ``python3.13`` on PATH, then pyenv's
+    versions (``$PYENV_ROOT``, default ``~/.pyenv``), newest patch release first.
+    """
+    candidates = [sys.executable, shutil.which(f"python{python_version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    pattern = f"versions/{python_version}.*/bin/python{python_version}"
+    candidates += [str(path) for path in sorted(pyenv_root.glob(pattern), reverse=True)]
+    for candidate in filter(None, candidates):
+        if interpreter_version(candidate) == python_version:
+            return candidate
+    return None
+
+
+def compile_bytecode(root: Path, interpreter: str, python_version: str) -> None:
+    """Compile every ``.py`` under ``root`` to unchecked hash-based ``.pyc`` with ``interpreter``.
+
+    Source paths inside the ``.pyc`` files read ``/var/task/<path>`` (compileall's ``-s``
+    and ``-p``) and ``PYTHONHASHSEED=0`` fixes the order of constant sets, so the bytes
+    depend only on the sources and the interpreter's version.
+
+    Raises:
+        PackagingError: ``interpreter`` is not CPython ``python_version``, or a file did not
+            compile (compileall lists it on stdout).
+    """
+    found = interpreter_version(interpreter)
+    if found != python_version:
+        raise PackagingError(
+            f"{interpreter} is Python {found or 'unknown'}, not {python_version}: "
+            "the .pyc files must come from the runtime's version"
+        )
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0"}
+    command = [
+        interpreter,
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(root),
+        "-p",
+        LAMBDA_TASK_ROOT,
+        str(root),
+    ]
+    completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        command,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=COMPILE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise PackagingError(
+            f"compileall failed with exit status {completed.returncode}:\n"
+            + (completed.stdout + completed.stderr)[-4000:]
+        )
+
+
+def bytecode_tag(python_version: str) -> str:
+    """The ``sys.implementation.cache_tag`` of CPython ``python_version``: ``cpython-313``."""
+    return "cpython-" + python_version.replace(".", "")
+
+
+def package_files(root: Path, *, bytecode_tag: str | None = None) -> Iterator[Path]:
+    """Every file under ``root`` that belongs in the zip, in a stable (sorted) order.
+
+    ``__pycache__`` folders and ``.pyc`` files are left out, except, when ``bytecode_tag``
+    is given (``"cpython-313"``), the ``__pycache__/*.cpython-313.pyc`` files.
+    """
+    skipped = SKIPPED_DIRECTORIES - ({"__pycache__"} if bytecode_tag else set())
     for directory, subdirectories, files in os.walk(root):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES)
+        subdirectories[:] = sorted(d for d in subdirectories if d not in skipped)
+        in_cache = Path(directory).name == "__pycache__"
         for name in sorted(files):
-            if not name.endswith(SKIPPED_SUFFIXES):
+            if in_cache:
+                if bytecode_tag and name.endswith(f".{bytecode_tag}.pyc"):
+                    yield Path(directory) / name
+            elif not name.endswith(SKIPPED_SUFFIXES):
                 yield Path(directory) / name
 
 
-def write_zip(root: Path, output: Path) -> int:
-    """Write ``root``'s files to ``output`` reproducibly; returns the unzipped size in bytes."""
+def write_zip(root: Path, output: Path, *, bytecode_tag: str | None = None) -> int:
+    """Write ``root``'s files to ``output`` reproducibly; returns the unzipped size in bytes.
+
+    ``bytecode_tag`` (``"cpython-313"``) keeps the ``.pyc`` files of that version; without
+    it the zip holds no bytecode.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     # zlib's default level: level 9 takes twice as long for a zip 0.4% smaller.
     unzipped = 0
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in package_files(root):
+        for path in package_files(root, bytecode_tag=bytecode_tag):
             info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (0o100644 if not os.access(path, os.X_OK) else 0o100755) << 16
@@ -265,13 +381,18 @@ def build_package(
     python_version: str,
     architecture: str,
     output: Path,
+    compile_with: str | None = None,
     project_root: Path = PROJECT_ROOT,
 ) -> PackageReport:
     """Build the zip at ``output`` for CPython ``python_version`` on Lambda ``architecture``.
 
+    ``compile_with``: the interpreter (of exactly ``python_version``) that compiles the
+    ``.pyc`` files; None ships sources only.
+
     Raises:
-        PackagingError: pip failed, a forbidden distribution got in, or the zip breaks
-            Lambda's 50 MB zipped / 250 MB unzipped limits.
+        PackagingError: pip failed, ``compile_with`` is another version or failed, a
+            forbidden distribution got in, or the zip breaks Lambda's 50 MB zipped /
+            250 MB unzipped limits.
     """
     if architecture not in PLATFORMS:
         raise PackagingError(f"architecture must be one of {sorted(PLATFORMS)}")
@@ -294,7 +415,11 @@ def build_package(
         if forbidden:
             raise PackagingError(f"test/local-only distributions got in: {sorted(forbidden)}")
         copy_project_packages(project_root, layout.packages, staging)
-        unzipped = write_zip(staging, output)
+        tag = None
+        if compile_with is not None:
+            compile_bytecode(staging, compile_with, python_version)
+            tag = bytecode_tag(python_version)
+        unzipped = write_zip(staging, output, bytecode_tag=tag)
     zipped = output.stat().st_size
     if zipped >= MAX_ZIPPED_BYTES or unzipped >= MAX_UNZIPPED_BYTES:
         raise PackagingError(
@@ -307,6 +432,7 @@ def build_package(
         zipped_bytes=zipped,
         unzipped_bytes=unzipped,
         pins=pins,
+        compiled_with=compile_with,
     )
 
 
@@ -316,17 +442,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--python-version", default="3.13", help="Lambda runtime's Python")
     parser.add_argument("--architecture", choices=sorted(PLATFORMS), default="x86_64")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    bytecode = parser.add_mutually_exclusive_group()
+    bytecode.add_argument(
+        "--compile-with",
+        metavar="PYTHON",
+        help="interpreter of the runtime's version that compiles the .pyc files "
+        "(default: found on PATH or under pyenv)",
+    )
+    bytecode.add_argument(
+        "--no-compile", action="store_true", help="ship sources only (slower cold starts)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the package and print a summary; returns the exit status."""
     args = build_parser().parse_args(argv)
+    compile_with = None if args.no_compile else args.compile_with
+    if compile_with is None and not args.no_compile:
+        compile_with = find_interpreter(args.python_version)
+        if compile_with is None:
+            print(
+                f"package_lambda: warning: no python{args.python_version} found (PATH, pyenv): "
+                "the zip ships without .pyc files, so every cold start compiles the modules "
+                "it imports (about twice as slow); pass --compile-with PYTHON",
+                file=sys.stderr,
+            )
     try:
         report = build_package(
             python_version=args.python_version,
             architecture=args.architecture,
             output=args.output.resolve(),
+            compile_with=compile_with,
         )
     except PackagingError as exc:
         print(f"package_lambda: {exc}", file=sys.stderr)
@@ -336,7 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{report.output}: CPython {report.python_version} on {report.architecture} "
         f"({', '.join(PLATFORMS[report.architecture])}), "
         f"{report.zipped_bytes / mebibyte:.1f} MiB zipped, "
-        f"{report.unzipped_bytes / mebibyte:.1f} MiB unzipped"
+        f"{report.unzipped_bytes / mebibyte:.1f} MiB unzipped, "
+        + (
+            f".pyc compiled by {report.compiled_with} (unchecked-hash)"
+            if report.compiled_with
+            else "no .pyc"
+        )
     )
     print("pinned: " + ", ".join(report.pins))
     return 0

@@ -167,9 +167,9 @@ def run(
     """Start a redis-server and the stub, then time every contender ``runs`` times.
 
     ``path``: the folders the child puts first on ``sys.path`` (the Lambda package's);
-    ``bytecode``: whether ``.pyc`` files may be used and written (``-B`` when not: a zip
-    without ``.pyc`` unpacked read-only in ``/var/task`` compiles every module at each cold
-    start).
+    ``bytecode``: whether ``.pyc`` files may be written (``-B`` when not, as in Lambda's
+    read-only ``/var/task``: only the ``.pyc`` files the package ships are used, and any
+    module without one is compiled at every cold start).
     """
     from tests.benchmarks.support import management_api_stub
     from tests.support.tokens import TestKeyPair, jwks_document, mint_access_token

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_package:
             setups.append(
                 (
-                    "the Lambda zip as `make package` builds it (no .pyc: compiled at each start)",
+                    "the Lambda zip as `make package` builds it (its own .pyc, none written: -B)",
                     [lambda_package_dir()],
                     False,
                 )

@@ -224,8 +224,9 @@ def lambda_package_dir(python: str = sys.executable) -> Path:
     """The Lambda package as ``make package`` builds it, for this interpreter, unpacked.
 
     Runs ``infra/package_lambda.py`` (``make package``'s builder) with this interpreter's
-    version, so its wheels import here; the zip holds our code and the runtime dependencies
-    and no ``.pyc`` files. Rebuilt every run (our code changes); pip's cache keeps it quick.
+    version, so its wheels import here; the zip holds our code and the runtime dependencies,
+    with the ``.pyc`` files the builder compiles for that version (none when it finds no
+    interpreter of it). Rebuilt every run (our code changes); pip's cache keeps it quick.
     """
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     zip_path = BENCH_BUILD_DIR / f"timeline-ws-lambda-py{version}.zip"

@@ -13,10 +13,10 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import marshal
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -59,7 +59,7 @@ IMPORT_ENVIRONMENT = {
 # Run inside the clean interpreter: import every handler module, check the callables, and
 # report every module that came from outside the package and the standard library.
 IMPORT_PROBE = """
-import importlib, json, sys, sysconfig
+import importlib, json, os, sys, sysconfig
 root = sys.argv[1]
 sys.path.insert(0, root)
 found = {}
@@ -72,8 +72,14 @@ outside = sorted(
     if getattr(module, "__file__", None)
     and not module.__file__.startswith((root,) + stdlib)
 )
+ours = [module for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and module.__file__.startswith(root)
+        and module.__file__.endswith(".py")]
+without_pyc = sorted(module.__name__ for module in ours
+                     if not (module.__cached__ and os.path.isfile(module.__cached__)))
 print(json.dumps({"version": list(sys.version_info[:2]), "callables": found,
-                  "outside": outside, "modules": sorted(sys.modules)}))
+                  "outside": outside, "modules": sorted(sys.modules),
+                  "from_package": len(ours), "without_pyc": without_pyc}))
 """
 
 
@@ -134,8 +140,11 @@ def unpack(package: Path, destination: Path) -> int:
         return sum(info.file_size for info in archive.infolist())
 
 
-def assert_lambda_ready(package: Path, unpacked: Path, report: dict[str, Any]) -> None:
-    """Handlers callable, nothing imported from outside, no test or local-only code inside."""
+def assert_lambda_ready(
+    package: Path, unpacked: Path, report: dict[str, Any], python_version: str
+) -> None:
+    """Handlers callable, nothing imported from outside, no test or local-only code inside,
+    and every module the handlers import has its ``.pyc`` for ``python_version`` beside it."""
     assert len(report["callables"]) == 3 and all(report["callables"].values()), report["callables"]
     assert report["outside"] == [], f"imported from outside the package: {report['outside']}"
     modules = report["modules"]
@@ -146,8 +155,15 @@ def assert_lambda_ready(package: Path, unpacked: Path, report: dict[str, Any]) -
         assert (unpacked / package_name / "__init__.py").is_file()
     with zipfile.ZipFile(package) as archive:
         names = archive.namelist()
-    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
     assert not [n for n in names if n.startswith(("bin/", "tests/"))]
+    # Bytecode for the runtime's version only, one .pyc per module, used by the import
+    tag = "cpython-" + python_version.replace(".", "")
+    cached = [n for n in names if "__pycache__/" in n]
+    assert cached and all(n.endswith(f".{tag}.pyc") for n in cached), cached[:5]
+    sources = {n for n in names if n.endswith(".py")}
+    assert len(cached) == len(sources)
+    assert report["from_package"] > 100
+    assert report["without_pyc"] == []
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +193,7 @@ def test_the_package_for_the_local_interpreter_imports_every_handler_cleanly(
     report = import_handlers(sys.executable, tmp_path)
     # Then every handler is callable and nothing came from outside the package
     assert report["version"] == [sys.version_info.major, sys.version_info.minor]
-    assert_lambda_ready(local_package, tmp_path, report)
+    assert_lambda_ready(local_package, tmp_path, report, local)
     # And the package is well under Lambda's size limits
     assert local_package.stat().st_size < MAX_ZIPPED
     assert unzipped < MAX_UNZIPPED
@@ -193,23 +209,9 @@ def test_the_package_pins_boto3_and_botocore_to_the_tested_versions(local_packag
 
 
 def find_interpreter(version: str) -> str | None:
-    """A working ``python<version>`` on PATH or under pyenv, or None."""
-    candidates = [shutil.which(f"python{version}")]
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += [
-        str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
-    ]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return candidate
-    return None
+    """A working ``python<version>`` (this one, on PATH or under pyenv), or None."""
+    found: str | None = load_script().find_interpreter(version)
+    return found
 
 
 @pytest.mark.slow
@@ -225,13 +227,14 @@ def test_the_real_runtime_package_imports_with_a_matching_interpreter(tmp_path: 
     package = tmp_path / "timeline-ws-lambda.zip"
     summary = build(runtime, architecture, package)
     assert re.search(rf"CPython {re.escape(runtime)} on {architecture}", summary)
+    assert ".pyc compiled by" in summary
     unpacked = tmp_path / "task"
     unzipped = unpack(package, unpacked)
     # When the runtime's Python version imports each handler from it alone
     report = import_handlers(interpreter, unpacked)
     # Then it works, with compiled wheels (cryptography, dependency-injector) for that version
     assert report["version"] == [int(part) for part in runtime.split(".")]
-    assert_lambda_ready(package, unpacked, report)
+    assert_lambda_ready(package, unpacked, report, runtime)
     assert package.stat().st_size < MAX_ZIPPED
     assert unzipped < MAX_UNZIPPED
 
@@ -276,3 +279,65 @@ def test_the_dependency_pins_follow_pyproject_and_skip_the_extras() -> None:
     assert f"botocore=={importlib.metadata.version('botocore')}" in pins
     assert {"boto3", "redis", "python-jose", "cryptography", "aws-lambda-powertools"} <= names
     assert not names & {"aiohttp", "websockets", "fakeredis", "rich", "pytest", "moto"}
+
+
+def test_zips_keep_only_the_bytecode_of_the_runtime_version(tmp_path: Path) -> None:
+    # Given a tree with a module, its .pyc for 3.13 and a stray one for 3.11
+    script = load_script()
+    tree = tmp_path / "tree"
+    (tree / "pkg" / "__pycache__").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    (tree / "pkg" / "__pycache__" / "__init__.cpython-313.pyc").write_bytes(b"313")
+    (tree / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"311")
+    # When it is zipped for cpython-313
+    output = tmp_path / "a.zip"
+    script.write_zip(tree, output, bytecode_tag="cpython-313")
+    # Then the zip holds the module and only the 3.13 bytecode
+    with zipfile.ZipFile(output) as archive:
+        assert archive.namelist() == ["pkg/__init__.py", "pkg/__pycache__/__init__.cpython-313.pyc"]
+
+
+def _compiled_tree(root: Path) -> Path:
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text(
+        "NAMES = frozenset({'alpha', 'beta', 'gamma', 'delta'})\n"
+        "def member(name):\n    return name in {'alpha', 'beta', 'gamma', 'delta'}\n"
+    )
+    return root / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+
+
+def test_bytecode_is_unchecked_hash_based_reproducible_and_points_at_var_task(
+    tmp_path: Path,
+) -> None:
+    # Given the same sources in two build folders
+    script = load_script()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    first, second = _compiled_tree(tmp_path / "a"), _compiled_tree(tmp_path / "b")
+    # When each is compiled by an interpreter of the target version
+    script.compile_bytecode(tmp_path / "a", sys.executable, version)
+    script.compile_bytecode(tmp_path / "b", sys.executable, version)
+    # Then the .pyc bytes are identical (build folder and hash seed left no trace)
+    data = first.read_bytes()
+    assert data == second.read_bytes()
+    # And PEP 552's flags say hash-based without a source check (0b01), for this version
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b01
+    # And tracebacks name the file where Lambda unpacks it
+    code = marshal.loads(data[16:])
+    assert code.co_filename == "/var/task/pkg/__init__.py"
+
+
+def test_bytecode_from_another_python_version_is_refused(tmp_path: Path) -> None:
+    script = load_script()
+    _compiled_tree(tmp_path)
+    with pytest.raises(script.PackagingError, match=r"not 3\.99"):
+        script.compile_bytecode(tmp_path, sys.executable, "3.99")
+    assert not (tmp_path / "pkg" / "__pycache__").exists()
+
+
+def test_a_file_that_does_not_compile_fails_the_build(tmp_path: Path) -> None:
+    script = load_script()
+    (tmp_path / "broken.py").write_text("def broken(:\n")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    with pytest.raises(script.PackagingError, match="compileall failed"):
+        script.compile_bytecode(tmp_path, sys.executable, version)
