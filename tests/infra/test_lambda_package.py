@@ -341,3 +341,51 @@ def test_a_file_that_does_not_compile_fails_the_build(tmp_path: Path) -> None:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     with pytest.raises(script.PackagingError, match="compileall failed"):
         script.compile_bytecode(tmp_path, sys.executable, version)
+
+
+def _main_with_fake_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str], found: str | None
+) -> tuple[int, list[str | None]]:
+    """Run the script's ``main`` with ``build_package`` faked; returns (status, compile_with seen)."""
+    script = load_script()
+    seen: list[str | None] = []
+
+    def fake_build(**kwargs: Any) -> Any:
+        seen.append(kwargs["compile_with"])
+        return script.PackageReport(
+            output=kwargs["output"],
+            python_version=kwargs["python_version"],
+            architecture=kwargs["architecture"],
+            zipped_bytes=1,
+            unzipped_bytes=1,
+            pins=(),
+            compiled_with=kwargs["compile_with"],
+        )
+
+    monkeypatch.setattr(script, "build_package", fake_build)
+    monkeypatch.setattr(script, "find_interpreter", lambda version: found)
+    status = script.main([*argv, "--output", str(tmp_path / "out.zip")])
+    return status, seen
+
+
+def test_without_the_runtime_python_the_build_warns_and_ships_sources(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, seen = _main_with_fake_build(monkeypatch, tmp_path, [], found=None)
+    captured = capsys.readouterr()
+    assert (status, seen) == (0, [None])
+    assert "no python3.13 found" in captured.err and "--compile-with" in captured.err
+    assert "no .pyc" in captured.out
+
+
+def test_the_runtime_python_is_found_or_named_or_declined(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main_with_fake_build(monkeypatch, tmp_path, [], found="/py313") == (0, ["/py313"])
+    named = _main_with_fake_build(monkeypatch, tmp_path, ["--compile-with", "/x"], found=None)
+    assert named == (0, ["/x"])
+    declined = _main_with_fake_build(monkeypatch, tmp_path, ["--no-compile"], found="/py313")
+    assert declined == (0, [None])
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert ".pyc compiled by /py313 (unchecked-hash)" in captured.out
