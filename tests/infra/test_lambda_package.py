@@ -248,13 +248,20 @@ def load_script() -> ModuleType:
     return module
 
 
+def _tree_with_bytecode(root: Path, *tags: str) -> Path:
+    """``root/tree/pkg/__init__.py`` plus one fake ``__pycache__/__init__.<tag>.pyc`` per tag."""
+    tree = root / "tree"
+    (tree / "pkg" / "__pycache__").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    for tag in tags:
+        (tree / "pkg" / "__pycache__" / f"__init__.{tag}.pyc").write_bytes(tag.encode())
+    return tree
+
+
 def test_the_zip_is_reproducible_and_leaves_caches_out(tmp_path: Path) -> None:
     # Given a tree with a module, a cache directory and a console-script folder
     script = load_script()
-    tree = tmp_path / "tree"
-    (tree / "pkg" / "__pycache__").mkdir(parents=True)
-    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
-    (tree / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    tree = _tree_with_bytecode(tmp_path, "cpython-311")
     (tree / "bin").mkdir()
     (tree / "bin" / "tool").write_text("#!/bin/sh\n")
     # When it is zipped twice, with the module's mtime changed in between
@@ -284,11 +291,7 @@ def test_the_dependency_pins_follow_pyproject_and_skip_the_extras() -> None:
 def test_zips_keep_only_the_bytecode_of_the_runtime_version(tmp_path: Path) -> None:
     # Given a tree with a module, its .pyc for 3.13 and a stray one for 3.11
     script = load_script()
-    tree = tmp_path / "tree"
-    (tree / "pkg" / "__pycache__").mkdir(parents=True)
-    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
-    (tree / "pkg" / "__pycache__" / "__init__.cpython-313.pyc").write_bytes(b"313")
-    (tree / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"311")
+    tree = _tree_with_bytecode(tmp_path, "cpython-313", "cpython-311")
     # When it is zipped for cpython-313
     output = tmp_path / "a.zip"
     script.write_zip(tree, output, bytecode_tag="cpython-313")
