@@ -13,6 +13,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Lambda package target: keep in step with lambda_runtime/lambda_architecture in infra/variables.tf.
 LAMBDA_PYTHON ?= 3.13
 LAMBDA_ARCH ?= x86_64
+# Extra packager options, e.g. --compile-with /path/to/python3.13 or --no-compile.
+PACKAGE_ARGS ?=
 # checkov pins old boto3/packaging and breaks pytest beside the project: it gets its own venv.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
@@ -50,8 +52,8 @@ lint: install ## ruff, mypy and the architecture contracts
 bench: install redis-server ## Benchmarks: hot path, cold start, gateway under load (BENCH_ARGS=...; not in make test)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
-package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH)
-	$(BIN)/python infra/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip
+package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH, PACKAGE_ARGS)
+	$(BIN)/python infra/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip $(PACKAGE_ARGS)
 
 checkov: $(CHECKOV_STAMP) ## Install checkov into its own virtualenv (.venv-checkov)
 

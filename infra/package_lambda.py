@@ -14,14 +14,15 @@ botocore are bundled on purpose: the copy in the Lambda runtime is older than ou
 changes whenever AWS updates the runtime.
 
 Bytecode: ``/var/task`` is read-only in Lambda, so a package without ``.pyc`` files makes
-every cold start compile every module it imports (measured: a cold ``$connect`` 2.3 times
-slower, tests/benchmarks/RESULTS.md). The script therefore compiles the whole package with
-an interpreter of the runtime's exact version (``--compile-with``, else ``python3.13`` on
-PATH or under pyenv), as unchecked hash-based ``.pyc`` files (PEP 552: loaded without
-looking at the source's mtime, which the zip fixes at 1980 anyway), with source paths
-recorded as ``/var/task/...`` and ``PYTHONHASHSEED=0`` so the bytes do not depend on the
-build folder or on set ordering. Without such an interpreter it warns on stderr and ships
-sources only (``--no-compile`` does that on purpose).
+every cold start compile every module it imports (measured with CPython 3.13: importing the
+handlers takes 667 ms instead of 265 ms, about 2.5 times as long; tests/benchmarks/RESULTS.md).
+The script therefore compiles the whole package with an interpreter of the runtime's exact
+version (``--compile-with``, else ``python3.13`` on PATH or under pyenv), as unchecked
+hash-based ``.pyc`` files (PEP 552: loaded without looking at the source's mtime, which the
+zip fixes at 1980 anyway), with source paths recorded as ``/var/task/...`` and
+``PYTHONHASHSEED=0`` so the bytes do not depend on the build folder or on set ordering.
+Without such an interpreter the build fails and says so; ``--no-compile`` ships sources only,
+on purpose.
 https://docs.python.org/3/library/compileall.html,
 https://peps.python.org/pep-0552/
 
@@ -30,13 +31,19 @@ normalised, only ``.pyc`` files this script compiled for the runtime. Unchanged 
 a byte-identical zip, so Terraform's ``source_code_hash`` only changes when the code or a
 dependency does.
 
+Run it with the project's virtualenv (``make package`` does): the pins come from the
+distributions installed in the interpreter running it, so another interpreter would pin
+other versions than the tests ran against; it refuses to run where ``timeline-ws`` is not
+installed.
+
 Usage::
 
-    python infra/package_lambda.py --python-version 3.13 --architecture x86_64 \\
+    .venv/bin/python infra/package_lambda.py --python-version 3.13 --architecture x86_64 \\
         --output dist/timeline-ws-lambda.zip [--compile-with /path/to/python3.13 | --no-compile]
 
-Exit status 0 on success; 1 with a message on stderr when pip fails or the result breaks a
-rule above (a forbidden distribution inside, or Lambda's size limits exceeded).
+Exit status 0 on success; 1 with a message on stderr when no interpreter of the runtime's
+version is found, pip or compileall fails, the output cannot be written, or the result
+breaks a rule above (a forbidden distribution inside, or Lambda's size limits exceeded).
 """
 
 from __future__ import annotations
@@ -105,6 +112,8 @@ SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # Where Lambda unpacks the package; recorded as the source path inside every .pyc.
 LAMBDA_TASK_ROOT = "/var/task"
 COMPILE_TIMEOUT_SECONDS = 600
+PROBE_TIMEOUT_SECONDS = 30
+PROJECT_DISTRIBUTION = "timeline-ws"
 
 
 class PackagingError(Exception):
@@ -251,19 +260,51 @@ def installed_distributions(target: Path) -> set[str]:
     return names
 
 
+def _interpreter_environment() -> dict[str, str]:
+    """This process's environment without ``PYTHON*`` variables, plus ``PYTHONHASHSEED=0``.
+
+    Kept whole otherwise: a pyenv shim needs ``PYENV_VERSION`` and ``HOME``, another build
+    of Python may need ``LD_LIBRARY_PATH``.
+    """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    environment["PYTHONHASHSEED"] = "0"
+    return environment
+
+
 def interpreter_version(interpreter: str) -> str | None:
-    """``"3.13"`` for a working CPython ``interpreter``, or None when it does not run."""
+    """``"3.13"`` for a working CPython ``interpreter``, or None when it does not run.
+
+    Runs it as ``compile_bytecode`` will (same environment), for at most 30 s.
+    """
     try:
         probe = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [interpreter, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [interpreter, "-s", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            env=_interpreter_environment(),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=PROBE_TIMEOUT_SECONDS,
             check=False,
         )
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return None
     return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def check_interpreter(interpreter: str, python_version: str) -> None:
+    """Make sure ``interpreter`` is a working CPython ``python_version``.
+
+    Raises:
+        PackagingError: it does not exist, does not run (or not within 30 s), or is another
+            version.
+    """
+    found = interpreter_version(interpreter)
+    if found is None:
+        raise PackagingError(f"{interpreter} does not exist or does not run")
+    if found != python_version:
+        raise PackagingError(
+            f"{interpreter} is Python {found}, not {python_version}: "
+            "the .pyc files must come from the runtime's version"
+        )
 
 
 def find_interpreter(python_version: str) -> str | None:
@@ -287,22 +328,19 @@ def compile_bytecode(root: Path, interpreter: str, python_version: str) -> None:
 
     Source paths inside the ``.pyc`` files read ``/var/task/<path>`` (compileall's ``-s``
     and ``-p``) and ``PYTHONHASHSEED=0`` fixes the order of constant sets, so the bytes
-    depend only on the sources and the interpreter's version.
+    depend only on the sources and the interpreter's version. The interpreter runs with
+    ``-s -P`` (no user site, nothing prepended to ``sys.path``) and without the caller's
+    ``PYTHON*`` variables; not ``-I``, which would ignore ``PYTHONHASHSEED`` too.
 
     Raises:
-        PackagingError: ``interpreter`` is not CPython ``python_version``, or a file did not
-            compile (compileall lists it on stdout).
+        PackagingError: ``interpreter`` is not a working CPython ``python_version``, a file
+            did not compile (compileall lists it), or compiling took over 600 s.
     """
-    found = interpreter_version(interpreter)
-    if found != python_version:
-        raise PackagingError(
-            f"{interpreter} is Python {found or 'unknown'}, not {python_version}: "
-            "the .pyc files must come from the runtime's version"
-        )
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0"}
+    check_interpreter(interpreter, python_version)
     command = [
         interpreter,
-        "-I",
+        "-s",
+        "-P",
         "-m",
         "compileall",
         "-q",
@@ -316,14 +354,17 @@ def compile_bytecode(root: Path, interpreter: str, python_version: str) -> None:
         LAMBDA_TASK_ROOT,
         str(root),
     ]
-    completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        command,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=COMPILE_TIMEOUT_SECONDS,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            command,
+            env=_interpreter_environment(),
+            capture_output=True,
+            text=True,
+            timeout=COMPILE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise PackagingError(f"compileall took over {COMPILE_TIMEOUT_SECONDS} s") from error
     if completed.returncode != 0:
         raise PackagingError(
             f"compileall failed with exit status {completed.returncode}:\n"
@@ -364,16 +405,45 @@ def write_zip(root: Path, output: Path, *, bytecode_tag: str | None = None) -> i
     partial = output.with_name(output.name + ".partial")
     # zlib's default level: level 9 takes twice as long for a zip 0.4% smaller.
     unzipped = 0
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in package_files(root, bytecode_tag=bytecode_tag):
-            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o100644 if not os.access(path, os.X_OK) else 0o100755) << 16
-            data = path.read_bytes()
-            unzipped += len(data)
-            zf.writestr(info, data, compresslevel=6)
-    partial.replace(output)
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for path in package_files(root, bytecode_tag=bytecode_tag):
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                mode = 0o100755 if os.access(path, os.X_OK) else 0o100644
+                info.external_attr = mode << 16
+                data = path.read_bytes()
+                unzipped += len(data)
+                zf.writestr(info, data, compresslevel=6)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
     return unzipped
+
+
+def check_target(python_version: str, architecture: str) -> None:
+    """Raises PackagingError unless ``python_version`` looks like ``3.13`` and
+    ``architecture`` is one of ``PLATFORMS``."""
+    if architecture not in PLATFORMS:
+        raise PackagingError(f"architecture must be one of {sorted(PLATFORMS)}")
+    if not re.fullmatch(r"3\.\d{1,2}", python_version):
+        raise PackagingError("python version must look like 3.13")
+
+
+def check_project_installed() -> None:
+    """Raises PackagingError unless this interpreter has the project installed (its venv).
+
+    The pins are read from this interpreter's installed distributions; anywhere else they
+    would not be the versions the test suite ran against.
+    """
+    try:
+        importlib.metadata.distribution(PROJECT_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise PackagingError(
+            f"{sys.executable} does not have {PROJECT_DISTRIBUTION} installed: run this with "
+            "the project's virtualenv (make package, or .venv/bin/python after make install) "
+            "so the package pins the versions the tests ran against"
+        ) from None
 
 
 def build_package(
@@ -394,10 +464,9 @@ def build_package(
             forbidden distribution got in, or the zip breaks Lambda's 50 MB zipped /
             250 MB unzipped limits.
     """
-    if architecture not in PLATFORMS:
-        raise PackagingError(f"architecture must be one of {sorted(PLATFORMS)}")
-    if not re.fullmatch(r"3\.\d{1,2}", python_version):
-        raise PackagingError("python version must look like 3.13")
+    check_target(python_version, architecture)
+    if compile_with is not None:
+        check_interpreter(compile_with, python_version)  # before minutes of pip
     layout = read_project(project_root)
     pins = pinned_closure(layout.requirements, target_environment(python_version, architecture))
     with tempfile.TemporaryDirectory(prefix="timeline-ws-lambda-") as scratch:
@@ -450,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: found on PATH or under pyenv)",
     )
     bytecode.add_argument(
-        "--no-compile", action="store_true", help="ship sources only (slower cold starts)"
+        "--no-compile",
+        action="store_true",
+        help="ship sources only: every cold start then compiles what it imports",
     )
     return parser
 
@@ -458,17 +529,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the package and print a summary; returns the exit status."""
     args = build_parser().parse_args(argv)
-    compile_with = None if args.no_compile else args.compile_with
-    if compile_with is None and not args.no_compile:
-        compile_with = find_interpreter(args.python_version)
-        if compile_with is None:
-            print(
-                f"package_lambda: warning: no python{args.python_version} found (PATH, pyenv): "
-                "the zip ships without .pyc files, so every cold start compiles the modules "
-                "it imports (about twice as slow); pass --compile-with PYTHON",
-                file=sys.stderr,
-            )
     try:
+        check_target(args.python_version, args.architecture)
+        check_project_installed()
+        compile_with = None if args.no_compile else args.compile_with
+        if compile_with is None and not args.no_compile:
+            compile_with = find_interpreter(args.python_version)
+            if compile_with is None:
+                raise PackagingError(
+                    f"no python{args.python_version} found (this interpreter, PATH, pyenv) to "
+                    "compile the .pyc files for the runtime. Without them every cold start "
+                    "compiles what it imports (about 2.5 times as long). Name one with "
+                    "--compile-with PYTHON, or ship sources only with --no-compile "
+                    "(make package PACKAGE_ARGS=--no-compile)"
+                )
         report = build_package(
             python_version=args.python_version,
             architecture=args.architecture,
@@ -477,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except PackagingError as exc:
         print(f"package_lambda: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the output path is a folder or cannot be created
+        print(f"package_lambda: cannot build {args.output}: {exc}", file=sys.stderr)
         return 1
     mebibyte = 1024 * 1024
     print(

@@ -371,14 +371,15 @@ def _main_with_fake_build(
     return status, seen
 
 
-def test_without_the_runtime_python_the_build_warns_and_ships_sources(
+def test_without_the_runtime_python_the_build_stops_and_says_how_to_go_on(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, seen = _main_with_fake_build(monkeypatch, tmp_path, [], found=None)
-    captured = capsys.readouterr()
-    assert (status, seen) == (0, [None])
-    assert "no python3.13 found" in captured.err and "--compile-with" in captured.err
-    assert "no .pyc" in captured.out
+    error = capsys.readouterr().err
+    assert (status, seen) == (1, [])
+    assert "no python3.13 found" in error
+    assert "--compile-with PYTHON" in error and "--no-compile" in error
+    assert "Traceback" not in error
 
 
 def test_the_runtime_python_is_found_or_named_or_declined(
@@ -390,5 +391,94 @@ def test_the_runtime_python_is_found_or_named_or_declined(
     declined = _main_with_fake_build(monkeypatch, tmp_path, ["--no-compile"], found="/py313")
     assert declined == (0, [None])
     captured = capsys.readouterr()
-    assert "warning" not in captured.err
+    assert captured.err == ""
     assert ".pyc compiled by /py313 (unchecked-hash)" in captured.out
+    assert "no .pyc" in captured.out  # the --no-compile build says so
+
+
+def test_a_bad_target_is_refused_before_looking_for_an_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, seen = _main_with_fake_build(
+        monkeypatch, tmp_path, ["--python-version", "3.x"], found=None
+    )
+    error = capsys.readouterr().err
+    assert (status, seen) == (1, [])
+    assert "python version must look like 3.13" in error
+    assert "no python" not in error
+
+
+def test_outside_the_project_virtualenv_the_build_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an interpreter without the project installed (its pins would be other versions)
+    script = load_script()
+    monkeypatch.setattr(script, "PROJECT_DISTRIBUTION", "timeline-ws-not-installed")
+    monkeypatch.setattr(script, "build_package", lambda **kwargs: pytest.fail("built"))
+    # When the packager runs there
+    status = script.main(["--no-compile", "--output", str(tmp_path / "out.zip")])
+    # Then it stops and names the virtualenv
+    assert status == 1
+    assert ".venv/bin/python" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_a_message_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an output path that is a folder
+    script = load_script()
+    tree = _tree_with_bytecode(tmp_path)
+    output = tmp_path / "out.zip"
+    output.mkdir()
+    # When the zip is written there, directly and through the command line
+    with pytest.raises(IsADirectoryError):
+        script.write_zip(tree, output)
+
+    def build(**kwargs: Any) -> Any:
+        return script.write_zip(tree, kwargs["output"])
+
+    monkeypatch.setattr(script, "build_package", build)
+    status = script.main(["--no-compile", "--output", str(output)])
+    # Then it fails with one line, and no half-written zip is left behind
+    error = capsys.readouterr().err
+    assert status == 1
+    assert error.startswith(f"package_lambda: cannot build {output}") and "Traceback" not in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "tree"]
+
+
+def _fake_interpreter(folder: Path, body: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "python-fake"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_an_interpreter_that_is_missing_or_hangs_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    script = load_script()
+    monkeypatch.setattr(script, "PROBE_TIMEOUT_SECONDS", 1)
+    with pytest.raises(script.PackagingError, match="does not exist or does not run"):
+        script.check_interpreter(str(tmp_path / "nope" / "python3.13"), "3.13")
+    hanging = _fake_interpreter(tmp_path / "hang", "exec sleep 30")
+    with pytest.raises(script.PackagingError, match="does not exist or does not run"):
+        script.check_interpreter(hanging, "3.13")
+
+
+def test_the_compiler_gets_the_callers_environment_as_a_pyenv_shim_needs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an interpreter that, like a pyenv shim, only works with a variable of its own
+    script = load_script()
+    shim = _fake_interpreter(
+        tmp_path / "shim", f'[ "$SHIM_VERSION" = on ] || exit 127\nexec {sys.executable} "$@"'
+    )
+    monkeypatch.setenv("SHIM_VERSION", "on")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nothing-here"))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = _compiled_tree(tmp_path / "src")
+    # When it compiles the package
+    script.compile_bytecode(tmp_path / "src", shim, version)
+    # Then it ran (the variable reached it) and wrote the bytecode
+    assert target.is_file()
