@@ -6,11 +6,18 @@ open client pings on its interval (``{"action":"ping","id":"<client>-<seq>"}``),
 ping at a per-client offset within the interval so the pings spread evenly. **Drain**: no
 new pings; each client waits (at most ``drain_timeout_seconds``) for its outstanding pongs,
 then closes with 1000. A close the client did not start is an unexpected disconnect,
-counted by its close code (1006 when the socket vanished without a close frame).
+counted by its close code (1006 when the socket vanished without a close frame). An
+``interrupt`` (Ctrl-C in the command) ends the ramp or the hold early and goes straight to
+the drain, so an interrupted run still reports what it saw.
 
-Everything is bounded: the connection count, the duration, each handshake
-(``open_timeout_seconds``), the drain and the whole run (a hard deadline after which
-unfinished clients are cancelled and counted as failed with ``CancelledAtDeadline``).
+A handshake the server refuses with 401, 403 or 429 is a rejection on purpose (a token it
+does not accept, a connection limit); any other HTTP status (404, 5xx, ...) is a failure,
+counted as ``HTTP <status>``: a store that is down answers 503, and that is what a load
+test is there to catch.
+
+Everything is bounded: the connection count, the ramp (at most an hour), the duration, each
+handshake (``open_timeout_seconds``), the drain and the whole run (a hard deadline after
+which unfinished clients are cancelled and counted as failed with ``CancelledAtDeadline``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ from entrypoints.loadtest.stats import Distribution, LoadtestReport
 MAX_CONNECTIONS: Final = 20_000
 MAX_DURATION_SECONDS: Final = 3_600.0
 MAX_RAMP_RATE_PER_SECOND: Final = 5_000.0
+MAX_RAMP_SECONDS: Final = 3_600.0
+DELIBERATE_REJECTION_STATUSES: Final = frozenset({401, 403, 429})
+"""HTTP statuses with which a server refuses a handshake on purpose (bad token, a limit)."""
+_TIMEOUT_OPTIONS: Final = {
+    "open_timeout_seconds": "--open-timeout",
+    "drain_timeout_seconds": "--drain-timeout",
+    "close_timeout_seconds": "close timeout",
+}
 TICK_SECONDS: Final = 0.5
 USER_AGENT: Final = "timeline-ws-loadtest"
 _GOLDEN_RATIO_FRACTION: Final = 0.6180339887498949
@@ -64,9 +79,15 @@ class LoadtestPlan:
 
     def validate(self) -> None:
         """Check every bound; raise :class:`PlanError` naming the first value outside it."""
-        scheme = urllib.parse.urlsplit(self.url).scheme
-        if scheme not in {"ws", "wss"}:
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in {"ws", "wss"}:
             raise PlanError("the URL must start with ws:// or wss://")
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError as error:
+            raise PlanError(f"the URL's port is not valid: {error}") from None
+        if not parts.hostname:
+            raise PlanError("the URL has no host")
         if not 1 <= self.connections <= MAX_CONNECTIONS:
             raise PlanError(f"--connections must be within 1..{MAX_CONNECTIONS}")
         if not 0 < self.duration_seconds <= MAX_DURATION_SECONDS:
@@ -75,9 +96,14 @@ class LoadtestPlan:
             raise PlanError("--ping-interval must be a positive number of seconds")
         if not 0 < self.ramp_rate_per_second <= MAX_RAMP_RATE_PER_SECOND:
             raise PlanError(f"--ramp-rate must be within (0, {MAX_RAMP_RATE_PER_SECOND:.0f}]/s")
-        for name in ("open_timeout_seconds", "drain_timeout_seconds", "close_timeout_seconds"):
+        if self.ramp_seconds > MAX_RAMP_SECONDS:
+            raise PlanError(
+                f"--ramp-rate is too low: starting {self.connections} connections would take "
+                f"{self.ramp_seconds:.0f} s (at most {MAX_RAMP_SECONDS:.0f} s)"
+            )
+        for name, option in _TIMEOUT_OPTIONS.items():
             if not 0 < getattr(self, name) <= 300:
-                raise PlanError(f"{name} must be within (0, 300] seconds")
+                raise PlanError(f"{option} must be within (0, 300] seconds")
 
     @property
     def ramp_seconds(self) -> float:
@@ -187,7 +213,11 @@ class SimulatedClient:
                 max_queue=64,
             )
         except InvalidStatus as error:
-            stats.rejected[error.response.status_code] += 1
+            status = error.response.status_code
+            if status in DELIBERATE_REJECTION_STATUSES:
+                stats.rejected[status] += 1
+            else:
+                stats.failed[f"HTTP {status}"] += 1
             return
         except Exception as error:  # anything else is a failure to report, not to raise
             stats.failed[type(error).__name__] += 1
@@ -281,18 +311,21 @@ async def run_load(
     *,
     sampler: RssSampler | None = None,
     tick: Tick | None = None,
+    interrupt: asyncio.Event | None = None,
 ) -> LoadtestReport:
     """Run ``plan`` with ``tokens`` (connection ``i`` uses ``tokens[i % len(tokens)]``).
 
     ``sampler`` samples a local server's RSS every tick; ``tick`` is called every 0.5 s with
-    the running counts (the progress display). Returns the report; never raises for what the
-    clients observe.
+    the running counts (the progress display); setting ``interrupt`` ends the ramp or hold
+    early (then the drain runs and the report says ``interrupted``). Returns the report;
+    never raises for what the clients observe.
 
     Raises:
         ValueError: on an empty ``tokens``.
     """
     if not tokens:
         raise ValueError("at least one token is needed")
+    interrupt = interrupt or asyncio.Event()
     stats = LiveStats()
     stop = asyncio.Event()
     started = time.monotonic()
@@ -303,8 +336,10 @@ async def run_load(
             for index in range(plan.connections):
                 due = started + index / plan.ramp_rate_per_second
                 delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                if delay > 0 and await _interrupted_within(interrupt, delay):
+                    break
+                if interrupt.is_set():
+                    break
                 client = SimulatedClient(
                     index=index,
                     url=url_with_token(plan.url, tokens[index % len(tokens)]),
@@ -313,8 +348,9 @@ async def run_load(
                     stop=stop,
                 )
                 tasks.append(asyncio.create_task(client.run()))
-            stats.phase = "hold"
-            await asyncio.sleep(plan.duration_seconds)
+            if not interrupt.is_set():
+                stats.phase = "hold"
+                await _interrupted_within(interrupt, plan.duration_seconds)
             stats.phase = "drain"
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -354,7 +390,18 @@ async def run_load(
         error_frames=stats.error_frames,
         wall_seconds=time.monotonic() - started,
         server=None if sampler is None else sampler.figures(stats.peak_open),
+        interrupted=interrupt.is_set(),
     )
+
+
+async def _interrupted_within(interrupt: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``interrupt`` is set; True when it was set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await interrupt.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _tick_forever(stats: LiveStats, sampler: RssSampler | None, tick: Tick | None) -> None:

@@ -1,8 +1,11 @@
 """The ``timeline-ws loadtest`` sub-command: arguments, token source, limits, report, exit status.
 
-Exit status: 0 when the run passed (disconnect rate under 1% and no connection failed
-without an HTTP refusal), 1 when it did not, 2 on a usage error (bad arguments, no tokens,
-a file descriptor limit that cannot be raised).
+Exit status: 0 when the run passed (disconnect rate under 1%, no connection failed without
+being refused on purpose with 401/403/429, under 1% of the pings unanswered), 1 when it did
+not, 2 on a usage error (bad arguments, no tokens, a ``--json`` path that cannot be written,
+a file descriptor limit that cannot be raised), 130 when stopped with Ctrl-C (SIGINT) or
+SIGTERM: the clients then drain and close, and the report of what was seen is printed (and
+written with ``--json``). A second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
@@ -10,16 +13,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import resource
+import signal
 import sys
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Final
 
-from entrypoints.loadtest.clients import LoadtestPlan, PlanError, run_load
-from entrypoints.loadtest.server_process import RssSampler, is_local_host, pid_listening_on
+from entrypoints.loadtest.clients import LoadtestPlan, PlanError, Tick, run_load
+from entrypoints.loadtest.server_process import (
+    RssSampler,
+    is_local_host,
+    pid_listening_on,
+    rss_bytes,
+)
+from entrypoints.loadtest.stats import LoadtestReport
 from entrypoints.loadtest.tokens import (
     TokenSourceError,
     minted_tokens,
@@ -217,17 +228,39 @@ def _tokens(args: argparse.Namespace, plan: LoadtestPlan) -> list[str]:
     return tokens
 
 
+def check_json_path(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` can be written (checked before a long run).
+
+    Raises:
+        ValueError: ``path`` is a folder, its folder does not exist, or cannot be written.
+    """
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"--json {path}: the folder {folder} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"--json {path} cannot be written")
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--json {path}: the folder {folder} cannot be written")
+
+
 def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> RssSampler | None:
     pid = args.server_pid
-    if pid is None:
-        parts = urllib.parse.urlsplit(plan.url)
-        if parts.hostname is None or not is_local_host(parts.hostname):
+    if pid is not None:
+        if pid <= 0 or rss_bytes(pid) is None:
+            print(
+                f"timeline-ws loadtest: no process {pid} to sample (or not ours to read): "
+                "the report has no server figures",
+                file=sys.stderr,
+            )
             return None
-        port = parts.port or (443 if parts.scheme == "wss" else 80)
-        pid = pid_listening_on(port)
-        if pid is None:
-            return None
-    return RssSampler(pid)
+        return RssSampler(pid)
+    parts = urllib.parse.urlsplit(plan.url)
+    if parts.hostname is None or not is_local_host(parts.hostname):
+        return None
+    found = pid_listening_on(parts.port or (443 if parts.scheme == "wss" else 80))
+    return None if found is None else RssSampler(found)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
             drain_timeout_seconds=args.drain_timeout,
         )
         tokens = _tokens(args, plan)
+        if args.json_path is not None:
+            check_json_path(args.json_path)
     except (PlanError, TokenSourceError, ValueError) as error:
         print(f"timeline-ws loadtest: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -259,12 +294,46 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sampler = _sampler(args, plan)
     if args.quiet:
-        report = asyncio.run(run_load(plan, tokens, sampler=sampler))
+        report = asyncio.run(_run_until_done_or_interrupted(plan, tokens, sampler, None))
     else:
         with ProgressDisplay(plan) as display:
-            report = asyncio.run(run_load(plan, tokens, sampler=sampler, tick=display.update))
+            report = asyncio.run(
+                _run_until_done_or_interrupted(plan, tokens, sampler, display.update)
+            )
     for line in report.lines():
         print(line)
     if args.json_path is not None:
-        args.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        try:
+            args.json_path.write_text(
+                json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
+        except OSError as error:
+            print(f"timeline-ws loadtest: --json {args.json_path}: {error}", file=sys.stderr)
+            return max(report.exit_status, 1)
     return report.exit_status
+
+
+async def _run_until_done_or_interrupted(
+    plan: LoadtestPlan, tokens: list[str], sampler: RssSampler | None, tick: Tick | None
+) -> LoadtestReport:
+    """``run_load`` with SIGINT and SIGTERM turned into its ``interrupt`` (the first one only)."""
+    loop = asyncio.get_running_loop()
+    interrupt = asyncio.Event()
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+
+    def interrupted() -> None:
+        interrupt.set()
+        for number in stop_signals:  # a second signal stops at once, the default way
+            loop.remove_signal_handler(number)
+        print(
+            "\ntimeline-ws loadtest: interrupted; closing the connections (again to abort)",
+            file=sys.stderr,
+        )
+
+    for number in stop_signals:
+        loop.add_signal_handler(number, interrupted)
+    try:
+        return await run_load(plan, tokens, sampler=sampler, tick=tick, interrupt=interrupt)
+    finally:
+        for number in stop_signals:
+            loop.remove_signal_handler(number)

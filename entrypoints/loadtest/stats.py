@@ -10,9 +10,13 @@ import attrs
 
 MAX_DISCONNECT_RATE_PERCENT: Final = 1.0
 """The run fails when unexpected disconnects reach 1% of the connections established."""
+MAX_UNANSWERED_PINGS_PERCENT: Final = 1.0
+"""The run fails when pings without a pong (by the end of the drain) reach 1% of those sent."""
 
 EXIT_PASSED: Final = 0
 EXIT_FAILED: Final = 1
+EXIT_INTERRUPTED: Final = 130
+"""128 + SIGINT, the shell's status for a command stopped with Ctrl-C."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -56,6 +60,16 @@ class Distribution:
             count=len(ordered), p50_ms=ms(0.50), p95_ms=ms(0.95), p99_ms=ms(0.99), max_ms=ms(1.0)
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"count", "p50", "p95", "p99", "max"}``, in milliseconds (``None`` when empty)."""
+        return {
+            "count": self.count,
+            "p50": self.p50_ms,
+            "p95": self.p95_ms,
+            "p99": self.p99_ms,
+            "max": self.max_ms,
+        }
+
     def cells(self) -> list[str]:
         """The four figures formatted for a table (``-`` when there are none)."""
         return [
@@ -83,10 +97,11 @@ class LoadtestReport:
     """What one run observed. Counts are connections or frames; times are seconds or ms.
 
     ``url`` never carries a query string (tokens travel there). ``rejected`` counts
-    handshakes the server refused on purpose, by HTTP status; ``failed`` counts connections
-    that could not be established for any other reason, by exception name;
-    ``unexpected_disconnects`` counts closes the client did not ask for, by close code
-    (1006 when the socket vanished without a close frame).
+    handshakes the server refused on purpose (401, 403, 429), by HTTP status; ``failed``
+    counts connections that could not be established for any other reason, by exception
+    name or ``HTTP <status>`` (404, 503, ...); ``unexpected_disconnects`` counts closes the
+    client did not ask for, by close code (1006 when the socket vanished without a close
+    frame). ``interrupted``: the run was stopped early (Ctrl-C); it then never passes.
     """
 
     url: str
@@ -107,6 +122,7 @@ class LoadtestReport:
     error_frames: int
     wall_seconds: float
     server: ServerFigures | None = None
+    interrupted: bool = False
 
     @property
     def rejected_total(self) -> int:
@@ -131,22 +147,46 @@ class LoadtestReport:
         return 100.0 * self.unexpected_disconnects_total / self.established
 
     @property
+    def unanswered_pings(self) -> int:
+        """Pings that got no pong by the end of the drain (error frames included)."""
+        return max(0, self.pings_sent - self.pongs_received)
+
+    @property
+    def unanswered_pings_percent(self) -> float:
+        """Unanswered pings per 100 sent (0 when none was sent)."""
+        if not self.pings_sent:
+            return 0.0
+        return 100.0 * self.unanswered_pings / self.pings_sent
+
+    @property
     def passed(self) -> bool:
-        """True when the disconnect rate is under 1% and no connection failed unintendedly.
+        """True when the run completed, the disconnect rate is under 1%, no connection failed
+        without being rejected on purpose, and under 1% of the pings went unanswered.
 
         A run that established no connection at all proves nothing, so it does not pass
         either (every attempt rejected, e.g. with tokens the pool does not accept).
         """
         return (
-            self.established > 0
+            not self.interrupted
+            and self.established > 0
             and self.failed_total == 0
             and self.disconnect_rate_percent < MAX_DISCONNECT_RATE_PERCENT
+            and self.unanswered_pings_percent < MAX_UNANSWERED_PINGS_PERCENT
             and self.established + self.rejected_total == self.attempted
         )
 
     @property
+    def verdict(self) -> str:
+        """``PASSED``, ``FAILED`` or ``INTERRUPTED``."""
+        if self.interrupted:
+            return "INTERRUPTED"
+        return "PASSED" if self.passed else "FAILED"
+
+    @property
     def exit_status(self) -> int:
-        """0 when :attr:`passed`, else 1."""
+        """0 when :attr:`passed`, 130 when interrupted, else 1."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_PASSED if self.passed else EXIT_FAILED
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,19 +217,23 @@ class LoadtestReport:
             "unexpectedDisconnectsTotal": self.unexpected_disconnects_total,
             "disconnectRatePercent": round(self.disconnect_rate_percent, 4),
             "peakOpen": self.peak_open,
-            "connectLatencyMs": attrs.asdict(self.connect_latency),
-            "pongRoundTripMs": attrs.asdict(self.pong_rtt),
+            "connectLatencyMs": self.connect_latency.to_dict(),
+            "pongRoundTripMs": self.pong_rtt.to_dict(),
             "pingsSent": self.pings_sent,
             "pongsReceived": self.pongs_received,
+            "unansweredPings": self.unanswered_pings,
+            "unansweredPingsPercent": round(self.unanswered_pings_percent, 4),
             "errorFrames": self.error_frames,
             "wallSeconds": round(self.wall_seconds, 3),
             "server": server,
+            "interrupted": self.interrupted,
             "passed": self.passed,
+            "verdict": self.verdict,
         }
 
     def lines(self) -> list[str]:
         """The report as plain text lines (what the command prints at the end)."""
-        verdict = "PASSED" if self.passed else "FAILED"
+        verdict = self.verdict
         rejected = ", ".join(f"{status}: {n}" for status, n in sorted(self.rejected.items()))
         failed = ", ".join(f"{name}: {n}" for name, n in sorted(self.failed.items()))
         closes = ", ".join(
@@ -204,6 +248,7 @@ class LoadtestReport:
             f"  disconnects   unexpected {self.unexpected_disconnects_total}"
             f"{f' ({closes})' if closes else ''}, rate {self.disconnect_rate_percent:.2f}%",
             f"  pings         sent {self.pings_sent}, pongs received {self.pongs_received}, "
+            f"unanswered {self.unanswered_pings} ({self.unanswered_pings_percent:.2f}%), "
             f"error frames {self.error_frames}",
             "                   p50 ms   p95 ms   p99 ms   max ms",
             "  connect       " + "".join(f"{c:>9}" for c in self.connect_latency.cells()),

@@ -233,7 +233,7 @@ def render(result: ColdStartResult) -> str:
         "1st event ms",
         "x import boto3",
         "target",
-        "",
+        "verdict",
     ]
     lines = [
         table(

@@ -140,11 +140,13 @@ def render(report: dict[str, Any]) -> str:
         f"ramp {report['rampRatePerSecond']:g}/s; serve + redis-server + loadtest on one machine)",
         "",
         f"  attempted {report['attempted']}, established {report['established']}, "
-        f"rejected {report['rejectedTotal']} {report['rejected'] or ''}, failed "
-        f"{report['failedTotal']} {report['failed'] or ''}, peak open {report['peakOpen']}",
-        f"  unexpected disconnects {report['unexpectedDisconnectsTotal']} "
-        f"({report['disconnectRatePercent']:.2f}%), pings {report['pingsSent']}, "
-        f"pongs {report['pongsReceived']}, error frames {report['errorFrames']}",
+        f"rejected {report['rejectedTotal']}{_counts(report['rejected'])}, "
+        f"failed {report['failedTotal']}{_counts(report['failed'])}, "
+        f"peak open {report['peakOpen']}",
+        f"  unexpected disconnects {report['unexpectedDisconnectsTotal']}"
+        f"{_counts(report['unexpectedDisconnects'])} ({report['disconnectRatePercent']:.2f}%), "
+        f"pings {report['pingsSent']}, pongs {report['pongsReceived']}, "
+        f"unanswered {report['unansweredPings']}, error frames {report['errorFrames']}",
         "                  p50 ms   p95 ms   p99 ms   max ms",
         "  connect      " + _cells(connect),
         "  pong RTT     " + _cells(rtt),
@@ -155,14 +157,17 @@ def render(report: dict[str, Any]) -> str:
             f"{server['peakRssBytes'] / 2**20:.1f} MiB, per connection "
             f"{'-' if per is None else f'{per / 1024:.1f} KiB'}"
         )
-    lines.append(
-        f"  verdict: {'PASSED' if report['passed'] else 'FAILED'} (exit {report['exitStatus']})"
-    )
+    lines.append(f"  verdict: {report['verdict']} (exit {report['exitStatus']})")
     return "\n".join(lines)
 
 
 def _cells(distribution: dict[str, Any]) -> str:
     return "".join(
         f"{'-' if distribution[key] is None else f'{distribution[key]:.1f}':>9}"
-        for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+        for key in ("p50", "p95", "p99", "max")
     )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """`` (401: 2, HTTP 503: 1)`` for a non-empty count map, else nothing."""
+    return f" ({', '.join(f'{key}: {n}' for key, n in counts.items())})" if counts else ""

@@ -72,7 +72,7 @@ def comparison_table(title: str, comparisons: list[Comparison]) -> str:
         "ratio",
         "p99 ratio",
         "target",
-        "",
+        "verdict",
     ]
     return table(title, header, rows)
 

@@ -2,12 +2,16 @@
 
 A small run (50 connections, 10 s, 1 s pings) through the real CLI entrypoint: every
 connection is established, none closes unexpectedly, and every ping is answered. Timing
-figures are printed for the log, never asserted.
+figures are printed for the log, never asserted. And a run stopped with Ctrl-C, in its own
+process: it drains, reports, writes its JSON and exits 130.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,3 +113,56 @@ def test_given_tokens_the_pool_does_not_accept_when_loadtesting_then_rejections_
     assert report["passed"] is False
     assert status == 1
     assert "not-a-jwt" not in capsys.readouterr().out
+
+
+def test_given_a_long_run_when_it_gets_ctrl_c_then_it_drains_reports_and_exits_130(
+    gateway: Callable[..., RunningGateway],
+    state_dir: Path,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+) -> None:
+    # Given: the real command in its own process, planned to hold 10 connections for an hour
+    running = gateway()
+    report_path = tmp_path / "report.json"
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from entrypoints.cli import main; sys.exit(main())",
+        "loadtest",
+        running.ws_url,
+        "--connections",
+        "10",
+        "--duration",
+        "3600",
+        "--ping-interval",
+        "1",
+        "--state-dir",
+        str(state_dir),
+        "--quiet",
+        "--json",
+        str(report_path),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(
+            lambda: len(redis_client.keys("ws:connection:*")) == 10,
+            timeout=30,
+            what="all 10 connections stored",
+        )
+        # When: Ctrl-C
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    # Then: no traceback, the report of what was seen, exit 130, and every socket closed cleanly
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert process.returncode == 130
+    assert "INTERRUPTED" in stdout
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True and report["verdict"] == "INTERRUPTED"
+    assert report["established"] == 10
+    assert report["unexpectedDisconnectsTotal"] == 0
+    wait_until(lambda: not redis_client.keys("ws:connection:*"), what="every record removed")

@@ -3,7 +3,8 @@
 The server answers pings with pongs echoing the id, and per token: ``reject`` is refused
 with HTTP 401 during the handshake, ``drop`` is closed by the server with 1011 after its
 first ping, ``vanish`` loses its TCP connection without a close frame, ``mute`` never gets
-a pong. What the clients must tell apart: refused on purpose, failed, closed unexpectedly.
+a pong, ``unavailable`` is refused with 503 and ``missing`` with 404. What the clients must
+tell apart: refused on purpose, failed, closed unexpectedly.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from entrypoints.loadtest.clients import LoadtestPlan, run_load
+from entrypoints.loadtest.clients import LiveStats, LoadtestPlan, run_load
 from tests.support.servers import free_port
 
 
@@ -47,10 +48,16 @@ async def _handler(connection: ServerConnection) -> None:
         await connection.send("not json")
 
 
+_REFUSALS = {
+    "reject": HTTPStatus.UNAUTHORIZED,
+    "unavailable": HTTPStatus.SERVICE_UNAVAILABLE,
+    "missing": HTTPStatus.NOT_FOUND,
+}
+
+
 def _process_request(connection: ServerConnection, request: Request) -> Response | None:
-    if _token(request.path) == "reject":
-        return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid token\n")
-    return None
+    status = _REFUSALS.get(_token(request.path))
+    return None if status is None else connection.respond(status, f"{status.phrase}\n")
 
 
 @asynccontextmanager
@@ -142,3 +149,50 @@ def test_given_a_server_that_never_finishes_handshakes_then_clients_time_out_as_
 
     assert report.failed == {"TimeoutError": 2}
     assert report.exit_status == 1
+
+
+def test_given_refusals_that_are_not_on_purpose_then_they_are_failures_not_rejections() -> None:
+    # Given: one token refused with 401 (on purpose), one with 503 (store down), one with 404
+    tokens = ["ok", "reject", "unavailable", "missing"]
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with scripted_server() as url:
+            return await run_load(plan(url, len(tokens)), tokens)
+
+    report = asyncio.run(scenario())
+
+    # Then: only the 401 is a rejection; the 503 and 404 fail the run
+    assert report.rejected == {401: 1}
+    assert report.failed == {"HTTP 503": 1, "HTTP 404": 1}
+    assert report.established == 1
+    assert report.exit_status == 1
+
+
+def test_given_an_interrupt_during_the_hold_then_the_clients_drain_close_and_report() -> None:
+    # Given: a run planned for an hour, interrupted once three pongs came back
+    interrupt_holder: list[asyncio.Event] = []
+
+    def tick(stats: LiveStats) -> None:
+        if stats.pongs_received >= 3:
+            interrupt_holder[0].set()
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        interrupt_holder.append(asyncio.Event())
+        async with scripted_server() as url:
+            return await run_load(
+                plan(url, 3, duration_seconds=3600.0),
+                ["ok"],
+                tick=tick,
+                interrupt=interrupt_holder[0],
+            )
+
+    report = asyncio.run(scenario())
+
+    # Then: it stopped long before the hour, closed cleanly and says it was interrupted
+    assert report.interrupted
+    assert report.wall_seconds < 60
+    assert report.established == 3
+    assert report.unexpected_disconnects == {}
+    assert report.pongs_received >= 3
+    assert report.verdict == "INTERRUPTED"
+    assert report.exit_status == 130

@@ -106,6 +106,22 @@ def test_a_failed_connection_fails_the_run_but_a_rejected_one_does_not() -> None
     assert report(rejected={429: 1}, established=99).passed
 
 
+def test_one_percent_unanswered_pings_fail_the_run() -> None:
+    assert report(pongs_received=990).unanswered_pings_percent == 1.0
+    assert report(pongs_received=990).exit_status == 1
+    assert report(pongs_received=991).passed
+    document = report(pongs_received=990).to_dict()
+    assert (document["unansweredPings"], document["unansweredPingsPercent"]) == (10, 1.0)
+
+
+def test_an_interrupted_run_never_passes_and_exits_130() -> None:
+    stopped = report(interrupted=True)
+    assert not stopped.passed
+    assert (stopped.verdict, stopped.exit_status) == ("INTERRUPTED", 130)
+    assert stopped.to_dict()["interrupted"] is True
+    assert "INTERRUPTED" in stopped.lines()[0]
+
+
 def test_a_run_that_established_nothing_fails() -> None:
     assert not report(rejected={401: 100}, established=0, peak_open=0).passed
 
@@ -122,7 +138,7 @@ def test_the_json_form_has_every_figure_and_no_query_string() -> None:
     assert document["rejected"] == {"401": 2}
     assert document["rejectedTotal"] == 2
     assert document["unexpectedDisconnects"] == {"1006": 1}
-    assert document["connectLatencyMs"]["p50_ms"] == 2.0
+    assert document["connectLatencyMs"]["p50"] == 2.0
     assert document["server"]["peakRssBytes"] == 20
     assert json.loads(json.dumps(document)) == document
 
@@ -163,8 +179,20 @@ def test_plans_outside_their_bounds_are_refused() -> None:
         LoadtestPlan(**good, ping_interval_seconds=0.0)  # type: ignore[arg-type]
     with pytest.raises(PlanError):
         LoadtestPlan(**good, ping_interval_seconds=1.0, ramp_rate_per_second=0.0)  # type: ignore[arg-type]
-    with pytest.raises(PlanError):
+    with pytest.raises(PlanError, match="--open-timeout"):
         LoadtestPlan(**good, ping_interval_seconds=1.0, open_timeout_seconds=0.0)  # type: ignore[arg-type]
+    with pytest.raises(PlanError, match="--drain-timeout"):
+        LoadtestPlan(**good, ping_interval_seconds=1.0, drain_timeout_seconds=301.0)  # type: ignore[arg-type]
+    for url in ("ws://127.0.0.1:99999/ws", "ws://localhost:abc/ws"):
+        with pytest.raises(PlanError, match="port"):
+            LoadtestPlan(**{**good, "url": url}, ping_interval_seconds=1.0)  # type: ignore[arg-type]
+    with pytest.raises(PlanError, match="no host"):
+        LoadtestPlan(**{**good, "url": "ws:///ws"}, ping_interval_seconds=1.0)  # type: ignore[arg-type]
+    # A ramp is bounded too: 2 connections at one per 2 hours would take 7,200 s
+    with pytest.raises(PlanError, match="--ramp-rate is too low"):
+        LoadtestPlan(
+            **{**good, "connections": 2}, ping_interval_seconds=1.0, ramp_rate_per_second=1 / 7200
+        )  # type: ignore[arg-type]
 
 
 def test_the_plan_shows_its_url_without_the_query_and_bounds_its_wall_time() -> None:
@@ -341,6 +369,28 @@ def test_the_command_needs_the_development_key_or_a_token_file(tmp_path: Path, c
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     assert main(["loadtest", "ws://127.0.0.1:1/ws", "--token-file", str(empty)]) == 2
+
+
+def test_a_json_path_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, capsys
+) -> None:
+    # Nothing listens on port 1: reaching the run would fail with status 1, not 2
+    url = "ws://127.0.0.1:1/ws?token=t"
+    for path, message in (
+        (tmp_path, "is a folder"),
+        (tmp_path / "missing" / "out.json", "does not exist"),
+    ):
+        assert main(["loadtest", url, "--connections", "1", "--json", str(path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_server_pid_that_does_not_exist_gives_a_warning_and_no_figures(capsys) -> None:
+    plan = LoadtestPlan(
+        url="ws://127.0.0.1:1/ws", connections=1, duration_seconds=1, ping_interval_seconds=1
+    )
+    for pid in (-1, 2**22 + 12345):
+        assert _sampler(argparse.Namespace(url=plan.url, server_pid=pid), plan) is None
+        assert f"no process {pid}" in capsys.readouterr().err
 
 
 def test_server_memory_is_sampled_only_for_a_local_server(tmp_path: Path) -> None:
