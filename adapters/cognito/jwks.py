@@ -13,14 +13,15 @@ case knows that tokens are JWTs.
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import logging
 import re
 import time
 import urllib.parse
-import urllib.request
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    import urllib.request
 
 from domain.errors import VerifierUnavailableError
 
@@ -123,11 +124,20 @@ class StaticJwksFetcher(JwksFetcher):
         return copy.deepcopy(self._jwks)
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A JWKS is served in place; a redirect (possibly to another scheme) is a failure."""
+def _opener_refusing_redirects() -> urllib.request.OpenerDirector:
+    """A urllib opener that treats any redirect as a failure (a JWKS is served in place).
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    ``urllib.request`` and ``http.client`` are imported here, not at module level: with a
+    preloaded JWKS (``COGNITO_JWKS``) a cold ``$connect`` never builds an HTTP fetcher and
+    saves their ~10 ms of imports (tests/benchmarks/RESULTS.md, "Cold start").
+    """
+    import urllib.request
+
+    class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(RefuseRedirects)
 
 
 class HttpJwksFetcher(JwksFetcher):
@@ -164,7 +174,7 @@ class HttpJwksFetcher(JwksFetcher):
         self.url = url
         self._timeout_seconds = float(timeout_seconds)
         self._max_bytes = max_bytes
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
+        self._opener = _opener_refusing_redirects()
 
     def fetch(self) -> dict[str, Any]:
         """GET the URL and return the JWKS document.
@@ -173,6 +183,8 @@ class HttpJwksFetcher(JwksFetcher):
             VerifierUnavailableError: connection error, timeout, HTTP status other than 200,
                 a body over ``max_bytes``, or a body that is not a JWKS document.
         """
+        import http.client  # already imported by the opener: a dictionary lookup
+
         try:
             body = self._get()
             return parse_jwks(body)
@@ -188,6 +200,8 @@ class HttpJwksFetcher(JwksFetcher):
             ) from error
 
     def _get(self) -> bytes:
+        import urllib.request  # already imported by the opener: a dictionary lookup
+
         deadline = time.monotonic() + self._timeout_seconds
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
             self.url,
