@@ -226,7 +226,11 @@ def test_runtime_and_architecture_match_what_make_package_builds(tf: Stack) -> N
     assert tf.variables["lambda_runtime"]["default"] == f"python{python.group(1)}"
     assert tf.variables["lambda_architecture"]["default"] == arch.group(1)
     assert tf.variables["lambda_package_path"]["default"] == "../dist/timeline-ws-lambda.zip"
-    assert re.search(r"^package:.*\n\t.*--output dist/timeline-ws-lambda\.zip$", makefile, re.M)
+    assert re.search(
+        r"^package:.*\n\t.*--output dist/timeline-ws-lambda\.zip( \$\(PACKAGE_ARGS\))?$",
+        makefile,
+        re.M,
+    )
 
 
 def test_manage_connections_is_granted_on_this_stages_connections_only(tf: Stack) -> None:
