@@ -38,11 +38,15 @@ class LiveConnection:
         close_request: set once the gateway decided to close (DELETE, idle timeout, maximum
             duration, shutdown, oversized or binary frame); the reader loop reports it.
         finished: set when ``$disconnect`` has run.
+        transport: the socket's transport, whose write buffer tells whether the client
+            reads (``@connections`` answers 429 while it stays full); None in tests that
+            build a connection without one.
     """
 
     client: ClientConnection
     socket: web.WebSocketResponse
     last_active_ms: int
+    transport: asyncio.BaseTransport | None = None
     close_request: CloseRequest | None = None
     finished: asyncio.Event = attrs.field(factory=asyncio.Event)
     closer: asyncio.Task[None] | None = None
@@ -70,6 +74,12 @@ class LiveConnection:
 
     async def _close(self, code: int) -> None:
         await self.socket.close(code=code)
+
+    def buffered_bytes(self) -> int:
+        """Bytes written to this client that its socket has not taken yet (0 without a transport)."""
+        if isinstance(self.transport, asyncio.WriteTransport):
+            return self.transport.get_write_buffer_size()
+        return 0
 
 
 class ConnectionRegistry:

@@ -14,8 +14,9 @@ and botocore's ``apigatewaymanagementapi`` 2018-11-29 service model, so the real
 Errors carry ``x-amzn-ErrorType`` (botocore reads the error code from it) and a JSON body
 ``{"message": …}``: 410 ``GoneException`` for an unknown or closing connection, 413
 ``PayloadTooLargeException`` over 128 KB, 429 ``LimitExceededException`` when the client does
-not read (its buffer stays full for 10 s), 403 ``ForbiddenException`` for an unsigned request
-(API Gateway requires SigV4; the signature itself is not checked locally).
+not read (more than 1 MiB of earlier frames still waits in the gateway for 10 s; the frame is
+then not sent), 403 ``ForbiddenException`` for an unsigned request (API Gateway requires
+SigV4; the signature itself is not checked locally).
 
 Paths: ``/@connections/{id}`` and ``/{stage}/@connections/{id}``; ``@`` may arrive as
 ``%40``; the id is URL-decoded exactly once (boto3 sends ``=`` as ``%3D``).
@@ -43,6 +44,13 @@ MAX_POST_BYTES: Final = 128 * 1024
 SEND_TIMEOUT_SECONDS: Final = 10.0
 """A POST whose frame the client does not take within 10 s answers 429 ``LimitExceededException``
 ("the WebSocket client side buffer is full", in the service model)."""
+
+MAX_CLIENT_BUFFER_BYTES: Final = 1024 * 1024
+"""How much written-but-untaken data one client may hold in the gateway (beyond what the
+kernel's socket buffers took) before a POST waits for room, and then answers 429: without
+this bound a client that never reads would grow the gateway's memory without limit."""
+
+_ROOM_POLL_SECONDS: Final = 0.05
 
 DELETE_CLOSE_CODE: Final = 1000
 DELETE_DISCONNECT_REASON: Final = "Connection Closed Normally"
@@ -102,11 +110,13 @@ class ManagementApi:
         stage: str,
         max_post_bytes: int = MAX_POST_BYTES,
         send_timeout_seconds: float = SEND_TIMEOUT_SECONDS,
+        max_client_buffer_bytes: int = MAX_CLIENT_BUFFER_BYTES,
     ) -> None:
         self._registry = registry
         self._stage = stage
         self._max_post_bytes = max_post_bytes
         self._send_timeout_seconds = send_timeout_seconds
+        self._max_client_buffer_bytes = max_client_buffer_bytes
 
     def matches(self, request: web.Request) -> bool:
         """Whether the request addresses ``@connections``."""
@@ -138,6 +148,13 @@ class ManagementApi:
             return _error(410, "GoneException", "Connection is gone")
         try:
             async with asyncio.timeout(self._send_timeout_seconds):
+                # aiohttp's own flow control is not enough here: it waits only every other
+                # frame or so, and after one timed-out wait it raises CancelledError (below)
+                # until the client reads; so the gateway bounds the buffer itself.
+                while connection.buffered_bytes() > self._max_client_buffer_bytes:
+                    await asyncio.sleep(_ROOM_POLL_SECONDS)
+                    if connection.closing:
+                        return _error(410, "GoneException", "Connection is gone")
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError:
@@ -146,6 +163,13 @@ class ManagementApi:
                     await connection.socket.send_str(text)
         except TimeoutError:
             # The client does not read: API Gateway's "client side buffer is full".
+            return _error(429, "LimitExceededException", "Limit Exceeded")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request is really being cancelled
+            # Not a cancellation of ours: aiohttp awaited again the drain waiter that an
+            # earlier timed-out POST cancelled, which it keeps until the client reads.
             return _error(429, "LimitExceededException", "Limit Exceeded")
         except ConnectionError:
             return _error(410, "GoneException", "Connection is gone")

@@ -261,7 +261,11 @@ class Gateway:
         if not 200 <= outcome.status < 300:
             return web.Response(status=outcome.status)
         socket_response = web.WebSocketResponse(
-            max_msg_size=self.settings.max_message_bytes, compress=False, autoping=True
+            # aiohttp closes with 1009 at max_msg_size bytes already (>=); API Gateway
+            # accepts a message of exactly 128 KB and refuses anything over it.
+            max_msg_size=self.settings.max_message_bytes + 1,
+            compress=False,
+            autoping=True,
         )
         protocol = _returned_protocol(outcome.response)
         if protocol:
@@ -273,7 +277,10 @@ class Gateway:
             await self._disconnect(client, ABNORMAL)
             raise
         connection = LiveConnection(
-            client=client, socket=socket_response, last_active_ms=client.connected_at_ms
+            client=client,
+            socket=socket_response,
+            last_active_ms=client.connected_at_ms,
+            transport=handshake.transport,
         )
         self.registry.add(connection)
         close = ABNORMAL

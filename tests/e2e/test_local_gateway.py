@@ -280,6 +280,27 @@ def test_given_a_130_kb_message_then_the_socket_closes_with_1009_and_the_record_
     wait_until(lambda: records(redis_client) == [], what="the record to be deleted")
 
 
+def test_given_a_message_of_exactly_128_kb_then_it_is_handled_and_one_byte_more_closes_with_1009(
+    gateway: Callable[..., RunningGateway],
+) -> None:
+    # API Gateway's limit is "over 128 KB"; a message of exactly 131,072 bytes is a message
+    running = gateway()
+    limit = 128 * 1024
+
+    async def scenario() -> tuple[dict[str, Any], int | None]:
+        async with connect(running.url(running.token()), max_size=None) as ws:
+            await ws.send("x" * limit)  # not JSON: answered with an error frame, socket open
+            answer = json.loads(await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS))
+            await ws.send("x" * (limit + 1))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+            return answer, (await wait_closed(ws))[0]
+
+    answer, code = run(scenario())
+    assert answer["action"] == "error" and answer["code"] == "bad_request"
+    assert code == 1009
+
+
 def test_given_open_connections_when_the_gateway_shuts_down_then_1001_and_no_record_is_left(
     gateway: Callable[..., RunningGateway], redis_client: redis.Redis
 ) -> None:

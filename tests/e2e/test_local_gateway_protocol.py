@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from entrypoints.local_gateway.events import ApiIdentity
+from entrypoints.local_gateway.management_api import MAX_CLIENT_BUFFER_BYTES
 from entrypoints.local_gateway.server import GatewaySettings, gateway_error_frame
 from tests.e2e.conftest import RunningGateway, wait_until
 
@@ -746,7 +747,7 @@ def test_a_client_that_does_not_read_makes_posts_fail_with_limit_exceeded(
     running = stub_gateway(recorder.handlers, GatewaySettings(client_send_timeout_seconds=0.3))
     chunk = b"x" * (128 * 1024)
 
-    async def scenario() -> tuple[int, dict[str, str]]:
+    async def scenario() -> tuple[int, dict[str, str], list[int]]:
         ws = await connect(running.url("t"), max_queue=1, max_size=None)  # never reads
         try:
             connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
@@ -754,14 +755,21 @@ def test_a_client_that_does_not_read_makes_posts_fail_with_limit_exceeded(
             for _ in range(400):  # at most 50 MB before the buffers must be full
                 status, headers, _ = await asyncio.to_thread(_request, url, "POST", chunk)
                 if status != 200:
-                    return status, headers
-            return 200, {}
+                    # And it stays full: the gateway buffers at most 1 MiB more, then refuses
+                    later = [
+                        (await asyncio.to_thread(_request, url, "POST", chunk))[0]
+                        for _ in range(20)
+                    ]
+                    return status, headers, later
+            return 200, {}, []
         finally:
             ws.transport.abort()  # a graceful close would wait behind megabytes of frames
 
-    status, headers = run(scenario())
+    status, headers, later = run(scenario())
     assert status == 429
     assert headers["x-amzn-ErrorType"] == "LimitExceededException"
+    assert later.count(200) <= MAX_CLIENT_BUFFER_BYTES // len(chunk) + 1
+    assert later[-5:] == [429] * 5
 
 
 def test_delete_reports_1000_connection_closed_normally(
