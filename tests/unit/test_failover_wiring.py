@@ -124,7 +124,7 @@ def test_building_the_failover_composition_does_not_import_boto3() -> None:
         "from entrypoints.container import Container\n"
         "from entrypoints.settings import Settings\n"
         f"environ = {BASE!r}\n"
-        "environ['CONNECTIONS_TABLE'] = 't'\n"
+        "environ['CONNECTIONS_TABLE'] = 'connections'\n"
         "container = Container(settings=Settings.from_environ(environ))\n"
         "container.connect(); container.disconnect()\n"
         # Powertools imports the bare botocore package (for its version), not its client.
@@ -140,7 +140,9 @@ def test_building_the_failover_composition_does_not_import_boto3() -> None:
     "environment",
     [
         {"REDIS_CLUSTER": "true"},
-        {"REDIS_AUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:redis-auth"},
+        {
+            "REDIS_AUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-auth"
+        },
     ],
 )
 def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_is_store_unavailable(

@@ -155,7 +155,8 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
 
 
 def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> None:
-    preloaded = Settings.from_environ({**BASE, "COGNITO_JWKS": '{"keys": []}'})
+    jwks = {"keys": [{"kid": "k1", "kty": "RSA", "n": "AQAB", "e": "AQAB"}]}
+    preloaded = Settings.from_environ({**BASE, "COGNITO_JWKS": json.dumps(jwks)})
     assert isinstance(jwks_fetcher_for(preloaded), StaticJwksFetcher)
     assert isinstance(jwks_fetcher_for(Settings.from_environ(BASE)), HttpJwksFetcher)
 
@@ -165,3 +166,47 @@ def test_the_settings_repr_never_shows_the_redis_url_and_its_password() -> None:
         {**BASE, "REDIS_URL": "rediss://:hunter2@cache.example.com:6379"}
     )
     assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"COGNITO_USER_POOL_ID": "us-east-1_AbCdEf123"}, "the pool is in us-east-1"),
+        ({"COGNITO_JWKS": '{"keys": []}'}, "COGNITO_JWKS: holds no RSA key"),
+        ({"COGNITO_JWKS": '{"keys": [{"kid": "k", "kty": "EC"}]}'}, "holds no RSA key"),
+        ({"REDIS_URL": "redis://[::1:6379/0"}, "REDIS_URL: not a valid URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, "REDIS_URL: not a valid URL"),
+        ({"REDIS_URL": "redis://:pw@127.0.0.1:abc/0"}, "REDIS_URL: not a valid URL"),
+        ({"REDIS_URL": "redis://"}, "REDIS_URL: names no host"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/zero"}, "REDIS_URL: the database must be"),
+        ({"REDIS_URL": "unix://"}, "REDIS_URL: a unix:// URL needs"),
+        ({"REDIS_CONNECT_TIMEOUT_SECONDS": "1e20"}, "at most 30 seconds"),
+        ({"REDIS_READ_TIMEOUT_SECONDS": "31"}, "at most 30 seconds"),
+        ({"CONNECTIONS_TABLE": "bad name!"}, "CONNECTIONS_TABLE: a DynamoDB table name"),
+        ({"CONNECTIONS_TABLE": "x"}, "CONNECTIONS_TABLE: a DynamoDB table name"),
+        ({"REDIS_AUTH_SECRET_ARN": "notanarn"}, "REDIS_AUTH_SECRET_ARN: expected a secret's ARN"),
+        ({"AWS_ENDPOINT_URL_DYNAMODB": "notaurl"}, "AWS_ENDPOINT_URL_DYNAMODB: must be an http"),
+        ({"COGNITO_APP_CLIENT_IDS": " "}, "COGNITO_APP_CLIENT_IDS: required"),
+    ],
+)
+def test_values_that_cannot_work_stop_the_start_with_one_clear_problem_each(
+    variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({**BASE, **variables})
+    message = str(raised.value)
+    assert problem in message
+    assert message.count(";") == 0  # one problem, named once
+    assert "pw@" not in message  # a URL is never quoted: it may carry the password
+
+
+def test_valid_redis_urls_are_accepted() -> None:
+    for url in (
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@cache.example.com:6379",
+        "redis://[::1]:6379/2",
+        "redis://localhost",
+        "unix:///run/redis.sock",
+        "redis://127.0.0.1:6379?db=3",
+    ):
+        assert Settings.from_environ({**BASE, "REDIS_URL": url}).redis_url == url
