@@ -52,7 +52,6 @@ DUMMY_AWS_CREDENTIALS: Final = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 FILE_LIMIT_CEILING: Final = 1_048_576
 
 
@@ -276,7 +275,7 @@ def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
         f"  Health          {prepared.base_url}/health",
         "  Store           "
         + (
-            f"Redis at {_redact_url(prepared.redis_url)}"
+            f"Redis at {redact_url(prepared.redis_url)}"
             if prepared.redis_url
             else "embedded fakeredis (in-process)"
         ),
@@ -300,20 +299,35 @@ def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
     return "\n".join(lines)
 
 
-def _redact_url(url: str | None) -> str:
-    from urllib.parse import urlsplit, urlunsplit
+def redact_url(url: str | None) -> str:
+    """``url`` with its password masked as ``***``, in the userinfo and in a ``password=``
+    query parameter (redis-py reads both); ``<unreadable URL>`` when it cannot be parsed."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url or "")
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url or ""
+    try:
+        parts = urlsplit(url or "")
+        password = parts.password
+    except ValueError:
+        return "<unreadable URL>"
+    if password:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in query):
+        masked = [(n, "***" if n.lower() == "password" else v) for n, v in query]
+        parts = parts._replace(query=urlencode(masked, safe="*"))
+    return urlunsplit(parts)
 
 
 async def serve_until_stopped(
     app: web.Application, sock: Any, stop: asyncio.Event | None = None
 ) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
+    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly.
+
+    A second SIGINT/SIGTERM during the shutdown (e.g. while ``$disconnect`` waits on a hung
+    store) exits at once with status 130; records not deleted then expire by their TTL.
+    """
     from aiohttp import web
 
     from entrypoints.local_gateway.server import GATEWAY_KEY, GatewayRunner
@@ -321,9 +335,24 @@ async def serve_until_stopped(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+
+    def stop_now() -> None:
+        print(
+            "timeline-ws serve: stopped before every $disconnect ran; the records left "
+            "expire by their TTL",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(130)
+
+    def stop_cleanly() -> None:
+        stop.set()
+        for signum in installed:  # the next signal does not wait for the shutdown
+            loop.add_signal_handler(signum, stop_now)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stop_cleanly)
             installed.append(signum)
     runner = GatewayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
@@ -361,7 +390,22 @@ STAGE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 def _stage(text: str) -> str:
     if STAGE_NAME.fullmatch(text) is None:
         raise argparse.ArgumentTypeError("a stage name is 1 to 128 letters, digits, '-' or '_'")
+    if text == "health":
+        raise argparse.ArgumentTypeError("'health' is taken by the gateway's /health")
     return text
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        # An empty host binds every interface, while the banner would say 127.0.0.1
+        raise argparse.ArgumentTypeError("name an address, e.g. 127.0.0.1 (or 0.0.0.0 for all)")
+    return text
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a folder (an empty one means the current folder)")
+    return Path(text)
 
 
 def _port(text: str) -> int:
@@ -385,8 +429,11 @@ def _workers(text: str) -> int:
 
 
 def _redis_url(text: str) -> str:
-    if not text.startswith(REDIS_SCHEMES):
-        raise argparse.ArgumentTypeError("must start with redis://, rediss:// or unix://")
+    from entrypoints.settings import redis_url_problem
+
+    problem = redis_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)  # never quotes the URL: it may hold a password
     return text
 
 
@@ -475,7 +522,9 @@ def add_serve_command(commands: Any) -> None:
         help="run the local API Gateway WebSocket emulator with the real handlers",
         description=SERVE_DESCRIPTION,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     parser.add_argument(
         "--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"
     )
@@ -552,7 +601,9 @@ def add_serve_command(commands: Any) -> None:
         help="reject: close with 1003 as API Gateway does (default); "
         "base64: deliver them with isBase64Encoded",
     )
-    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help=STATE_DIR_HELP)
+    parser.add_argument(
+        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -584,7 +635,9 @@ def add_token_command(commands: Any) -> None:
         metavar="SECONDS",
         help="validity in seconds, 1..86400 (default 3600)",
     )
-    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help=STATE_DIR_HELP)
+    parser.add_argument(
+        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
+    )
     parser.set_defaults(handler=run_token)
 
 
@@ -649,7 +702,7 @@ def run_serve(args: argparse.Namespace) -> int:
     failure = redis_ping_failure(prepared.loaded) if prepared.redis_url else None
     if failure is not None:
         print(
-            f"timeline-ws serve: warning: Redis at {_redact_url(prepared.redis_url)} did not "
+            f"timeline-ws serve: warning: Redis at {redact_url(prepared.redis_url)} did not "
             f"answer PING ({failure}); $connect fails until it does"
             + (", unless the DynamoDB failover takes over" if args.connections_table else ""),
             file=sys.stderr,

@@ -296,3 +296,54 @@ def test_smoke_the_installed_command_serves_the_printed_command_and_stops_on_sig
     assert any("route=$disconnect status=200" in line for line in log_lines)
     assert any('"disconnect_status_code":1001' in line for line in log_lines)
     assert all(token not in line for line in log_lines)  # the banner prints it; logs never do
+
+
+# A gateway whose shutdown never ends (as when $disconnect waits on a hung store), served by
+# the real serve_until_stopped in its own process.
+HUNG_SHUTDOWN_CHILD = """
+import asyncio, socket, sys
+from aiohttp import web
+from entrypoints.local_gateway.runner import serve_until_stopped
+from entrypoints.local_gateway.server import GATEWAY_KEY
+
+class HungGateway:
+    registry = ()
+    async def shutdown(self):
+        print("shutting down", flush=True)
+        await asyncio.Event().wait()
+
+async def started(app):  # runs after serve_until_stopped installed its signal handlers
+    print("serving", flush=True)
+
+app = web.Application()
+app[GATEWAY_KEY] = HungGateway()
+app.on_startup.append(started)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+asyncio.run(serve_until_stopped(app, sock))
+"""
+
+
+def test_a_second_ctrl_c_stops_a_shutdown_that_hangs_with_status_130() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", HUNG_SHUTDOWN_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "serving"
+        process.send_signal(signal.SIGINT)  # the clean shutdown starts, and hangs
+        assert process.stdout.readline().strip() == "shutting down"
+        process.send_signal(signal.SIGINT)  # the second one does not wait for it
+        status = process.wait(PROCESS_TIMEOUT_SECONDS)
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert status == 130
+    assert "expire by their TTL" in stderr
+    assert "Traceback" not in stderr

@@ -13,12 +13,12 @@ from entrypoints.local_gateway.dev_cognito import load_dev_cognito
 from entrypoints.local_gateway.runner import (
     LoadedHandlers,
     PreparedGateway,
-    _redact_url,
     banner,
     connect_host,
     lambda_environment,
     raise_open_file_limit,
     real_cognito_configured,
+    redact_url,
 )
 
 
@@ -86,8 +86,15 @@ def test_the_open_file_limit_is_raised_toward_the_hard_limit() -> None:
 
 
 def test_passwords_in_redis_urls_are_redacted() -> None:
-    assert _redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
-    assert _redact_url("redis://host:6379/0") == "redis://host:6379/0"
+    assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert redact_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+    # redis-py also reads the password from the query string
+    assert (
+        redact_url("redis://host:6379/0?password=s3cret&ssl_cert_reqs=none")
+        == "redis://host:6379/0?password=***&ssl_cert_reqs=none"
+    )
+    assert redact_url("redis://[::1:6379/0?password=s3cret") == "<unreadable URL>"
 
 
 def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path: Path) -> None:
@@ -115,6 +122,14 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
         ["serve", "--idle-timeout", "0"],
         ["serve", "--max-duration", "soon"],
         ["serve", "--redis-url", "http://127.0.0.1:6379"],
+        ["serve", "--redis-url", "redis://[::1:6379/0"],
+        ["serve", "--redis-url", "redis://127.0.0.1:99999/0"],
+        ["serve", "--redis-url", "redis://"],
+        ["serve", "--redis-url", "redis://127.0.0.1:6379/x"],
+        ["serve", "--host", ""],
+        ["serve", "--state-dir", ""],
+        ["serve", "--stage", "health"],
+        ["token", "--state-dir", " "],
         ["serve", "--binary-frames", "raw"],
         ["serve", "--workers", "0"],
         ["serve", "--workers", "many"],
