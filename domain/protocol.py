@@ -60,6 +60,11 @@ class Ping:
     ping_id: str | None = None
 
 
+def _refuse_non_json_constant(name: str) -> object:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are Python's extensions, not JSON (RFC 8259)."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
     """Parse one client frame as API Gateway delivers it in a MESSAGE event.
 
@@ -100,7 +105,7 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
     if text.strip() == "ping":
         return Ping()
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_non_json_constant)
     except (ValueError, RecursionError):
         # RecursionError: 128 KB is room for ~64,000 levels of nesting, far past the parser's
         # recursion limit; that is a malformed message, not a server error.

@@ -79,6 +79,8 @@ def test_pings_in_every_accepted_form(body: str, is_base64: bool, expected: Ping
         ("", False, "bad_request"),
         ("hello", False, "bad_request"),
         ("[1, 2]", False, "bad_request"),
+        ('{"action":"ping","x":NaN}', False, "bad_request"),  # not JSON (RFC 8259)
+        ('{"action":"ping","x":-Infinity}', False, "bad_request"),
         ('{"id":"1"}', False, "bad_request"),
         ('{"action": 3}', False, "bad_request"),
         ('{"action":"ping","id":5}', False, "bad_request"),
