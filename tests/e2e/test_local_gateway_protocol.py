@@ -101,6 +101,14 @@ async def receive_json(ws: ClientConnection) -> dict[str, Any]:
     return document
 
 
+async def rejected_handshake(url: str) -> InvalidStatus:
+    """The refusal of a handshake that must fail with an HTTP status."""
+    with pytest.raises(InvalidStatus) as rejected:
+        async with connect(url):
+            pass
+    return rejected.value
+
+
 async def closed(ws: ClientConnection) -> int | None:
     await asyncio.wait_for(ws.wait_closed(), RECEIVE_TIMEOUT_SECONDS)
     return ws.close_code
@@ -189,13 +197,7 @@ def test_given_connect_answers_non_2xx_then_the_handshake_fails_with_that_status
     recorder = Recorder({"statusCode": status, "body": "internal detail"})
     running = stub_gateway(recorder.handlers)
 
-    async def scenario() -> InvalidStatus:
-        with pytest.raises(InvalidStatus) as rejected:
-            async with connect(running.url("t")):
-                pass
-        return rejected.value
-
-    rejected = run(scenario())
+    rejected = run(rejected_handshake(running.url("t")))
     assert rejected.response.status_code == status
     assert b"internal detail" not in rejected.response.body
     assert recorder.of_type("DISCONNECT") == []
@@ -221,13 +223,7 @@ def test_given_a_broken_connect_handler_then_502_without_details(
     recorder = Recorder()
     running = stub_gateway({**recorder.handlers, "$connect": broken})
 
-    async def scenario() -> InvalidStatus:
-        with pytest.raises(InvalidStatus) as rejected:
-            async with connect(running.url("t")):
-                pass
-        return rejected.value
-
-    rejected = run(scenario())
+    rejected = run(rejected_handshake(running.url("t")))
     assert rejected.response.status_code == status
     assert b"secret" not in rejected.response.body
 
@@ -246,14 +242,8 @@ def test_given_a_connect_handler_slower_than_the_integration_timeout_then_504(
         {**recorder.handlers, "$connect": slow}, GatewaySettings(integration_timeout_seconds=0.2)
     )
 
-    async def scenario() -> int:
-        with pytest.raises(InvalidStatus) as rejected:
-            async with connect(running.url("t")):
-                pass
-        return int(rejected.value.response.status_code)
-
     try:
-        assert run(scenario()) == 504
+        assert run(rejected_handshake(running.url("t"))).response.status_code == 504
     finally:
         release.set()
 
