@@ -1,4 +1,11 @@
-"""Frames to WebSocket clients through the API Gateway Management API (boto3).
+"""Frames to WebSocket clients, and closes, through the API Gateway Management API (boto3).
+
+Replies to a client's own message (a pong, an error frame) do not come here: they are the
+``$default`` route response. This adapter serves what only the Management API can do:
+pushing a frame the client did not ask for, and closing a connection.
+
+boto3 is imported and the client built on the first ``send`` or ``close``, not when a sender
+is made: a healthy ping never pays for it.
 
 Follows https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html:
 ``POST``/``DELETE`` ``https://{domainName}/{stage}/@connections/{connectionId}``; a
@@ -8,8 +15,10 @@ connection that no longer exists answers HTTP 410 ``GoneException``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from adapters.lazy import Lazy
 from application.ports import MessageSender
 from domain.errors import ConnectionGoneError, MessageSendError, PayloadTooLargeError
 from domain.protocol import MAX_MESSAGE_BYTES
@@ -42,8 +51,9 @@ def management_endpoint(domain_name: str, stage: str) -> str:
 class ManagementApiClients:
     """One boto3 ``apigatewaymanagementapi`` client per endpoint URL for the whole process.
 
-    Clients are built on first use and cached; building is serialised by a lock (boto3
-    sessions are not thread-safe, the clients they make are). Each client has a botocore
+    Senders are cheap and cached per URL; each builds its client on its first call (importing
+    boto3 then); building is serialised by a lock (boto3 sessions are not thread-safe, the
+    clients they make are). Each client has a botocore
     ``Config`` with short timeouts and ``standard`` retries bounded by ``max_attempts``
     (attempts in total, first one included).
 
@@ -91,25 +101,27 @@ class ManagementApiClients:
         with self._lock:
             sender = self._senders.get(endpoint_url)
             if sender is None:
-                sender = ApiGatewayMessageSender(self._build_client(endpoint_url))
+                sender = ApiGatewayMessageSender(lambda: self._build_client(endpoint_url))
                 self._senders[endpoint_url] = sender
             return sender
 
     def _build_client(self, endpoint_url: str) -> Any:
         # boto3 is imported here, not at module import: importing it costs ~150-250 ms, and
-        # the $connect and $disconnect Lambdas import this module through the container but
-        # never post to a connection. Only a $default invocation pays, once per process.
+        # no healthy invocation posts to a connection. Only closing an expired connection
+        # pays, once per process.
         import boto3.session
         from botocore.config import Config
 
-        if self._session is None:
-            self._session = boto3.session.Session()
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            session = self._session
         config = Config(
             connect_timeout=self._connect_timeout_seconds,
             read_timeout=self._read_timeout_seconds,
             retries={"mode": "standard", "total_max_attempts": self._max_attempts},
         )
-        return self._session.client(
+        return session.client(
             "apigatewaymanagementapi",
             endpoint_url=endpoint_url,
             region_name=self._region_name,
@@ -120,6 +132,8 @@ class ManagementApiClients:
 class ApiGatewayMessageSender(MessageSender):
     """Posts frames to, and deletes, connections of one API stage through a boto3 client.
 
+    ``client_factory`` builds the boto3 ``apigatewaymanagementapi`` client; it is called on the
+    first ``send`` or ``close`` (thread-safely, again after a failure), never before.
     ``send`` calls ``PostToConnection`` with the raw connectionId (botocore URL-encodes it,
     ``=`` becoming ``%3D``; encoding it here would double-encode it). API Gateway chooses
     the frame type itself, so ``str`` and ``bytes`` both go out as the same bytes (``str``
@@ -131,13 +145,13 @@ class ApiGatewayMessageSender(MessageSender):
     ``BotoCoreError`` (timeouts, connection errors) -> :class:`MessageSendError`.
     """
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
+        self._client = Lazy(client_factory)
 
     @property
     def client(self) -> Any:
-        """The boto3 ``apigatewaymanagementapi`` client this sender posts through."""
-        return self._client
+        """The boto3 ``apigatewaymanagementapi`` client this sender posts through (built now if not yet)."""
+        return self._client.get()
 
     def send(self, connection_id: str, data: str | bytes) -> None:
         """Post ``data`` to the connection; its size is checked before any request.
@@ -153,7 +167,7 @@ class ApiGatewayMessageSender(MessageSender):
         from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
 
         try:
-            self._client.post_to_connection(ConnectionId=connection_id, Data=payload)
+            self._client.get().post_to_connection(ConnectionId=connection_id, Data=payload)
         except ClientError as exc:
             code, status = _error_code_and_status(exc)
             if code == _GONE_CODE or status == _HTTP_GONE:
@@ -173,7 +187,7 @@ class ApiGatewayMessageSender(MessageSender):
         from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
 
         try:
-            self._client.delete_connection(ConnectionId=connection_id)
+            self._client.get().delete_connection(ConnectionId=connection_id)
         except ClientError as exc:
             code, status = _error_code_and_status(exc)
             if code == _GONE_CODE or status == _HTTP_GONE:

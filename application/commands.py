@@ -48,24 +48,28 @@ class HeartbeatCommand:
 class HeartbeatOutcome(StrEnum):
     """What a heartbeat did.
 
-    ``PONG``: record refreshed, pong sent. ``PONG_UNRECORDED``: the store could not be reached,
-    the pong was sent anyway (the socket is alive). ``EXPIRED``: no record exists, an error
-    was sent and the connection closed so the client re-authenticates. ``GONE``: the gateway
-    no longer has the connection; its record was deleted.
+    ``PONG``: record refreshed; the reply is the pong. ``PONG_UNRECORDED``: the store could
+    not be reached; the reply is a pong anyway (the socket is alive). ``EXPIRED``: no record
+    exists; a ``connection_expired`` error was sent and the connection closed so the client
+    re-authenticates; there is no reply.
     """
 
     PONG = "pong"
     PONG_UNRECORDED = "pong_unrecorded"
     EXPIRED = "expired"
-    GONE = "gone"
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class HeartbeatResult:
-    """The outcome of one heartbeat for ``connection_id``."""
+    """The outcome of one heartbeat for ``connection_id``.
+
+    ``reply`` is the frame to answer the ping with (the pong as JSON text), returned to the
+    client as the route response; ``None`` when the connection was closed instead.
+    """
 
     connection_id: str
     outcome: HeartbeatOutcome
+    reply: str | None
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -80,7 +84,7 @@ class RejectMessageCommand:
 
 @attrs.frozen(slots=True, kw_only=True)
 class RejectMessageResult:
-    """Whether the error frame reached the connection (``False`` when it was gone)."""
+    """The error frame (JSON text) to answer the message with, as the route response."""
 
     connection_id: str
-    delivered: bool
+    reply: str

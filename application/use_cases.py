@@ -103,21 +103,23 @@ class Disconnect:
 
 
 class Heartbeat:
-    """Answer a ping: keep the record alive and tell the client so.
+    """Answer a ping: keep the record alive and reply with a pong.
 
     Rules:
     - Refresh the record's TTL to ``ttl_seconds`` (600 s) without touching ``connectedAt``;
       a missing record is never recreated by a ping.
-    - Then send ``{"action":"pong","connectionId":…,"serverTime":…}`` echoing the ping's id.
+    - Reply ``{"action":"pong","connectionId":…,"serverTime":…}`` echoing the ping's id. The
+      reply is returned, not sent: the edge hands it to the gateway as the route response
+      (API Gateway's two-way ``$default`` route), so a pong costs no Management API call.
     - When every store answers that the record does not exist (expired or never stored),
-      send a ``connection_expired`` error and close the connection, so the client reconnects
-      and re-authenticates.
-    - When the store cannot be reached, the pong is still sent (the socket is alive) and the
-      outcome says ``PONG_UNRECORDED`` so the edge logs it.
-    - When the gateway says the connection is gone, delete its record.
+      send a ``connection_expired`` error and close the connection through the gateway, so
+      the client reconnects and re-authenticates. No reply then: the connection is closing.
+    - When the store cannot be reached, reply with the pong anyway (the socket is alive);
+      the outcome says ``PONG_UNRECORDED`` so the edge logs it.
 
     Raises:
-        MessageSendError: the gateway failed the pong for a reason other than a gone client.
+        MessageSendError: the gateway failed the ``connection_expired`` frame or the close
+            for a reason other than a gone client.
     """
 
     def __init__(
@@ -134,7 +136,7 @@ class Heartbeat:
         self._ttl_seconds = _require_positive_ttl(ttl_seconds)
 
     def execute(self, command: HeartbeatCommand) -> HeartbeatResult:
-        """Refresh and pong ``command.connection_id``; see the class rules."""
+        """Refresh ``command.connection_id`` and return the pong; see the class rules."""
         connection_id = command.connection_id
         outcome = HeartbeatOutcome.PONG
         try:
@@ -146,14 +148,10 @@ class Heartbeat:
         pong = pong_message(
             connection_id=connection_id, server_time=self._clock.now(), ping_id=command.ping_id
         )
-        try:
-            self._sender.send(connection_id, pong)
-        except ConnectionGoneError:
-            self._forget(connection_id)
-            return HeartbeatResult(connection_id=connection_id, outcome=HeartbeatOutcome.GONE)
-        return HeartbeatResult(connection_id=connection_id, outcome=outcome)
+        return HeartbeatResult(connection_id=connection_id, outcome=outcome, reply=pong)
 
     def _expire(self, command: HeartbeatCommand) -> HeartbeatResult:
+        # Sent, not returned: the close below would overtake a route response.
         notice = error_message(
             code=CONNECTION_EXPIRED,
             message="this connection has no live record; reconnect with a fresh token",
@@ -163,36 +161,23 @@ class Heartbeat:
             self._sender.send(command.connection_id, notice)
         self._sender.close(command.connection_id)
         return HeartbeatResult(
-            connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED
+            connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED, reply=None
         )
-
-    def _forget(self, connection_id: str) -> None:
-        # The gateway will also send $disconnect, which deletes again: delete is idempotent.
-        with contextlib.suppress(StoreUnavailableError):  # the record then expires by its TTL
-            self._repository.delete(connection_id)
 
 
 class RejectMessage:
     """Answer a message timeline-ws cannot act on with an error frame; the connection stays open.
 
     Rules:
-    - Send ``{"action":"error","code":…,"message":…}`` (``code`` one of the protocol's error
-      codes), echoing the ping id when one was readable.
-    - A connection that is already gone is not an error: the result says ``delivered=False``.
+    - Reply ``{"action":"error","code":…,"message":…}`` (``code`` one of the protocol's error
+      codes), echoing the ping id when one was readable. The reply is returned as the route
+      response; nothing is sent through the gateway.
 
     Raises:
         ValueError: on a code the protocol does not define.
-        MessageSendError: the gateway failed the post for another reason.
     """
 
-    def __init__(self, *, sender: MessageSender) -> None:
-        self._sender = sender
-
     def execute(self, command: RejectMessageCommand) -> RejectMessageResult:
-        """Send the error frame described by ``command``."""
+        """The error frame described by ``command``."""
         frame = error_message(code=command.code, message=command.message, ping_id=command.ping_id)
-        try:
-            self._sender.send(command.connection_id, frame)
-        except ConnectionGoneError:
-            return RejectMessageResult(connection_id=command.connection_id, delivered=False)
-        return RejectMessageResult(connection_id=command.connection_id, delivered=True)
+        return RejectMessageResult(connection_id=command.connection_id, reply=frame)

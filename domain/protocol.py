@@ -4,7 +4,7 @@ Client to server: ``{"action": "ping", "id": "<optional, at most 64 characters>"
 plain text ``ping``; text or binary frames (API Gateway hands binary frames over base64
 encoded, with ``isBase64Encoded`` true).
 
-Server to client:
+Server to client (as the ``$default`` route response, one frame per client message):
     ``{"action": "pong", "connectionId": "...", "serverTime": "2026-01-03T00:00:00Z", "id": "..."}``
     (``id`` only when the ping carried one), and
     ``{"action": "error", "code": "...", "message": "..."}`` with ``code`` one of
@@ -33,8 +33,10 @@ BAD_REQUEST: Final = "bad_request"
 UNSUPPORTED_ACTION: Final = "unsupported_action"
 PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 CONNECTION_EXPIRED: Final = "connection_expired"
+INTERNAL_ERROR: Final = "internal_error"
+"""The server failed to handle a message (a bug or a failed dependency); the client may retry."""
 ERROR_CODES: Final = frozenset(
-    {BAD_REQUEST, UNSUPPORTED_ACTION, PAYLOAD_TOO_LARGE, CONNECTION_EXPIRED}
+    {BAD_REQUEST, UNSUPPORTED_ACTION, PAYLOAD_TOO_LARGE, CONNECTION_EXPIRED, INTERNAL_ERROR}
 )
 
 

@@ -30,7 +30,9 @@ CONNECTS = "Connects"
 CONNECTS_REJECTED = "ConnectsRejected"
 DISCONNECTS = "Disconnects"
 ABNORMAL_DISCONNECTS = "AbnormalDisconnects"
-HEARTBEATS = "Heartbeats"
+HEARTBEATS_UNRECORDED = "HeartbeatsUnrecorded"
+"""Pings answered while no store could refresh the record (a successful pong has no metric:
+API Gateway's ``MessageCount`` and Lambda's ``Invocations`` count pings)."""
 STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
 STORE_FAILOVERS = "StoreFailovers"
 
@@ -42,6 +44,9 @@ logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 logger = Logger(
     service=SERVICE_NAME,
     level="INFO",  # configure_logging() applies the validated LOG_LEVEL
+    # configure_logging() applies the validated POWERTOOLS_LOGGER_SAMPLE_RATE; Powertools
+    # would read it here and fail the import on a malformed value.
+    sampling_rate=0.0,
     # Our messages are fixed plain text: skip Powertools' attempt to parse every message as
     # a JSON document (a raised and caught JSONDecodeError per line).
     json_deserializer=str,
@@ -49,11 +54,23 @@ logger = Logger(
 """The handlers' JSON logger (one line per invocation outcome)."""
 
 
-def configure_logging(level: str, *, structured_adapter_logs: bool) -> None:
-    """Apply the configured level; optionally route the adapters' log lines through ``logger``.
+_stdlib_logger = logging.getLogger(SERVICE_NAME)  # the one ``logger`` writes through
+
+
+def debug_enabled() -> bool:
+    """Whether ``logger.debug`` would write (cheaper than building a line's fields for nothing)."""
+    return _stdlib_logger.isEnabledFor(logging.DEBUG)
+
+
+def configure_logging(
+    level: str, *, sample_rate: float = 0.0, structured_adapter_logs: bool = False
+) -> None:
+    """Apply the configured level and log sampling; optionally route the adapters' lines through ``logger``.
 
     Args:
         level: one of ``entrypoints.settings.LOG_LEVELS`` (``Settings`` has validated it).
+        sample_rate: the share of invocations, 0 to 1, that log at DEBUG whatever ``level``
+            says (Powertools' sampling, redrawn per invocation by :func:`refresh_log_sampling`).
         structured_adapter_logs: give the ``adapters.*`` loggers (failover, circuit breaker,
             limiter, JWKS) the Powertools JSON handler, so their ``extra`` fields
             (``connection_id``, ``reason``, ``to_state``…) survive in CloudWatch instead of
@@ -62,8 +79,22 @@ def configure_logging(level: str, *, structured_adapter_logs: bool) -> None:
             ``"AWS_LAMBDA_FUNCTION_NAME" in os.environ``), not for the local gateway or tests.
     """
     logger.setLevel(level)
+    # Powertools resets to initial_log_level before each sampling draw.
+    logger.initial_log_level = level
+    logger.sampling_rate = sample_rate
+    logger.append_keys(sampling_rate=sample_rate)
     if structured_adapter_logs:
         copy_config_to_registered_loggers(source_logger=logger, include={"adapters"})
+
+
+def refresh_log_sampling() -> None:
+    """Draw this invocation's sampling: DEBUG with probability ``sample_rate``, else the level.
+
+    A no-op without sampling. Powertools' ``inject_lambda_context`` does the same draw; the
+    handlers call this instead so they do not pay for the context keys on every line.
+    """
+    if logger.sampling_rate:
+        logger.refresh_sample_rate_calculation()
 
 
 _per_thread = threading.local()

@@ -21,6 +21,10 @@ LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
+DEFAULT_LOG_SAMPLE_RATE: Final = 0.01
+"""Share of invocations that log at DEBUG (Powertools' sampling): 1 % shows a successful
+pong's line without paying for one line per ping."""
+
 MAX_REDIS_TIMEOUT_SECONDS: Final = 30.0
 """Redis connect and read timeouts are capped at 30 s: a hung Redis must not hang a Lambda past
 API Gateway's 29 s integration timeout (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
@@ -96,6 +100,7 @@ class Settings:
     connection_limit_per_user: int
     aws_region: str | None
     log_level: str
+    log_sample_rate: float
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -199,6 +204,9 @@ class Settings:
             ),
             aws_region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
             log_level=reader.text("LOG_LEVEL", default="INFO").upper(),
+            log_sample_rate=reader.fraction(
+                "POWERTOOLS_LOGGER_SAMPLE_RATE", default=DEFAULT_LOG_SAMPLE_RATE
+            ),
         )
         if settings.management_api_endpoint and not settings.management_api_endpoint.startswith(
             ("https://", "http://")
@@ -272,6 +280,20 @@ class _Reader:
             return default
         if number > maximum:
             self.problems.append(f"{name}: must be at most {maximum:g} seconds")
+            return default
+        return number
+
+    def fraction(self, name: str, *, default: float) -> float:
+        value = self.environ.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a number from 0 to 1")
+            return default
+        if not 0 <= number <= 1:  # also refuses nan
+            self.problems.append(f"{name}: must be from 0 to 1")
             return default
         return number
 

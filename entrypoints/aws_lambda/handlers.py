@@ -27,7 +27,7 @@ from application.commands import (
     RejectMessageCommand,
 )
 from domain.errors import DomainError, InvalidTokenError
-from domain.protocol import BadMessageError, parse_message
+from domain.protocol import INTERNAL_ERROR, BadMessageError, error_message, parse_message
 from entrypoints.aws_lambda.events import (
     MalformedEventError,
     RequestContext,
@@ -36,18 +36,20 @@ from entrypoints.aws_lambda.events import (
     parse_message_event,
     parse_request_context,
 )
-from entrypoints.aws_lambda.responses import reason_of, response, status_for
+from entrypoints.aws_lambda.responses import reason_of, reply, response, status_for
 from entrypoints.container import Container
 from entrypoints.observability import (
     ABNORMAL_DISCONNECTS,
     CONNECTS,
     CONNECTS_REJECTED,
     DISCONNECTS,
-    HEARTBEATS,
+    HEARTBEATS_UNRECORDED,
     STALE_CONNECTIONS_REMOVED,
     configure_logging,
+    debug_enabled,
     emit_metrics,
     logger,
+    refresh_log_sampling,
 )
 from entrypoints.settings import Settings
 
@@ -60,17 +62,36 @@ container = Container()
 _settings = Settings.from_environ(os.environ)
 container.settings.set_default(providers.Object(_settings))
 configure_logging(
-    _settings.log_level, structured_adapter_logs="AWS_LAMBDA_FUNCTION_NAME" in os.environ
+    _settings.log_level,
+    sample_rate=_settings.log_sample_rate,
+    structured_adapter_logs="AWS_LAMBDA_FUNCTION_NAME" in os.environ,
 )
+
+INTERNAL_ERROR_FRAME = error_message(
+    code=INTERNAL_ERROR, message="the server could not handle this message; try again"
+)
+"""What a client reads when ``$default`` fails: no stack trace, no detail (those are logged)."""
 
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _safely(route: str, event: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``work``; map anything it raises to a response and one log line (never a trace to the client)."""
+def _safely(
+    route: str,
+    event: Any,
+    work: Callable[[], dict[str, Any]],
+    *,
+    failure_body: str | None = None,
+) -> dict[str, Any]:
+    """Run ``work``; map anything it raises to a response and one log line (never a trace to the client).
+
+    ``failure_body`` replaces the failure response's body: on a two-way route the body is
+    what the client reads. Each invocation first redraws Powertools' log sampling, so about
+    ``POWERTOOLS_LOGGER_SAMPLE_RATE`` of the invocations log at DEBUG.
+    """
     started = time.perf_counter()
+    refresh_log_sampling()
     try:
         return work()
     except MalformedEventError as error:
@@ -83,7 +104,7 @@ def _safely(route: str, event: Any, work: Callable[[], dict[str, Any]]) -> dict[
                 "detail": str(error),
             },
         )
-        return response(400)
+        return response(400, body=failure_body)
     except Exception as error:
         status = status_for(error)
         context = _context_or_none(event)
@@ -99,7 +120,7 @@ def _safely(route: str, event: Any, work: Callable[[], dict[str, Any]]) -> dict[
             logger.exception("unexpected error", extra=fields)
         else:
             logger.error("invocation failed", extra=fields)
-        return response(status)
+        return response(status, body=failure_body)
 
 
 def _context_or_none(event: Any) -> RequestContext | None:
@@ -197,20 +218,28 @@ def disconnect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def default_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """``$default``: answer a ping with a pong and refresh the TTL; anything else gets an error frame.
 
-    Replies go through the API Gateway Management API (``MANAGEMENT_API_ENDPOINT``, or
-    ``https://{domainName}/{stage}`` from the event). Returns 200; 400 for a malformed event,
-    502 when the gateway refuses the reply.
+    ``$default`` is a two-way route: the returned ``body`` is the frame API Gateway sends to
+    the client (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html).
+    Returns ``{"statusCode": 200, "body": <pong or error frame>}``; a ping whose record has
+    expired gets its ``connection_expired`` frame and the close through the Management API
+    (``MANAGEMENT_API_ENDPOINT``, or ``https://{domainName}/{stage}`` from the event) and no
+    body. Failures answer with an ``internal_error`` frame: 400 for a malformed event, 502
+    when the gateway refuses the close, 500 for a bug.
+
+    Telemetry: a successful pong writes no INFO line and no EMF document, only a DEBUG line
+    (seen in the invocations Powertools' log sampling picks); every other outcome keeps its
+    line and its metric.
     """
 
     def work() -> dict[str, Any]:
         started = time.perf_counter()
         parsed = parse_message_event(event)
         connection_id = parsed.context.connection_id
-        sender = container.message_sender(endpoint_url=_management_endpoint(parsed.context))
+        route = parsed.context.route_key or "$default"
         try:
             ping = parse_message(parsed.body, is_base64_encoded=parsed.is_base64_encoded)
         except BadMessageError as error:
-            rejected = container.reject_message(sender=sender).execute(
+            rejected = container.reject_message().execute(
                 RejectMessageCommand(
                     connection_id=connection_id, code=error.error_code, message=error.message
                 )
@@ -218,35 +247,36 @@ def default_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.info(
                 "message rejected",
                 extra={
-                    "route": parsed.context.route_key or "$default",
+                    "route": route,
                     "connection_id": connection_id,
                     "outcome": "rejected",
                     "reason": error.error_code,
-                    "delivered": rejected.delivered,
                     "duration_ms": _elapsed_ms(started),
                 },
             )
-            return response(200)
+            return reply(200, rejected.reply)
+        sender = container.message_sender(endpoint_url=_management_endpoint(parsed.context))
         result = container.heartbeat(sender=sender).execute(
             HeartbeatCommand(connection_id=connection_id, ping_id=ping.ping_id)
         )
-        counts = {HEARTBEATS: 1}
-        if result.outcome in (HeartbeatOutcome.GONE, HeartbeatOutcome.EXPIRED):
-            counts[STALE_CONNECTIONS_REMOVED] = 1
-        emit_metrics(counts)
-        log = logger.error if result.outcome is HeartbeatOutcome.PONG_UNRECORDED else logger.info
-        log(
-            "heartbeat",
-            extra={
-                "route": parsed.context.route_key or "$default",
-                "connection_id": connection_id,
-                "outcome": result.outcome.value,
-                "duration_ms": _elapsed_ms(started),
-            },
-        )
-        return response(200)
+        fields = {
+            "route": route,
+            "connection_id": connection_id,
+            "outcome": result.outcome.value,
+            "duration_ms": _elapsed_ms(started),
+        }
+        if result.outcome is HeartbeatOutcome.PONG:
+            if debug_enabled():
+                logger.debug("heartbeat", extra=fields)
+        elif result.outcome is HeartbeatOutcome.PONG_UNRECORDED:
+            emit_metrics({HEARTBEATS_UNRECORDED: 1})
+            logger.error("heartbeat", extra=fields)
+        else:
+            emit_metrics({STALE_CONNECTIONS_REMOVED: 1})
+            logger.info("heartbeat", extra=fields)
+        return reply(200, result.reply)
 
-    return _safely("$default", event, work)
+    return _safely("$default", event, work, failure_body=INTERNAL_ERROR_FRAME)
 
 
 def _management_endpoint(context: RequestContext) -> str:

@@ -2,7 +2,8 @@
 
 For ``$connect`` API Gateway turns a non-2xx ``statusCode`` into the handshake's HTTP status
 and opens no socket (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
-For the other routes the status only reaches logs and metrics.
+On the two-way ``$default`` route the ``body`` is sent to the client as one frame, whatever
+the status (see :func:`reply`); elsewhere the status only reaches logs and metrics.
 """
 
 from __future__ import annotations
@@ -59,12 +60,25 @@ def reason_of(error: BaseException) -> str:
     return "internal_error"
 
 
-def response(status: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Lambda proxy response: ``{"statusCode": status, "body": "<reason phrase JSON>"}``."""
-    result: dict[str, Any] = {
+def response(status: int, *, body: str | None = None) -> dict[str, Any]:
+    """A Lambda proxy response: ``{"statusCode": status, "body": body}``.
+
+    ``body`` defaults to the reason phrase as JSON (``{"message": "Unauthorized"}``).
+    """
+    return {
         "statusCode": status,
-        "body": json.dumps({"message": REASON_PHRASES.get(status, "Error")}),
+        "body": body
+        if body is not None
+        else json.dumps({"message": REASON_PHRASES.get(status, "Error")}),
     }
-    if headers:
-        result["headers"] = headers
-    return result
+
+
+def reply(status: int, frame: str | None) -> dict[str, Any]:
+    """A two-way route's response: ``frame`` (JSON text) is the message the client receives.
+
+    With ``frame`` ``None`` the response has no ``body`` and API Gateway sends the client
+    nothing (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html).
+    """
+    if frame is None:
+        return {"statusCode": status}
+    return {"statusCode": status, "body": frame}

@@ -231,7 +231,8 @@ def test_given_jwks_failures_and_unknown_kids_at_debug_then_no_log_line_carries_
 def test_given_a_session_through_the_handlers_with_boto3_and_redis_auth_at_debug_then_no_secret_is_logged(
     store: Any, secured_redis: SecuredRedisServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # connect, ping, a bad message, disconnect: real boto3 (botocore at DEBUG logs whole
+    # connect, ping, a bad message, disconnect, a ping on the closed connection (its
+    # connection_expired frame and close go through real boto3: botocore at DEBUG logs whole
     # requests) to a loopback @connections stub, Redis with AUTH; then a wrong password.
     secrets_ = Secrets()
     clock = FixedClock(TEST_NOW)
@@ -248,13 +249,17 @@ def test_given_a_session_through_the_handlers_with_boto3_and_redis_auth_at_debug
                 bad["body"] = "hello " + token  # a client pasting its token into a message
                 rejected = handlers.default_handler(bad, None)
                 closed = handlers.disconnect_handler(load_event("disconnect"), None)
+                expired = handlers.default_handler(load_event("message_ping"), None)
             with wired_handlers(verifier=verifier, redis_client=broken_store, clock=clock):
                 unavailable = handlers.connect_handler(connect_event(token), None)
     broken_store.close()
 
-    statuses = [r["statusCode"] for r in (connected, ping, rejected, closed, unavailable)]
-    assert statuses == [200, 200, 200, 200, 503]
-    assert len(stub.requests) == 2, "the pong and the error frame went through boto3"
+    responses = (connected, ping, rejected, closed, expired, unavailable)
+    assert [r["statusCode"] for r in responses] == [200, 200, 200, 200, 200, 503]
+    assert token not in json.dumps(responses), "no reply echoes the token"
+    assert [r.method for r in stub.requests] == ["POST", "DELETE"], (
+        "the connection_expired frame and the close went through boto3"
+    )
     text = secrets_.assert_absent_from(output, capsys)
     assert "store_unavailable" in text
     assert CONNECTION_ID in text, "the capture saw the session's log lines"

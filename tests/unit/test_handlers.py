@@ -100,10 +100,6 @@ def logged(caplog: pytest.LogCaptureFixture, field: str) -> list[Any]:
     return [getattr(record, field) for record in caplog.records if hasattr(record, field)]
 
 
-def frames(gateway: Gateway) -> list[dict[str, Any]]:
-    return [json.loads(frame) for frame in gateway.sender.sent.get(CONNECTION_ID, [])]
-
-
 def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -237,8 +233,14 @@ def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
     assert logged(caplog, "reason") == ["store_unavailable"]
 
 
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    """The route response's frame: what API Gateway sends the client on the two-way $default."""
+    frame: dict[str, Any] = json.loads(response["body"])
+    return frame
+
+
 @pytest.mark.parametrize("fixture", ["message_ping", "message_ping_base64"])
-def test_given_a_ping_when_default_then_pong_and_ttl_refreshed(
+def test_given_a_ping_when_default_then_the_pong_is_the_route_response_and_ttl_refreshed(
     gateway: Gateway, fixture: str
 ) -> None:
     handlers.connect_handler(connect_event("good"), CONTEXT)
@@ -248,22 +250,69 @@ def test_given_a_ping_when_default_then_pong_and_ttl_refreshed(
 
     assert response["statusCode"] == 200
     assert gateway.repository.ttl(CONNECTION_ID) == 600
-    (pong,) = frames(gateway)
+    pong = body(response)
     assert pong["action"] == "pong"
     assert pong["connectionId"] == CONNECTION_ID
     assert pong["serverTime"] == "2026-01-03T00:02:00Z"
-    assert gateway.endpoints == ["https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"]
+    assert gateway.sender.sent == {}, "no Management API post for a pong"
+    assert gateway.sender.closed == []
+
+
+def test_given_a_pong_then_no_info_line_and_no_emf_document_but_a_debug_line(
+    gateway: Gateway,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handlers.connect_handler(connect_event("good"), CONTEXT)
+    capsys.readouterr()
+    caplog.clear()
+
+    with caplog.at_level("DEBUG", logger=handlers.logger.name):
+        handlers.logger.setLevel("INFO")
+        monkeypatch.setattr(handlers.logger, "sampling_rate", 0.0)
+        handlers.default_handler(load_event("message_ping"), CONTEXT)
+        assert caplog.records == [], "a successful pong logs nothing at INFO"
+        monkeypatch.setattr(handlers.logger, "sampling_rate", 1.0)  # every invocation sampled
+        handlers.default_handler(load_event("message_ping"), CONTEXT)
+    handlers.logger.setLevel("INFO")
+
+    assert [(r.levelname, r.message, r.outcome) for r in caplog.records] == [
+        ("DEBUG", "heartbeat", "pong")
+    ]
+    assert '"_aws"' not in capsys.readouterr().out, "no EMF document for a pong"
+
+
+def test_given_log_sampling_then_each_invocation_draws_whether_it_logs_at_debug(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    handlers.connect_handler(connect_event("good"), CONTEXT)
+    draws = iter([0.5, 0.001, 0.5])
+    monkeypatch.setattr("random.random", lambda: next(draws))
+    monkeypatch.setattr(handlers.logger, "sampling_rate", 0.01)
+    caplog.clear()
+
+    with caplog.at_level("DEBUG", logger=handlers.logger.name):
+        handlers.logger.setLevel("INFO")
+        for _ in range(3):
+            handlers.default_handler(load_event("message_ping"), CONTEXT)
+    handlers.logger.setLevel("INFO")
+
+    assert [r.message for r in caplog.records if r.levelname == "DEBUG"] == ["heartbeat"], (
+        "only the second invocation (drawn under 1 %) logs its pong"
+    )
 
 
 def test_given_a_message_without_body_when_default_then_bad_request_reply(gateway: Gateway) -> None:
     event = load_event("message_ping")
     del event["body"]
-    assert handlers.default_handler(event, CONTEXT)["statusCode"] == 200
-    assert frames(gateway)[0]["code"] == "bad_request"
+    response = handlers.default_handler(event, CONTEXT)
+    assert response["statusCode"] == 200
+    assert body(response)["code"] == "bad_request"
 
 
 @pytest.mark.parametrize(
-    ("body", "is_base64", "code"),
+    ("raw", "is_base64", "code"),
     [
         ("hello", False, "bad_request"),
         ('{"action":"sendmessage"}', False, "unsupported_action"),
@@ -273,34 +322,43 @@ def test_given_a_message_without_body_when_default_then_bad_request_reply(gatewa
     ],
 )
 def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_untouched(
-    gateway: Gateway, body: str, is_base64: bool, code: str
+    gateway: Gateway,
+    caplog: pytest.LogCaptureFixture,
+    raw: str,
+    is_base64: bool,
+    code: str,
 ) -> None:
     handlers.connect_handler(connect_event("good"), CONTEXT)
     gateway.clock.advance(100)
+    caplog.clear()
 
-    handlers.default_handler(
-        load_event("message_ping", body=body, isBase64Encoded=is_base64), CONTEXT
+    response = handlers.default_handler(
+        load_event("message_ping", body=raw, isBase64Encoded=is_base64), CONTEXT
     )
 
-    (reply,) = frames(gateway)
+    reply = body(response)
     assert reply["action"] == "error"
     assert reply["code"] == code
     assert gateway.repository.ttl(CONNECTION_ID) == 500
+    assert gateway.sender.sent == {}
     assert gateway.sender.closed == []
+    assert [(r.levelname, r.reason) for r in caplog.records] == [("INFO", code)]
 
 
-def test_given_an_expired_record_when_ping_then_error_and_close(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+def test_given_an_expired_record_when_ping_then_error_and_close_through_the_management_api(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    handlers.default_handler(load_event("message_ping"), CONTEXT)
+    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
 
-    assert frames(gateway)[0]["code"] == "connection_expired"
+    assert response == {"statusCode": 200}, "no body: nothing to send on a closing connection"
+    assert json.loads(gateway.sender.sent[CONNECTION_ID][0])["code"] == "connection_expired"
     assert gateway.sender.closed == [CONNECTION_ID]
+    assert gateway.endpoints == ["https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"]
     assert '"StaleConnectionsRemoved"' in capsys.readouterr().out
+    assert logged(caplog, "outcome") == ["expired"]
 
 
-def test_given_a_management_endpoint_override_then_replies_use_it(gateway: Gateway) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+def test_given_a_management_endpoint_override_then_closes_use_it(gateway: Gateway) -> None:
     settings = copy.copy(handlers.container.settings())
     object.__setattr__(settings, "management_api_endpoint", "https://ws.example.com/ws")
     with handlers.container.settings.override(providers.Object(settings)):
@@ -308,23 +366,31 @@ def test_given_a_management_endpoint_override_then_replies_use_it(gateway: Gatew
     assert gateway.endpoints == ["https://ws.example.com/ws"]
 
 
-def test_given_no_domain_name_and_no_override_when_default_then_400(gateway: Gateway) -> None:
+def test_given_no_domain_name_and_no_override_when_default_then_400_with_an_error_frame(
+    gateway: Gateway,
+) -> None:
     event = load_event("message_ping")
     del event["requestContext"]["domainName"]
-    assert handlers.default_handler(event, CONTEXT)["statusCode"] == 400
+    response = handlers.default_handler(event, CONTEXT)
+    assert response["statusCode"] == 400
+    assert body(response)["code"] == "internal_error"
 
 
 @pytest.mark.parametrize("fixture", ["message_ping", "message_ping_base64"])
-def test_given_the_gateway_fails_the_pong_then_502(
+def test_given_the_gateway_fails_the_close_of_an_expired_connection_then_502_and_an_error_frame(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch, fixture: str
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
-
-    def failing_send(connection_id: str, data: str | bytes) -> None:
+    def failing_close(connection_id: str) -> None:
         raise MessageSendError()
 
-    monkeypatch.setattr(gateway.sender, "send", failing_send)
-    assert handlers.default_handler(load_event(fixture), CONTEXT)["statusCode"] == 502
+    monkeypatch.setattr(gateway.sender, "close", failing_close)
+    response = handlers.default_handler(load_event(fixture), CONTEXT)
+    assert response["statusCode"] == 502
+    assert body(response) == {
+        "action": "error",
+        "code": "internal_error",
+        "message": "the server could not handle this message; try again",
+    }
 
 
 def test_given_an_unexpected_bug_then_500_without_details(
@@ -340,14 +406,29 @@ def test_given_an_unexpected_bug_then_500_without_details(
     assert logged(caplog, "reason") == ["internal_error"]
 
 
-def test_store_unavailable_on_ping_still_pongs_and_logs_an_error(
-    gateway: Gateway, caplog: pytest.LogCaptureFixture
+def test_given_an_unexpected_bug_in_default_then_the_client_reads_an_internal_error_frame(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom with internals")
+
+    monkeypatch.setattr(gateway.repository, "refresh", broken)
+    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
+    assert response["statusCode"] == 500
+    assert body(response)["code"] == "internal_error"
+    assert "boom" not in response["body"]
+
+
+def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gateway.repository.available = False
-    assert handlers.default_handler(load_event("message_ping"), CONTEXT)["statusCode"] == 200
-    assert frames(gateway)[0]["action"] == "pong"
+    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
+    assert response["statusCode"] == 200
+    assert body(response)["action"] == "pong"
     assert logged(caplog, "outcome") == ["pong_unrecorded"]
     assert [record.levelname for record in caplog.records] == ["ERROR"]
+    assert json.loads(capsys.readouterr().out)["HeartbeatsUnrecorded"] == [1.0]
 
 
 def test_errors_from_the_store_are_mapped_in_one_table() -> None:

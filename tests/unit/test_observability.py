@@ -12,7 +12,7 @@ import pytest
 from entrypoints.observability import (
     CONNECTS,
     CONNECTS_REJECTED,
-    HEARTBEATS,
+    HEARTBEATS_UNRECORDED,
     METRICS_NAMESPACE,
     emit_metrics,
     logger,
@@ -44,13 +44,13 @@ def test_given_metrics_disabled_then_nothing_is_written_and_nothing_accumulates(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     # Powertools prints a document by itself once a metric holds 100 values: never here.
     for _ in range(250):
-        emit_metrics({HEARTBEATS: 1})
+        emit_metrics({HEARTBEATS_UNRECORDED: 1})
     assert _documents(capsys.readouterr().out) == []
 
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
-    emit_metrics({HEARTBEATS: 1})
+    emit_metrics({HEARTBEATS_UNRECORDED: 1})
     (document,) = _documents(capsys.readouterr().out)
-    assert document["Heartbeats"] == [1.0]
+    assert document["HeartbeatsUnrecorded"] == [1.0]
 
 
 def test_given_many_threads_then_each_call_writes_its_own_document(

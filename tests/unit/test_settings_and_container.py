@@ -151,7 +151,7 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
         endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
     )
     assert isinstance(container.heartbeat(sender=sender), Heartbeat)
-    assert isinstance(container.reject_message(sender=sender), RejectMessage)
+    assert isinstance(container.reject_message(), RejectMessage)
 
 
 def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> None:

@@ -184,7 +184,7 @@ def test_given_no_record_when_disconnecting_then_it_succeeds(
 
 
 # AC-4
-def test_given_a_connection_when_pinging_then_the_ttl_is_back_to_600_s_and_a_pong_is_sent(
+def test_given_a_connection_when_pinging_then_the_ttl_is_back_to_600_s_and_the_pong_is_the_reply(
     connect: Connect,
     heartbeat: Heartbeat,
     repository: InMemoryConnectionRepository,
@@ -200,37 +200,23 @@ def test_given_a_connection_when_pinging_then_the_ttl_is_back_to_600_s_and_a_pon
     assert result.outcome is HeartbeatOutcome.PONG
     assert repository.ttl(CONNECTION_ID) == 600
     assert repository.get(CONNECTION_ID).connected_at == START, "a ping must not change connectedAt"
-    (pong,) = sender.sent[CONNECTION_ID]
-    assert json.loads(pong) == {
+    assert result.reply is not None
+    assert json.loads(result.reply) == {
         "action": "pong",
         "connectionId": CONNECTION_ID,
         "serverTime": "2026-01-03T00:05:00Z",
         "id": "42",
     }
+    assert sender.sent == {}, "the pong is the route response, never a Management API post"
 
 
 def test_given_a_ping_without_id_then_the_pong_has_no_id(
-    connect: Connect, heartbeat: Heartbeat, sender: InMemoryMessageSender
+    connect: Connect, heartbeat: Heartbeat
 ) -> None:
     connected(connect)
-    heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
-    assert "id" not in json.loads(sender.sent[CONNECTION_ID][0])
-
-
-def test_given_the_gateway_says_gone_when_ponging_then_the_record_is_deleted(
-    connect: Connect,
-    heartbeat: Heartbeat,
-    repository: InMemoryConnectionRepository,
-    sender: InMemoryMessageSender,
-) -> None:
-    connected(connect)
-    sender.gone.add(CONNECTION_ID)
-
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
-
-    assert result.outcome is HeartbeatOutcome.GONE
-    with pytest.raises(ConnectionNotFoundError):
-        repository.get(CONNECTION_ID)
+    assert result.reply is not None
+    assert "id" not in json.loads(result.reply)
 
 
 def test_given_an_expired_record_when_pinging_then_error_sent_connection_closed_and_nothing_recreated(
@@ -246,6 +232,7 @@ def test_given_an_expired_record_when_pinging_then_error_sent_connection_closed_
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID, ping_id="7"))
 
     assert result.outcome is HeartbeatOutcome.EXPIRED
+    assert result.reply is None, "the connection is closing: no route response"
     assert json.loads(sender.sent[CONNECTION_ID][0]) == {
         "action": "error",
         "code": "connection_expired",
@@ -265,7 +252,7 @@ def test_given_a_never_stored_connection_that_is_already_gone_when_pinging_then_
     assert sender.closed == [CONNECTION_ID]
 
 
-def test_given_the_store_is_down_when_pinging_then_the_pong_is_still_sent(
+def test_given_the_store_is_down_when_pinging_then_the_reply_is_still_a_pong(
     connect: Connect,
     heartbeat: Heartbeat,
     repository: InMemoryConnectionRepository,
@@ -277,43 +264,23 @@ def test_given_the_store_is_down_when_pinging_then_the_pong_is_still_sent(
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
 
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
-    assert json.loads(sender.sent[CONNECTION_ID][0])["action"] == "pong"
+    assert result.reply is not None
+    assert json.loads(result.reply)["action"] == "pong"
+    assert sender.sent == {}
     assert sender.closed == []
 
 
-def test_given_the_store_is_down_and_the_client_gone_when_pinging_then_gone_without_error(
-    connect: Connect,
-    heartbeat: Heartbeat,
-    repository: InMemoryConnectionRepository,
-    sender: InMemoryMessageSender,
-) -> None:
-    connected(connect)
-    repository.available = False
-    sender.gone.add(CONNECTION_ID)
-    assert (
-        heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID)).outcome
-        is HeartbeatOutcome.GONE
-    )
+def test_reject_message_replies_with_an_error_frame() -> None:
+    reject = RejectMessage()
 
-
-def test_reject_message_sends_an_error_frame_and_reports_gone_connections(
-    sender: InMemoryMessageSender,
-) -> None:
-    reject = RejectMessage(sender=sender)
-
-    delivered = reject.execute(
+    result = reject.execute(
         RejectMessageCommand(
             connection_id=CONNECTION_ID, code="bad_request", message="expected JSON"
         )
     )
-    sender.gone.add(CONNECTION_ID)
-    undelivered = reject.execute(
-        RejectMessageCommand(connection_id=CONNECTION_ID, code="unsupported_action", message="no")
-    )
 
-    assert delivered.delivered is True
-    assert undelivered.delivered is False
-    assert json.loads(sender.sent[CONNECTION_ID][0]) == {
+    assert result.connection_id == CONNECTION_ID
+    assert json.loads(result.reply) == {
         "action": "error",
         "code": "bad_request",
         "message": "expected JSON",
