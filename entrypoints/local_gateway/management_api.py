@@ -123,10 +123,23 @@ class ManagementApi:
         return connection_id_from_path(request.rel_url.raw_path, self._stage) is not None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Dispatch one ``@connections`` call; see the module docstring for the contract."""
+        """Dispatch one ``@connections`` call and log one access line (method, id, status).
+
+        See the module docstring for the contract.
+        """
         connection_id = connection_id_from_path(request.rel_url.raw_path, self._stage)
         if connection_id is None:
             return _error(404, "NotFoundException", "Not Found")
+        response = await self._dispatch(request, connection_id)
+        logger.info(
+            "@connections %s connectionId=%s status=%d",
+            request.method,
+            connection_id,
+            response.status,
+        )
+        return response
+
+    async def _dispatch(self, request: web.Request, connection_id: str) -> web.StreamResponse:
         if not _signed(request):
             return _error(403, "ForbiddenException", "Missing Authentication Token")
         if request.method == "POST":
@@ -173,7 +186,6 @@ class ManagementApi:
             return _error(429, "LimitExceededException", "Limit Exceeded")
         except ConnectionError:
             return _error(410, "GoneException", "Connection is gone")
-        logger.debug("post connectionId=%s bytes=%d", connection_id, len(data))
         return web.Response(status=200, headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
     def _get(self, connection_id: str) -> web.StreamResponse:

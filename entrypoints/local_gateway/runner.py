@@ -43,7 +43,7 @@ from entrypoints.local_gateway.dev_cognito import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from entrypoints.local_gateway.server import GatewaySettings, Handler
+    from entrypoints.local_gateway.server import GatewaySettings, Integration
 
 logger = logging.getLogger("timeline_ws.gateway")
 
@@ -110,7 +110,7 @@ class LoadedHandlers:
     ``redis_client()`` is the handlers' own Redis client (for the start-up PING).
     """
 
-    handlers: dict[str, Handler]
+    handlers: dict[str, Integration]
     restore: Callable[[], None]
     redis_client: Callable[[], Any] | None = None
 
@@ -144,10 +144,16 @@ def load_handlers(environ: Mapping[str, str], redis_client: Any | None = None) -
             container.redis_client.reset_last_overriding()
         container.reset_singletons()
 
-    routes: dict[str, Handler] = {
-        "$connect": module.connect_handler,
-        "$disconnect": module.disconnect_handler,
-        "$default": module.default_handler,
+    from entrypoints.local_gateway.server import Integration
+    from entrypoints.routes import ROUTES
+
+    routes = {
+        route.route_key: Integration(
+            handler=getattr(module, route.handler),
+            function_name=f"timeline-ws-{route.function}",
+            two_way=route.two_way,
+        )
+        for route in ROUTES
     }
     return LoadedHandlers(routes, restore, container.redis_client)
 

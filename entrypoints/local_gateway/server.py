@@ -11,7 +11,9 @@ Behaviour follows API Gateway's WebSocket API:
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
 - Messages: route selection on ``$request.body.action``
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html);
-  one MESSAGE event per frame, handled in order per connection; a failed invocation sends
+  one MESSAGE event per frame, handled in order per connection; on a two-way route (one
+  with a route response) the handler's ``body`` is sent back to the client after the
+  invocation returns, on a one-way route it is ignored; a failed invocation sends
   the client ``{"message": "Internal server error", "connectionId", "requestId"}`` as API
   Gateway does, and the socket stays open. Messages over 128 KB close the socket with 1009
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html).
@@ -132,19 +134,30 @@ class Invocation:
     failure: str | None = None
 
 
-FUNCTION_NAMES: Final = {
-    CONNECT_ROUTE: "timeline-ws-connect",
-    DISCONNECT_ROUTE: "timeline-ws-disconnect",
-    DEFAULT_ROUTE: "timeline-ws-default",
-}
+@attrs.frozen(slots=True, kw_only=True)
+class Integration:
+    """What a route invokes: a Lambda handler, its function's name, and whether the route is two-way.
+
+    Attributes:
+        handler: ``(event, context) -> response``.
+        function_name: reported in the Lambda context (``context.function_name``).
+        two_way: the route has a route response: the handler's ``body`` is sent to the
+            client once the invocation returns (:meth:`Gateway.route_response`); on a
+            one-way route it is ignored.
+    """
+
+    handler: Handler
+    function_name: str = "local-function"
+    two_way: bool = False
 
 
 class Gateway:
     """The emulator's state and behaviour; :func:`create_app` exposes it over HTTP.
 
     Args:
-        handlers: route key -> Lambda handler; needs ``$connect``, ``$disconnect`` and
-            ``$default`` (custom route keys in ``settings.route_keys`` need a handler too).
+        handlers: route key -> :class:`Integration`, or a bare Lambda handler (a one-way
+            route); needs ``$connect``, ``$disconnect`` and ``$default`` (custom route keys
+            in ``settings.route_keys`` need one too).
         settings: see :class:`GatewaySettings`.
         executor: where handlers run; a private thread pool by default.
 
@@ -154,7 +167,7 @@ class Gateway:
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | Integration],
         settings: GatewaySettings | None = None,
         executor: concurrent.futures.Executor | None = None,
     ) -> None:
@@ -162,7 +175,10 @@ class Gateway:
         missing = {CONNECT_ROUTE, DISCONNECT_ROUTE, *self.settings.route_keys} - set(handlers)
         if missing:
             raise ValueError(f"no handler for route(s): {', '.join(sorted(missing))}")
-        self.handlers = dict(handlers)
+        self.integrations = {
+            route: target if isinstance(target, Integration) else Integration(handler=target)
+            for route, target in handlers.items()
+        }
         self.registry = ConnectionRegistry()
         self.management = ManagementApi(
             self.registry,
@@ -180,9 +196,10 @@ class Gateway:
 
     async def invoke(self, route_key: str, event: dict[str, Any]) -> Invocation:
         """Run the route's handler in the pool and log one access line (no tokens, no query)."""
-        handler = self.handlers[route_key]
+        integration = self.integrations[route_key]
+        handler = integration.handler
         timeout = self.settings.integration_timeout_seconds
-        context = lambda_context(FUNCTION_NAMES.get(route_key, "timeline-ws-route"), timeout)
+        context = lambda_context(integration.function_name, timeout)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         outcome: Invocation
@@ -200,11 +217,11 @@ class Gateway:
             )
             outcome = Invocation(None, None, "error")
         else:
-            status = response.get("statusCode") if isinstance(response, Mapping) else None
-            if isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 599:
-                outcome = Invocation(status, response)
-            else:
+            status = proxy_response_status(response)
+            if status is None:
                 outcome = Invocation(None, None, "malformed_response")
+            else:
+                outcome = Invocation(status, response)
         elapsed_ms = (time.perf_counter() - started) * 1000
         access_log.info(
             "%s connectionId=%s route=%s status=%s ms=%.1f",
@@ -375,6 +392,35 @@ class Gateway:
                     else "Internal server error"
                 )
                 await self._tell(connection, message, context["requestId"])
+            elif self.integrations[route].two_way:
+                await self.route_response(connection, outcome.response)
+
+    async def route_response(
+        self, connection: LiveConnection, response: Mapping[str, Any] | None
+    ) -> None:
+        """Send a two-way route's response ``body`` to the client as one text frame.
+
+        What API Gateway does with a Lambda proxy integration's response on a route with a
+        route response (the sources, and what they leave open, are in the gateway README):
+        the ``body`` is the message, whatever the ``statusCode`` (which only counts as an
+        ``IntegrationError`` at 4xx/5xx); a missing, ``null`` or empty body is an empty text
+        message; ``isBase64Encoded`` is not honoured (the body goes out as text). Choices
+        where AWS documents nothing: a body over 128 KB is not sent (logged); a connection
+        that began closing during the invocation gets nothing.
+        """
+        if connection.closing:
+            return
+        body = response.get("body") if response else None
+        body = body if isinstance(body, str) else ""
+        if len(body.encode("utf-8", errors="surrogatepass")) > self.settings.max_message_bytes:
+            logger.warning(
+                "route response over %d bytes not sent to connectionId=%s",
+                self.settings.max_message_bytes,
+                connection.connection_id,
+            )
+            return
+        with contextlib.suppress(ConnectionError):
+            await connection.socket.send_str(body)
 
     async def _tell(self, connection: LiveConnection, message: str, request_id: str) -> None:
         """API Gateway's own error frame to the client, e.g. after a failed integration."""
@@ -406,6 +452,31 @@ class Gateway:
             await asyncio.wait(sessions, timeout=self.settings.shutdown_timeout_seconds)
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+PROXY_RESPONSE_KEYS: Final = frozenset(
+    {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
+)
+"""The keys of a Lambda proxy response; API Gateway fails a response with any other key
+(reported in https://github.com/middyjs/middy/issues/1219: the client then gets the
+"Internal server error" frame)."""
+
+
+def proxy_response_status(response: object) -> int | None:
+    """The ``statusCode`` of a well-formed Lambda proxy response, else ``None`` (a failed invocation).
+
+    Well-formed: a mapping with only :data:`PROXY_RESPONSE_KEYS`, an integer ``statusCode``
+    within 200..599 and, when present, a string (or ``null``) ``body``.
+    """
+    if not isinstance(response, Mapping) or not PROXY_RESPONSE_KEYS.issuperset(response):
+        return None
+    status = response.get("statusCode")
+    body = response.get("body")
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        return None
+    if body is not None and not isinstance(body, str):
+        return None
+    return status
 
 
 def gateway_error_frame(message: str, connection_id: str, request_id: str) -> str:
@@ -493,7 +564,7 @@ JWKS_KEY: Final = web.AppKey("jwks", dict)
 
 
 def create_app(
-    handlers: Mapping[str, Handler],
+    handlers: Mapping[str, Handler | Integration],
     settings: GatewaySettings | None = None,
     *,
     jwks: Mapping[str, Any] | None = None,
@@ -502,7 +573,7 @@ def create_app(
     """The aiohttp application of the gateway.
 
     Args:
-        handlers: route key -> Lambda handler (see :class:`Gateway`).
+        handlers: route key -> :class:`Integration` or Lambda handler (see :class:`Gateway`).
         settings: see :class:`GatewaySettings`.
         jwks: a JWKS document to publish (the development Cognito stand-in), at ``jwks_path``
             (``/{userPoolId}/.well-known/jwks.json``).

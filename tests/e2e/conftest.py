@@ -30,6 +30,7 @@ from entrypoints.local_gateway.server import (
     BackgroundGateway,
     GatewaySettings,
     Handler,
+    Integration,
     create_app,
     listening_socket,
 )
@@ -127,7 +128,7 @@ def stub_gateway() -> Iterator[Callable[..., RunningGateway]]:
     started: list[RunningGateway] = []
 
     def start(
-        handlers: Mapping[str, Handler], settings: GatewaySettings | None = None
+        handlers: Mapping[str, Handler | Integration], settings: GatewaySettings | None = None
     ) -> RunningGateway:
         sock = listening_socket("127.0.0.1", 0)
         background = BackgroundGateway(create_app(handlers, settings), sock)
@@ -167,7 +168,7 @@ def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGa
     """Start the gateway over the REAL handlers: ``gateway(settings=None)``.
 
     Handlers use the test's real Redis, the stand-in Cognito (JWKS served by the gateway)
-    and post pongs through boto3 to the gateway's own ``@connections``.
+    and answer pings with the two-way $default route response.
     """
     started: list[tuple[RunningGateway, PreparedGateway]] = []
 

@@ -370,3 +370,84 @@ def test_given_the_token_command_output_then_serve_accepts_it(
             return only_record(redis_client)[1]
 
     assert run(scenario())["userId"] == "cli-user"
+
+
+# -- the two-way $default route (issue "Pong in the route response") -----------------------------
+
+
+def management_calls(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The @connections calls the gateway served, as ``"METHOD status"`` (its access lines)."""
+    return [
+        f"{record.args[0]} {record.args[2]}"  # type: ignore[index]
+        for record in caplog.records
+        if record.name == "timeline_ws.gateway.management" and record.msg.startswith("@connections")
+    ]
+
+
+def test_given_pings_then_each_pong_is_the_route_response_and_the_management_api_gets_no_request(
+    gateway: Callable[..., RunningGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = gateway()
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(running.url(running.token())) as ws:
+            return [await ping(ws, ping_id=str(n)) for n in range(5)]
+
+    pongs = run(scenario())
+    assert [(pong["action"], pong["id"]) for pong in pongs] == [("pong", str(n)) for n in range(5)]
+    assert management_calls(caplog) == [], "no pong went through @connections"
+
+
+def test_given_bad_messages_then_error_frames_come_back_as_route_responses_and_the_socket_stays_open(
+    gateway: Callable[..., RunningGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = gateway()
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(running.url(running.token())) as ws:
+            replies = []
+            for frame in ("not json", '{"action":"sendmessage"}', '{"id":"no action"}'):
+                await ws.send(frame)
+                replies.append(await receive_json(ws))
+            replies.append(await ping(ws))
+            return replies
+
+    replies = run(scenario())
+    assert [reply.get("code") for reply in replies[:3]] == [
+        "bad_request",
+        "unsupported_action",
+        "bad_request",
+    ]
+    assert replies[3]["action"] == "pong", "the socket stayed open"
+    assert management_calls(caplog) == []
+
+
+def test_given_an_expired_record_when_pinging_then_connection_expired_close_1000_and_disconnect(
+    gateway: Callable[..., RunningGateway],
+    redis_client: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = gateway()
+
+    async def scenario() -> tuple[dict[str, Any], int | None]:
+        async with connect(running.url(running.token())) as ws:
+            key, _ = only_record(redis_client)
+            redis_client.delete(key)  # the TTL ran out
+            await ws.send(json.dumps({"action": "ping", "id": "late"}))
+            notice = await receive_json(ws)
+            code, _ = await wait_closed(ws)
+            return notice, code
+
+    notice, code = run(scenario())
+    assert (notice["code"], notice["id"]) == ("connection_expired", "late")
+    assert code == 1000
+    assert management_calls(caplog) == ["POST 200", "DELETE 204"]
+    wait_until(
+        lambda: any(
+            "route=$disconnect" in record.getMessage()
+            for record in caplog.records
+            if record.name == "timeline_ws.gateway.access"
+        ),
+        what="$disconnect to run",
+    )
+    assert records(redis_client) == []

@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus
 
 from entrypoints.local_gateway.events import ApiIdentity
 from entrypoints.local_gateway.management_api import MAX_CLIENT_BUFFER_BYTES
-from entrypoints.local_gateway.server import GatewaySettings, gateway_error_frame
+from entrypoints.local_gateway.server import GatewaySettings, Integration, gateway_error_frame
 from tests.e2e.conftest import RunningGateway, wait_until
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -829,3 +829,125 @@ def test_the_access_log_has_one_line_per_event_and_never_the_token_or_query(
     everything = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text}" for r in server_lines)
     assert "SECRET-TOKEN-VALUE" not in everything
     assert "QUERY-VALUE" not in everything
+
+
+# -- two-way routes: the route response ------------------------------------------------------------
+
+
+def two_way(recorder: Recorder) -> dict[str, Any]:
+    """The recorder's handlers with ``$default`` two-way (a route response), as on AWS."""
+    return {**recorder.handlers, "$default": Integration(handler=recorder.default, two_way=True)}
+
+
+@pytest.mark.parametrize(
+    ("response", "frame"),
+    [
+        ({"statusCode": 200, "body": '{"action":"pong"}'}, '{"action":"pong"}'),
+        ({"statusCode": 500, "body": "still sent"}, "still sent"),  # statusCode is not a filter
+        ({"statusCode": 200}, ""),  # no body: an empty message, as AWS was seen doing
+        ({"statusCode": 200, "body": None}, ""),
+        ({"statusCode": 200, "body": "x", "isBase64Encoded": True}, "x"),  # text, not decoded
+    ],
+    ids=["body", "status-500", "no-body", "null-body", "base64-flag-ignored"],
+)
+def test_given_a_two_way_route_then_the_response_body_is_sent_as_one_text_frame(
+    stub_gateway: Callable[..., RunningGateway], response: dict[str, Any], frame: str
+) -> None:
+    recorder = Recorder()
+    recorder.default_hook = lambda event: response
+    running = stub_gateway(two_way(recorder))
+
+    async def scenario() -> tuple[str | bytes, str | bytes]:
+        async with connect(running.ws_url) as ws:
+            await ws.send("first")
+            first = await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+            await ws.send("second")
+            return first, await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+
+    assert run(scenario()) == (frame, frame), "one text frame per message, after each invocation"
+
+
+def test_given_a_one_way_route_then_the_response_body_is_ignored(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    recorder.default_hook = lambda event: {"statusCode": 200, "body": "not for the client"}
+    running = stub_gateway(recorder.handlers)
+
+    async def scenario() -> None:
+        async with connect(running.ws_url) as ws:
+            await ws.send("hello")
+            wait_until(lambda: recorder.of_type("MESSAGE"), what="the MESSAGE event")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.5)  # bounded: nothing may arrive
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"statusCode": 200, "body": {"action": "pong"}},  # a body that is not a string
+        {"statusCode": 200, "body": "x", "Data": "x"},  # a key a proxy response does not have
+        "just a string",
+    ],
+    ids=["dict-body", "unknown-key", "string"],
+)
+def test_given_a_malformed_proxy_response_on_a_two_way_route_then_the_internal_error_frame(
+    stub_gateway: Callable[..., RunningGateway], response: Any
+) -> None:
+    recorder = Recorder()
+    recorder.default_hook = lambda event: response
+    running = stub_gateway(two_way(recorder))
+
+    async def scenario() -> dict[str, Any]:
+        async with connect(running.ws_url) as ws:
+            await ws.send("hello")
+            return await receive_json(ws)
+
+    frame = run(scenario())
+    assert frame["message"] == "Internal server error"
+    assert set(frame) == {"message", "connectionId", "requestId"}
+
+
+def test_given_a_route_response_over_128_kb_then_nothing_is_sent_and_the_socket_stays_open(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    recorder.default_hook = lambda event: {
+        "statusCode": 200,
+        "body": "x" * (128 * 1024 + 1) if event["body"] == "big" else "small",
+    }
+    running = stub_gateway(two_way(recorder))
+
+    async def scenario() -> str | bytes:
+        async with connect(running.ws_url) as ws:
+            await ws.send("big")
+            await ws.send("after")
+            return await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+
+    assert run(scenario()) == "small", "the oversized response was dropped, the next one arrived"
+
+
+def test_given_the_connection_closes_during_the_invocation_then_no_route_response_is_sent(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    running = stub_gateway(two_way(recorder))
+    management = running.management()
+
+    def close_then_answer(event: dict[str, Any]) -> dict[str, Any]:
+        management.delete_connection(ConnectionId=event["requestContext"]["connectionId"])
+        return {"statusCode": 200, "body": "too late"}
+
+    recorder.default_hook = close_then_answer
+
+    async def scenario() -> list[str | bytes]:
+        received: list[str | bytes] = []
+        async with connect(running.ws_url) as ws:
+            await ws.send("hello")
+            async for frame in ws:
+                received.append(frame)
+        return received
+
+    assert run(scenario()) == []

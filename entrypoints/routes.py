@@ -1,0 +1,49 @@
+"""The WebSocket API's routes as data: route key, Lambda function, handler, one-way or two-way.
+
+One table that the local gateway reads (which handler serves a route, whether its response
+is sent back to the client) and that ``tests/infra`` holds ``infra/`` to (the Terraform
+routes, functions, handler strings and route responses).
+
+Two-way routes: API Gateway sends the integration's response ``body`` to the client as a
+message only on a route with a route response; WebSocket APIs allow one on ``$default`` only
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Route:
+    """One route of the WebSocket API.
+
+    Attributes:
+        route_key: API Gateway's route key, e.g. ``"$default"``.
+        function: the Lambda function's short name (``infra/``'s key; the function is
+            ``timeline-ws-<environment>-<function>``).
+        handler: the handler's name in :mod:`entrypoints.aws_lambda.handlers`.
+        two_way: the route has a route response: the handler's ``body`` goes to the client.
+    """
+
+    route_key: str
+    function: str
+    handler: str
+    two_way: bool = False
+
+    @property
+    def handler_path(self) -> str:
+        """The Lambda handler string, e.g. ``entrypoints.aws_lambda.handlers.default_handler``."""
+        return f"{HANDLERS_MODULE}.{self.handler}"
+
+
+HANDLERS_MODULE: Final = "entrypoints.aws_lambda.handlers"
+
+ROUTES: Final = (
+    Route(route_key="$connect", function="connect", handler="connect_handler"),
+    Route(route_key="$disconnect", function="disconnect", handler="disconnect_handler"),
+    Route(route_key="$default", function="default", handler="default_handler", two_way=True),
+)
+"""Every route, in the order API Gateway documents them."""
