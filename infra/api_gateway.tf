@@ -2,6 +2,8 @@
 #   wss://<api-id>.execute-api.<region>.amazonaws.com/<stage>?token=<JWT>
 # or, with a custom domain, wss://<domain>/ws?token=<JWT>. Messages are routed on their
 # `action` field; nothing matches it yet, so every message lands on $default.
+# The routes, their functions and which are two-way are the table in entrypoints/routes.py;
+# tests/infra holds this file to it.
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html
 
 resource "aws_apigatewayv2_api" "websocket" {
@@ -57,13 +59,24 @@ resource "aws_apigatewayv2_route" "disconnect" {
   #checkov:skip=CKV_AWS_309:WebSocket APIs take an authorizer on $connect only; $disconnect belongs to an already authenticated connection.
 }
 
+# $default is two-way: the handler's response body (the pong, or an error frame) is the
+# message API Gateway sends back to the client, so a ping costs no Management API call.
+# Only $default may have a route response, and its key must be $default.
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html
 resource "aws_apigatewayv2_route" "default" {
-  api_id             = aws_apigatewayv2_api.websocket.id
-  route_key          = "$default"
-  authorization_type = "NONE"
-  target             = "integrations/${aws_apigatewayv2_integration.default.id}"
+  api_id                              = aws_apigatewayv2_api.websocket.id
+  route_key                           = "$default"
+  authorization_type                  = "NONE"
+  target                              = "integrations/${aws_apigatewayv2_integration.default.id}"
+  route_response_selection_expression = "$default"
 
   #checkov:skip=CKV_AWS_309:WebSocket APIs take an authorizer on $connect only; $default messages belong to an already authenticated connection.
+}
+
+resource "aws_apigatewayv2_route_response" "default" {
+  api_id             = aws_apigatewayv2_api.websocket.id
+  route_id           = aws_apigatewayv2_route.default.id
+  route_response_key = "$default"
 }
 
 # --- Stage -------------------------------------------------------------------------------

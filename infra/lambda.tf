@@ -70,6 +70,7 @@ resource "aws_lambda_function" "handler" {
         MANAGEMENT_API_ENDPOINT       = local.management_api_endpoint
         CONNECTIONS_TABLE             = aws_dynamodb_table.connections.name
         LOG_LEVEL                     = var.log_level
+        POWERTOOLS_LOGGER_SAMPLE_RATE = tostring(var.log_sample_rate)
         POWERTOOLS_SERVICE_NAME       = local.metrics_service
         POWERTOOLS_METRICS_NAMESPACE  = local.metrics_namespace
       },

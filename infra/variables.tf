@@ -128,6 +128,17 @@ variable "log_level" {
   default     = "INFO"
 }
 
+variable "log_sample_rate" {
+  description = "POWERTOOLS_LOGGER_SAMPLE_RATE: the share of invocations (0 to 1) that log at DEBUG, which is where a successful pong's line goes. 0.01 keeps a sample of pongs without one log line per ping."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.log_sample_rate >= 0 && var.log_sample_rate <= 1
+    error_message = "log_sample_rate must be within 0..1."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention (days) of the Lambda, API Gateway access and VPC flow log groups."
   type        = number

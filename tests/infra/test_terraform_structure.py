@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapters.dynamodb_connection_repository import TTL_ATTRIBUTE, USER_INDEX_NAME
+from entrypoints.routes import ROUTES
 from tests.infra.terraform import (
     PROJECT_ROOT,
     Stack,
@@ -25,7 +26,7 @@ from tests.infra.terraform import (
     walk_attributes,
 )
 
-ROUTE_KEYS = {"$connect", "$disconnect", "$default"}
+ROUTE_KEYS = {route.route_key for route in ROUTES}
 HANDLERS_FILE = PROJECT_ROOT / "entrypoints" / "aws_lambda" / "handlers.py"
 OBSERVABILITY_FILE = PROJECT_ROOT / "entrypoints" / "observability.py"
 
@@ -98,13 +99,35 @@ def test_every_route_has_a_lambda_proxy_integration_and_an_invoke_permission(tf:
         assert granted[0]["source_arn"].endswith("/" + route["route_key"])
 
 
+def test_the_functions_and_their_handlers_are_the_route_table(tf: Stack) -> None:
+    # Given the route table the local gateway serves (entrypoints/routes.py)
+    declared = {
+        key: (spec["route_key"], spec["handler"])
+        for key, spec in tf.locals["lambda_handlers"].items()
+    }
+    # Then Terraform deploys one function per route, named and wired as the table says.
+    assert declared == {route.function: (route.route_key, route.handler_path) for route in ROUTES}
+
+
+def test_exactly_the_two_way_routes_of_the_route_table_have_a_route_response(tf: Stack) -> None:
+    routes = tf.of("aws_apigatewayv2_route")
+    two_way = {
+        route["route_key"]
+        for route in routes.values()
+        if route.get("route_response_selection_expression") == "$default"
+    }
+    assert two_way == {route.route_key for route in ROUTES if route.two_way} == {"$default"}
+    (response,) = tf.of("aws_apigatewayv2_route_response").values()
+    # AWS accepts only the $default route response key, on the route that selects it.
+    assert response["route_response_key"] == "$default"
+    assert response["route_id"] == "${aws_apigatewayv2_route.default.id}"
+    assert response["api_id"] == "${aws_apigatewayv2_api.websocket.id}"
+    assert "model_selection_expression" not in response, "unsupported by AWS for route responses"
+
+
 def test_handler_strings_name_callables_defined_in_the_handlers_module(tf: Stack) -> None:
     handlers = {spec["handler"] for spec in tf.locals["lambda_handlers"].values()}
-    assert handlers == {
-        "entrypoints.aws_lambda.handlers.connect_handler",
-        "entrypoints.aws_lambda.handlers.disconnect_handler",
-        "entrypoints.aws_lambda.handlers.default_handler",
-    }
+    assert handlers == {route.handler_path for route in ROUTES}
     for handler in handlers:
         module, _, attribute = handler.rpartition(".")
         path = PROJECT_ROOT / Path(*module.split(".")).with_suffix(".py")
