@@ -71,7 +71,7 @@ def format_timestamp(moment: datetime) -> str:
     """
     if moment.tzinfo is None:
         raise ValueError("timestamps must be aware datetimes")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -67,6 +67,11 @@ def _refuse_non_json_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+# Built once: json.loads / json.dumps with options build a new decoder / encoder per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_non_json_constant)
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+
+
 def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
     """Parse one client frame as API Gateway delivers it in a MESSAGE event.
 
@@ -86,6 +91,7 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         raise BadMessageError(BAD_REQUEST, "empty message")
     if not isinstance(body, str):
         raise BadMessageError(BAD_REQUEST, "the message body must be text")
+    raw: bytes | None
     if is_base64_encoded:
         # Base64 is 4/3 of the frame: refuse absurd bodies before decoding them.
         if len(body) > (MAX_MESSAGE_BYTES * 4) // 3 + 4:
@@ -95,19 +101,23 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         except (binascii.Error, ValueError):
             raise BadMessageError(BAD_REQUEST, "the binary frame is not valid base64") from None
     else:
-        if len(body) > MAX_MESSAGE_BYTES:
+        if len(body) > MAX_MESSAGE_BYTES:  # each character is at least one byte
             raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
-        raw = body.encode("utf-8", errors="surrogatepass")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadMessageError(BAD_REQUEST, "the message is not UTF-8 text") from None
+        # The usual frame is ASCII: its length is its size and it is valid UTF-8 already.
+        raw = None if body.isascii() else body.encode("utf-8", errors="surrogatepass")
+    if raw is None:
+        text = body
+    else:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise BadMessageError(PAYLOAD_TOO_LARGE, "messages are limited to 128 KB")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadMessageError(BAD_REQUEST, "the message is not UTF-8 text") from None
     if text.strip() == "ping":
         return Ping()
     try:
-        document = json.loads(text, parse_constant=_refuse_non_json_constant)
+        document = _DECODER.decode(text)
     except (ValueError, RecursionError):
         # RecursionError: 128 KB is room for ~64,000 levels of nesting, far past the parser's
         # recursion limit; that is a malformed message, not a server error.
@@ -136,7 +146,7 @@ def pong_message(*, connection_id: str, server_time: datetime, ping_id: str | No
     }
     if ping_id is not None:
         document["id"] = ping_id
-    return json.dumps(document, separators=(",", ":"))
+    return _COMPACT.encode(document)
 
 
 def error_message(*, code: str, message: str, ping_id: str | None = None) -> str:
@@ -150,4 +160,4 @@ def error_message(*, code: str, message: str, ping_id: str | None = None) -> str
     document: dict[str, str] = {"action": "error", "code": code, "message": message}
     if ping_id is not None:
         document["id"] = ping_id
-    return json.dumps(document, separators=(",", ":"))
+    return _COMPACT.encode(document)

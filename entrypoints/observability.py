@@ -13,14 +13,18 @@ connectionId, userId, route, outcome and reason codes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-ws")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineWs")
@@ -50,11 +54,15 @@ logger = Logger(
     # Our messages are fixed plain text: skip Powertools' attempt to parse every message as
     # a JSON document (a raised and caught JSONDecodeError per line).
     json_deserializer=str,
+    # Powertools' own serializer settings, in an encoder built once (its default,
+    # json.dumps with options, builds a new encoder for every line).
+    json_serializer=json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode,
 )
 """The handlers' JSON logger (one line per invocation outcome)."""
 
 
 _stdlib_logger = logging.getLogger(SERVICE_NAME)  # the one ``logger`` writes through
+_configured_level = _stdlib_logger.level  # LOG_LEVEL, what an unsampled invocation logs at
 
 
 def debug_enabled() -> bool:
@@ -78,8 +86,10 @@ def configure_logging(
             the root logger, so this is for Lambda only (the handlers pass
             ``"AWS_LAMBDA_FUNCTION_NAME" in os.environ``), not for the local gateway or tests.
     """
+    global _configured_level
     logger.setLevel(level)
-    # Powertools resets to initial_log_level before each sampling draw.
+    _configured_level = _stdlib_logger.level
+    # Powertools' own sampling resets to initial_log_level before each draw.
     logger.initial_log_level = level
     logger.sampling_rate = sample_rate
     logger.append_keys(sampling_rate=sample_rate)
@@ -90,11 +100,16 @@ def configure_logging(
 def refresh_log_sampling() -> None:
     """Draw this invocation's sampling: DEBUG with probability ``sample_rate``, else the level.
 
-    A no-op without sampling. Powertools' ``inject_lambda_context`` does the same draw; the
-    handlers call this instead so they do not pay for the context keys on every line.
+    Powertools' rule (``Logger.refresh_sample_rate_calculation``, which its
+    ``inject_lambda_context`` runs per invocation), but the level is only set when it
+    changes: setting it clears every logger's cache, a cost each ping would pay for nothing.
     """
-    if logger.sampling_rate:
-        logger.refresh_sample_rate_calculation()
+    rate = float(logger.sampling_rate)  # configure_logging set a float; Powertools types it str
+    if not rate:
+        return
+    level = logging.DEBUG if random.random() <= rate else _configured_level  # noqa: S311 - sampling, not secrecy
+    if _stdlib_logger.level != level:
+        _stdlib_logger.setLevel(level)
 
 
 _per_thread = threading.local()
@@ -107,6 +122,64 @@ def _thread_metrics() -> EphemeralMetrics:
             namespace=METRICS_NAMESPACE, service=SERVICE_NAME
         )
     return metrics
+
+
+def metrics_document(
+    counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The EMF document's members for ``counts``: ``{"_aws": {...}, "service": ..., "<name>": [n]}``.
+
+    Built by Powertools (``serialize_metric_set``), for callers that write it as part of their
+    own log line (:func:`log_with_metrics`). Empty when metrics are disabled
+    (``POWERTOOLS_METRICS_DISABLED``) or could not be built (logged): metrics are best effort.
+    """
+    if not counts or is_metrics_disabled():
+        return {}
+    metrics = _thread_metrics()
+    try:
+        for name, value in (dimensions or {}).items():
+            metrics.add_dimension(name=name, value=value)
+        for name, count in counts.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+        return dict(metrics.serialize_metric_set())
+    except Exception:  # pragma: no cover - defensive: metrics are best effort
+        logger.exception("metrics could not be built")
+        return {}
+    finally:
+        metrics.clear_metrics()
+
+
+def log_with_metrics(
+    log: Callable[..., None],
+    message: str,
+    fields: Mapping[str, Any],
+    counts: Mapping[str, int],
+    dimensions: Mapping[str, str] | None = None,
+) -> None:
+    """Write ONE line that is both the structured log line and the EMF document.
+
+    An EMF document is a JSON log line with an ``_aws`` member; every other member is a
+    property CloudWatch keeps with it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+    So the line ``log`` (``logger.info``, ``logger.warning``…) writes carries the metrics too:
+    one JSON encoding and one line instead of two. When ``log``'s level is filtered out
+    (``LOG_LEVEL``), the metrics are still written, alone (:func:`emit_metrics`): the alarms
+    read them.
+    """
+    if not _stdlib_logger.isEnabledFor(_LEVELS[log.__name__]):
+        emit_metrics(counts, dimensions)
+        return
+    # stacklevel 3: the line's "location" names our caller, not this helper nor Powertools.
+    log(message, extra={**fields, **metrics_document(counts, dimensions)}, stacklevel=3)
+
+
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None) -> None:

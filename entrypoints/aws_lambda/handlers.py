@@ -24,6 +24,7 @@ from application.commands import (
     DisconnectCommand,
     HeartbeatCommand,
     HeartbeatOutcome,
+    HeartbeatResult,
     RejectMessageCommand,
 )
 from domain.errors import DomainError, InvalidTokenError
@@ -47,7 +48,7 @@ from entrypoints.observability import (
     STALE_CONNECTIONS_REMOVED,
     configure_logging,
     debug_enabled,
-    emit_metrics,
+    log_with_metrics,
     logger,
     refresh_log_sampling,
 )
@@ -152,11 +153,10 @@ def connect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except DomainError as error:
             status = status_for(error)
             reason = reason_of(error)
-            emit_metrics({CONNECTS_REJECTED: 1}, {"reason": reason})
-            log = logger.warning if status >= 500 else logger.info
-            log(
+            log_with_metrics(
+                logger.warning if status >= 500 else logger.info,
                 "connect rejected",
-                extra={
+                {
                     "route": "$connect",
                     "connection_id": connection_id,
                     "outcome": "rejected",
@@ -164,12 +164,14 @@ def connect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     "status": status,
                     "duration_ms": _elapsed_ms(started),
                 },
+                {CONNECTS_REJECTED: 1},
+                {"reason": reason},
             )
             return response(status)
-        emit_metrics({CONNECTS: 1})
-        logger.info(
+        log_with_metrics(
+            logger.info,
             "connected",
-            extra={
+            {
                 "route": "$connect",
                 "connection_id": connection_id,
                 "user_id": result.user_id,
@@ -177,6 +179,7 @@ def connect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 "status": 200,
                 "duration_ms": _elapsed_ms(started),
             },
+            {CONNECTS: 1},
         )
         return response(200)
 
@@ -194,22 +197,31 @@ def disconnect_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         parsed = parse_disconnect_event(event)
         abnormal = parsed.status_code not in NORMAL_CLOSE_CODES
-        emit_metrics({DISCONNECTS: 1, ABNORMAL_DISCONNECTS: int(abnormal)})
-        container.disconnect().execute(
-            DisconnectCommand(connection_id=parsed.context.connection_id)
-        )
-        logger.info(
-            "disconnected",
-            extra={
-                "route": "$disconnect",
-                "connection_id": parsed.context.connection_id,
-                "outcome": "disconnected",
-                "disconnect_status_code": parsed.status_code,
-                "disconnect_reason": parsed.reason,
-                "status": 200,
-                "duration_ms": _elapsed_ms(started),
-            },
-        )
+        # Counted whatever the store does: the disconnect-rate alarm reads these.
+        counts = {DISCONNECTS: 1, ABNORMAL_DISCONNECTS: int(abnormal)}
+        fields: dict[str, Any] = {
+            "route": "$disconnect",
+            "connection_id": parsed.context.connection_id,
+            "disconnect_status_code": parsed.status_code,
+            "disconnect_reason": parsed.reason,
+        }
+        try:
+            container.disconnect().execute(
+                DisconnectCommand(connection_id=parsed.context.connection_id)
+            )
+        except Exception as error:
+            status = status_for(error)
+            failed = {**fields, "outcome": "failed", "reason": reason_of(error), "status": status}
+            failed["duration_ms"] = _elapsed_ms(started)
+            log_with_metrics(
+                logger.exception if status == 500 else logger.error,
+                "unexpected error" if status == 500 else "invocation failed",
+                failed,
+                counts,
+            )
+            return response(status)
+        fields.update(outcome="disconnected", status=200, duration_ms=_elapsed_ms(started))
+        log_with_metrics(logger.info, "disconnected", fields, counts)
         return response(200)
 
     return _safely("$disconnect", event, work)
@@ -259,24 +271,27 @@ def default_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         result = container.heartbeat(sender=sender).execute(
             HeartbeatCommand(connection_id=connection_id, ping_id=ping.ping_id)
         )
-        fields = {
-            "route": route,
-            "connection_id": connection_id,
-            "outcome": result.outcome.value,
-            "duration_ms": _elapsed_ms(started),
-        }
         if result.outcome is HeartbeatOutcome.PONG:
-            if debug_enabled():
-                logger.debug("heartbeat", extra=fields)
+            if debug_enabled():  # only in sampled invocations: no fields built otherwise
+                logger.debug("heartbeat", extra=_heartbeat_fields(route, result, started))
         elif result.outcome is HeartbeatOutcome.PONG_UNRECORDED:
-            emit_metrics({HEARTBEATS_UNRECORDED: 1})
-            logger.error("heartbeat", extra=fields)
+            fields = _heartbeat_fields(route, result, started)
+            log_with_metrics(logger.error, "heartbeat", fields, {HEARTBEATS_UNRECORDED: 1})
         else:
-            emit_metrics({STALE_CONNECTIONS_REMOVED: 1})
-            logger.info("heartbeat", extra=fields)
+            fields = _heartbeat_fields(route, result, started)
+            log_with_metrics(logger.info, "heartbeat", fields, {STALE_CONNECTIONS_REMOVED: 1})
         return reply(200, result.reply)
 
     return _safely("$default", event, work, failure_body=INTERNAL_ERROR_FRAME)
+
+
+def _heartbeat_fields(route: str, result: HeartbeatResult, started: float) -> dict[str, Any]:
+    return {
+        "route": route,
+        "connection_id": result.connection_id,
+        "outcome": result.outcome.value,
+        "duration_ms": _elapsed_ms(started),
+    }
 
 
 def _management_endpoint(context: RequestContext) -> str:

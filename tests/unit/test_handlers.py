@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -95,13 +96,39 @@ def gateway() -> Iterator[Gateway]:
         yield gateway
 
 
+class Written:
+    """The JSON lines the handlers write (the Powertools handler's stream, and stdout for
+    metrics written alone), as CloudWatch Logs would receive them."""
+
+    def __init__(self, buffer: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
+        self.buffer = buffer
+        self.capsys = capsys
+
+    def lines(self) -> list[dict[str, Any]]:
+        text = self.buffer.getvalue() + self.capsys.readouterr().out
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def emf(self) -> list[dict[str, Any]]:
+        """The EMF documents among the lines (those with an ``_aws`` member)."""
+        return [line for line in self.lines() if "_aws" in line]
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Written:
+    buffer = io.StringIO()
+    monkeypatch.setattr(handlers.logger.registered_handler, "stream", buffer)
+    return Written(buffer, capsys)
+
+
 def logged(caplog: pytest.LogCaptureFixture, field: str) -> list[Any]:
     """The values of one structured field over the captured log records."""
     return [getattr(record, field) for record in caplog.records if hasattr(record, field)]
 
 
 def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    gateway: Gateway, written: Written, caplog: pytest.LogCaptureFixture
 ) -> None:
     response = handlers.connect_handler(connect_event("good"), CONTEXT)
 
@@ -110,8 +137,12 @@ def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
         connection_id=CONNECTION_ID, user_id=USER_ID, connected_at=START
     )
     assert gateway.sender.sent == {}
-    out = capsys.readouterr().out
-    assert '"Connects"' in out, "an EMF document with the Connects metric is written"
+    (line,) = written.lines()
+    assert line["message"] == "connected"
+    assert line["Connects"] == [1.0], "the log line is the EMF document with the Connects metric"
+    assert line["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+        {"Name": "Connects", "Unit": "Count"}
+    ]
     assert logged(caplog, "connection_id") == [CONNECTION_ID]
     assert logged(caplog, "user_id") == [USER_ID]
 
@@ -129,7 +160,7 @@ def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
 )
 def test_given_a_rejected_token_when_connect_then_the_status_and_nothing_stored(
     gateway: Gateway,
-    capsys: pytest.CaptureFixture[str],
+    written: Written,
     caplog: pytest.LogCaptureFixture,
     event: dict[str, Any],
     status: int,
@@ -140,9 +171,10 @@ def test_given_a_rejected_token_when_connect_then_the_status_and_nothing_stored(
     assert response["statusCode"] == status
     assert len(gateway.repository) == 0
     assert logged(caplog, "reason") == [reason]
-    emf = json.loads(capsys.readouterr().out)
+    (emf,) = written.emf()
     assert emf["ConnectsRejected"] == [1.0]
     assert emf["reason"] == reason
+    assert emf["message"] == "connect rejected", "one line: the log line carries the metric"
 
 
 def test_given_two_different_token_values_when_connect_then_401_ambiguous(gateway: Gateway) -> None:
@@ -201,28 +233,31 @@ def test_given_a_malformed_event_then_every_handler_answers_400_and_logs_one_lin
 
 
 def test_given_a_connection_when_disconnect_then_200_and_the_record_is_gone(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    gateway: Gateway, written: Written
 ) -> None:
     handlers.connect_handler(connect_event("good"), CONTEXT)
-    capsys.readouterr()
+    written.lines()
 
     response = handlers.disconnect_handler(load_event("disconnect"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert len(gateway.repository) == 0
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert emf[0]["Disconnects"] == [1.0] or emf[0]["Disconnects"] == 1.0
-    assert emf[0]["AbnormalDisconnects"] in ([0.0], 0.0)
+    (line,) = written.lines()
+    assert (line["message"], line["Disconnects"], line["AbnormalDisconnects"]) == (
+        "disconnected",
+        [1.0],
+        [0.0],
+    )
 
 
 def test_given_an_abnormal_close_when_disconnect_then_it_is_counted(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    gateway: Gateway, written: Written
 ) -> None:
     event = load_event("disconnect")
     event["requestContext"]["disconnectStatusCode"] = 1006
     handlers.disconnect_handler(event, CONTEXT)
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert emf[0]["AbnormalDisconnects"] in ([1.0], 1.0)
+    (emf,) = written.emf()
+    assert emf["AbnormalDisconnects"] == [1.0]
 
 
 def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
@@ -260,12 +295,12 @@ def test_given_a_ping_when_default_then_the_pong_is_the_route_response_and_ttl_r
 
 def test_given_a_pong_then_no_info_line_and_no_emf_document_but_a_debug_line(
     gateway: Gateway,
-    capsys: pytest.CaptureFixture[str],
+    written: Written,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handlers.connect_handler(connect_event("good"), CONTEXT)
-    capsys.readouterr()
+    written.lines()
     caplog.clear()
 
     with caplog.at_level("DEBUG", logger=handlers.logger.name):
@@ -280,7 +315,8 @@ def test_given_a_pong_then_no_info_line_and_no_emf_document_but_a_debug_line(
     assert [(r.levelname, r.message, r.outcome) for r in caplog.records] == [
         ("DEBUG", "heartbeat", "pong")
     ]
-    assert '"_aws"' not in capsys.readouterr().out, "no EMF document for a pong"
+    (line,) = written.lines()
+    assert line["level"] == "DEBUG" and "_aws" not in line, "no EMF document for a pong"
 
 
 def test_given_log_sampling_then_each_invocation_draws_whether_it_logs_at_debug(
@@ -346,7 +382,7 @@ def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_u
 
 
 def test_given_an_expired_record_when_ping_then_error_and_close_through_the_management_api(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    gateway: Gateway, written: Written, caplog: pytest.LogCaptureFixture
 ) -> None:
     response = handlers.default_handler(load_event("message_ping"), CONTEXT)
 
@@ -354,7 +390,8 @@ def test_given_an_expired_record_when_ping_then_error_and_close_through_the_mana
     assert json.loads(gateway.sender.sent[CONNECTION_ID][0])["code"] == "connection_expired"
     assert gateway.sender.closed == [CONNECTION_ID]
     assert gateway.endpoints == ["https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"]
-    assert '"StaleConnectionsRemoved"' in capsys.readouterr().out
+    (emf,) = written.emf()
+    assert emf["StaleConnectionsRemoved"] == [1.0]
     assert logged(caplog, "outcome") == ["expired"]
 
 
@@ -420,7 +457,7 @@ def test_given_an_unexpected_bug_in_default_then_the_client_reads_an_internal_er
 
 
 def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
-    gateway: Gateway, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, written: Written
 ) -> None:
     gateway.repository.available = False
     response = handlers.default_handler(load_event("message_ping"), CONTEXT)
@@ -428,7 +465,8 @@ def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
     assert body(response)["action"] == "pong"
     assert logged(caplog, "outcome") == ["pong_unrecorded"]
     assert [record.levelname for record in caplog.records] == ["ERROR"]
-    assert json.loads(capsys.readouterr().out)["HeartbeatsUnrecorded"] == [1.0]
+    (emf,) = written.emf()
+    assert (emf["level"], emf["HeartbeatsUnrecorded"]) == ("ERROR", [1.0])
 
 
 def test_errors_from_the_store_are_mapped_in_one_table() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from entrypoints.observability import (
     HEARTBEATS_UNRECORDED,
     METRICS_NAMESPACE,
     emit_metrics,
+    log_with_metrics,
     logger,
 )
 
@@ -121,3 +124,73 @@ def test_in_lambda_the_adapters_log_lines_are_json_with_their_fields() -> None:
         "WARNING",
     )
     assert "hidden" not in result.stdout + result.stderr
+
+
+# -- one line that is both the log line and the EMF document -----------------------------------
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """What the logger's handler and stdout receive, as parsed JSON lines."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
+
+    def read() -> list[dict[str, Any]]:
+        text = buffer.getvalue() + capsys.readouterr().out
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    return read
+
+
+def test_log_with_metrics_writes_one_line_that_is_a_valid_emf_document(lines: Any) -> None:
+    log_with_metrics(
+        logger.info,
+        "connect rejected",
+        {"connection_id": "c="},
+        {CONNECTS_REJECTED: 1},
+        {"reason": "expired"},
+    )
+
+    (line,) = lines()
+    assert (line["message"], line["connection_id"], line["level"]) == (
+        "connect rejected",
+        "c=",
+        "INFO",
+    )
+    directive = line["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == METRICS_NAMESPACE
+    assert directive["Dimensions"] == [["reason", "service"]]
+    assert directive["Metrics"] == [{"Name": "ConnectsRejected", "Unit": "Count"}]
+    assert isinstance(line["_aws"]["Timestamp"], int)
+    # Every dimension and metric the directive names is a member of the line (EMF's rule).
+    assert (line["ConnectsRejected"], line["reason"], line["service"]) == (
+        [1.0],
+        "expired",
+        "timeline-ws",
+    )
+    assert line["location"].startswith("test_log_with_metrics"), "the caller's location, not ours"
+
+
+def test_given_the_log_level_filters_the_line_then_the_metrics_are_still_written(
+    lines: Any,
+) -> None:
+    logger.setLevel("WARNING")
+    try:
+        log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+    finally:
+        logger.setLevel("INFO")
+
+    (document,) = lines()
+    assert document["Connects"] == [1.0], "the alarms read the metric whatever LOG_LEVEL says"
+    assert "message" not in document
+
+
+def test_given_metrics_disabled_then_the_line_has_no_emf_member(
+    lines: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+
+    (line,) = lines()
+    assert line["message"] == "connected"
+    assert "_aws" not in line and "Connects" not in line
