@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint redis-server package checks checkov bench
+.PHONY: help install run test lint redis-server chromium package checks checkov bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,7 +39,11 @@ redis-server: ## Make sure a redis-server binary exists (apt-get installs it whe
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 	@redis-server --version
 
-test: install redis-server checkov ## Architecture contracts, then every test tier with coverage
+chromium: ## Make sure Debian's chromium exists for tests/browser (apt-get installs it when missing)
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@/usr/bin/chromium --version 2>/dev/null
+
+test: install redis-server chromium checkov ## Architecture contracts, then every test tier with coverage
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 

@@ -1,14 +1,27 @@
 """The simulated clients (asyncio + websockets) and the run that ramps, holds and drains them.
 
+Each simulated client is a :class:`~entrypoints.client.TimelineSocket`, the project's own
+client, so the load test exercises what real clients run.
+
 A run has three phases. **Ramp**: client ``i`` starts ``i / ramp_rate`` seconds after the
 start. **Hold**: ``duration_seconds`` from the moment the last client was started; every
-open client pings on its interval (``{"action":"ping","id":"<client>-<seq>"}``), the first
-ping at a per-client offset within the interval so the pings spread evenly. **Drain**: no
-new pings; each client waits (at most ``drain_timeout_seconds``) for its outstanding pongs,
-then closes with 1000. A close the client did not start is an unexpected disconnect,
-counted by its close code (1006 when the socket vanished without a close frame). An
-``interrupt`` (Ctrl-C in the command) ends the ramp or the hold early and goes straight to
-the drain, so an interrupted run still reports what it saw.
+open client pings (``{"action":"ping","id":"<client>-<seq>"}``) once when its handshake
+completes (the pong tells it its connectionId), then on its interval, the first interval
+stretched by a per-client offset so the pings spread evenly. **Drain**: no new pings; each
+client waits (at most ``drain_timeout_seconds``) for its outstanding pongs, then closes with
+1000. A close the client did not start is an unexpected disconnect, counted by its close
+code (1006 when the socket vanished without a close frame, or when the client declared it
+dead: no message for 2 x interval + 10 s with a ping unanswered). An ``interrupt`` (Ctrl-C in
+the command) ends the ramp or the hold early and goes straight to the drain, so an
+interrupted run still reports what it saw.
+
+Reconnection is off by default (``reconnect``): the report's figures and its verdict are
+defined per planned connection (attempted = connections, a disconnect rate per established
+connection), and a client that quietly reconnected would hide the cost of a drop from the
+figures a load test exists to show. With ``reconnect=True`` (``--reconnect``) clients follow
+the client policy (full-jitter backoff, ...); every handshake then counts as an attempt and
+every close the client did not start still counts as an unexpected disconnect, reconnected
+or not.
 
 A handshake the server refuses with 401, 403 or 429 is a rejection on purpose (a token it
 does not accept, a connection limit); any other HTTP status (404, 5xx, ...) is a failure,
@@ -24,16 +37,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 import attrs
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from entrypoints.client import ClientPolicy, TimelineSocket, static_token
+from entrypoints.client.events import (
+    CloseEvent,
+    HandshakeEvent,
+    MessageEvent,
+    PingEvent,
+    PongEvent,
+)
+from entrypoints.client.timeline_socket import url_with_token as url_with_token  # re-exported
 from entrypoints.loadtest.server_process import RssSampler
 from entrypoints.loadtest.stats import Distribution, LoadtestReport
 
@@ -73,6 +92,7 @@ class LoadtestPlan:
     open_timeout_seconds: float = 30.0
     drain_timeout_seconds: float = 10.0
     close_timeout_seconds: float = 5.0
+    reconnect: bool = False
 
     def __attrs_post_init__(self) -> None:
         self.validate()
@@ -129,17 +149,6 @@ class LoadtestPlan:
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def url_with_token(url: str, token: str) -> str:
-    """``url`` with ``token`` added as the ``token`` query parameter (percent-encoded)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    query = [(name, value) for name, value in query if name != "token"]
-    query.append(("token", token))
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), "")
-    )
-
-
 @attrs.define
 class LiveStats:
     """Running counts, shared by every client task of one event loop (no locks needed)."""
@@ -176,133 +185,107 @@ Tick = Callable[[LiveStats], None]
 
 
 class SimulatedClient:
-    """One WebSocket client: connect, ping on an interval, match pongs by id, close at the end."""
+    """One WebSocket client: a :class:`TimelineSocket` whose events feed the run's counts."""
 
     def __init__(
         self,
         *,
         index: int,
         url: str,
+        token: str,
         plan: LoadtestPlan,
         stats: LiveStats,
         stop: asyncio.Event,
     ) -> None:
-        self._index = index
-        self._url = url
         self._plan = plan
         self._stats = stats
         self._stop = stop
-        self._pending: dict[str, float] = {}
-        self._all_answered = asyncio.Event()
-        self._all_answered.set()
+        self._handshake_settled = asyncio.Event()
+        self._handshake_settled.set()
+        interval = plan.ping_interval_seconds
+        self.socket = TimelineSocket(
+            url,
+            static_token(token),
+            policy=ClientPolicy(ping_interval_seconds=interval),
+            reconnect=plan.reconnect,
+            # Spread the interval pings over the interval (low-discrepancy offsets).
+            heartbeat_offset_seconds=interval * ((index * _GOLDEN_RATIO_FRACTION) % 1.0),
+            open_timeout_seconds=plan.open_timeout_seconds,
+            close_timeout_seconds=plan.close_timeout_seconds,
+            user_agent=USER_AGENT,
+            connect_options={
+                "compression": None,  # 10,000 zlib contexts would measure zlib, not us
+                "proxy": None,  # talk only to the URL given
+                "max_queue": 64,
+            },
+            ping_prefix=f"{index}-",
+        )
+        self.socket.on("connecting", self._connecting)
+        self.socket.on("handshake", self._handshake)
+        self.socket.on("ping", self._ping)
+        self.socket.on("pong", self._pong)
+        self.socket.on("message", self._message)
+        self.socket.on("close", self._closed)
 
     async def run(self) -> None:
         """Connect, live until the run stops, then drain and close. Never raises."""
-        stats = self._stats
-        stats.attempted += 1
-        started = time.perf_counter()
+        self.socket.start()
+        stopped = asyncio.ensure_future(self._stop.wait())
+        finished = asyncio.ensure_future(self.socket.wait_closed())
         try:
-            websocket = await connect(
-                self._url,
-                open_timeout=self._plan.open_timeout_seconds,
-                close_timeout=self._plan.close_timeout_seconds,
-                ping_interval=None,  # application pings only: they are what we measure
-                compression=None,  # 10,000 zlib contexts would measure zlib, not us
-                proxy=None,  # talk only to the URL given
-                user_agent_header=USER_AGENT,
-                max_queue=64,
+            await asyncio.wait({stopped, finished}, return_when=asyncio.FIRST_COMPLETED)
+            # A handshake under way when the run stops is let finish (bounded), so that every
+            # attempt ends established, rejected or failed, as the report's verdict expects.
+            try:
+                async with asyncio.timeout(self._plan.open_timeout_seconds):
+                    await self._handshake_settled.wait()
+            except TimeoutError:
+                pass
+            await self.socket.close(
+                1000, "loadtest done", drain_seconds=self._plan.drain_timeout_seconds
             )
-        except InvalidStatus as error:
-            status = error.response.status_code
-            if status in DELIBERATE_REJECTION_STATUSES:
-                stats.rejected[status] += 1
-            else:
-                stats.failed[f"HTTP {status}"] += 1
-            return
-        except Exception as error:  # anything else is a failure to report, not to raise
-            stats.failed[type(error).__name__] += 1
-            return
-        stats.opened(time.perf_counter() - started)
-        try:
-            await self._live(websocket)
+        except asyncio.CancelledError:
+            self.socket.abort()  # the run's hard deadline
+            raise
         finally:
-            stats.open -= 1
-
-    async def _live(self, websocket: ClientConnection) -> None:
-        receiver = asyncio.create_task(self._receive(websocket))
-        pinger = asyncio.create_task(self._ping(websocket))
-        stopped = asyncio.create_task(self._stop.wait())
-        try:
-            await asyncio.wait({receiver, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            pinger.cancel()
-            if not receiver.done() and self._pending:
-                # The run is over: wait for outstanding pongs, bounded, then close.
-                answered = asyncio.create_task(self._all_answered.wait())
-                try:
-                    await asyncio.wait(
-                        {receiver, answered},
-                        timeout=self._plan.drain_timeout_seconds,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    answered.cancel()
-            if receiver.done():
-                code = websocket.close_code
-                self._stats.unexpected[1006 if code is None else code] += 1
-                return
-            await websocket.close(1000, "loadtest done")
-        finally:
-            for task in (receiver, pinger, stopped):
+            for task in (stopped, finished):
                 task.cancel()
-            await asyncio.gather(receiver, pinger, stopped, return_exceptions=True)
 
-    async def _ping(self, websocket: ClientConnection) -> None:
-        interval = self._plan.ping_interval_seconds
-        # Spread first pings over the interval (low-discrepancy offsets), like real clients.
-        await asyncio.sleep(interval * ((self._index * _GOLDEN_RATIO_FRACTION) % 1.0))
-        sequence = 0
-        while True:
-            sequence += 1
-            ping_id = f"{self._index}-{sequence}"
-            self._pending[ping_id] = time.perf_counter()
-            self._all_answered.clear()
-            try:
-                await websocket.send(json.dumps({"action": "ping", "id": ping_id}))
-            except ConnectionClosed:
-                self._pending.pop(ping_id, None)
-                return
-            self._stats.pings_sent += 1
-            await asyncio.sleep(interval)
+    def _connecting(self, event: object) -> None:
+        self._stats.attempted += 1
+        self._handshake_settled.clear()
 
-    async def _receive(self, websocket: ClientConnection) -> None:
+    def _handshake(self, event: HandshakeEvent) -> None:
+        self._stats.opened(event.seconds)
+        self._handshake_settled.set()
+
+    def _ping(self, event: PingEvent) -> None:
+        self._stats.pings_sent += 1
+
+    def _pong(self, event: PongEvent) -> None:
+        self._stats.pongs_received += 1
+        self._stats.rtt_seconds.append(event.rtt_seconds)
+
+    def _message(self, event: MessageEvent) -> None:
+        if isinstance(event.data, dict) and event.data.get("action") == "error":
+            self._stats.error_frames += 1
+
+    def _closed(self, event: CloseEvent) -> None:
+        self._handshake_settled.set()
         stats = self._stats
-        while True:
-            try:
-                message = await websocket.recv()
-            except ConnectionClosed:
-                return
-            received = time.perf_counter()
-            frame = _json_object(message)
-            if frame is None:
-                continue
-            action = frame.get("action")
-            if action == "pong":
-                sent = self._pending.pop(str(frame.get("id")), None)
-                if sent is not None:
-                    stats.pongs_received += 1
-                    stats.rtt_seconds.append(received - sent)
-                    if not self._pending:
-                        self._all_answered.set()
-            elif action == "error":
-                stats.error_frames += 1
-
-
-def _json_object(message: str | bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(message)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        if event.opened:
+            stats.open -= 1
+            if not event.requested:
+                stats.unexpected[event.code] += 1
+        elif event.requested:
+            return  # the run ended during a handshake or a backoff wait
+        elif event.status is not None:
+            if event.status in DELIBERATE_REJECTION_STATUSES:
+                stats.rejected[event.status] += 1
+            else:
+                stats.failed[f"HTTP {event.status}"] += 1
+        else:
+            stats.failed[event.error or "ConnectionError"] += 1
 
 
 async def run_load(
@@ -342,7 +325,8 @@ async def run_load(
                     break
                 client = SimulatedClient(
                     index=index,
-                    url=url_with_token(plan.url, tokens[index % len(tokens)]),
+                    url=plan.url,
+                    token=tokens[index % len(tokens)],
                     plan=plan,
                     stats=stats,
                     stop=stop,

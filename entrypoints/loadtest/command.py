@@ -148,6 +148,13 @@ def add_loadtest_command(commands: Any) -> None:
         metavar="PATH",
         help="also write the report as JSON to PATH",
     )
+    parser.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="clients reconnect after a close they did not ask for, as the client library "
+        "does (every handshake then counts as an attempt, every such close still as an "
+        "unexpected disconnect; default off: one connection per client)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(handler=run)
 
@@ -276,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
             ramp_rate_per_second=args.ramp_rate,
             open_timeout_seconds=args.open_timeout,
             drain_timeout_seconds=args.drain_timeout,
+            reconnect=args.reconnect,
         )
         tokens = _tokens(args, plan)
         if args.json_path is not None:

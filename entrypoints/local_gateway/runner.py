@@ -237,6 +237,7 @@ def prepare_gateway(
         DevKeyError: the state folder or the development key in it cannot be used.
         entrypoints.settings.ConfigurationError: the resulting configuration is invalid.
     """
+    from entrypoints.local_gateway.demo import add_demo_routes
     from entrypoints.local_gateway.server import create_app, listening_socket
 
     sock = listening_socket(host, port)
@@ -256,6 +257,8 @@ def prepare_gateway(
             jwks=dev.key.jwks() if dev else None,
             jwks_path=dev.jwks_path if dev else None,
         )
+        if dev is not None:  # the development demo page: only with the Cognito stand-in
+            add_demo_routes(app, dev_cognito=dev, base_url=base_url)
     except BaseException:
         sock.close()
         raise

@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -67,7 +68,7 @@ async def scripted_server() -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/ws"
 
 
-def plan(url: str, connections: int, **changes: float) -> LoadtestPlan:
+def plan(url: str, connections: int, **changes: Any) -> LoadtestPlan:
     values = {
         "duration_seconds": 1.5,
         "ping_interval_seconds": 0.3,
@@ -196,3 +197,31 @@ def test_given_an_interrupt_during_the_hold_then_the_clients_drain_close_and_rep
     assert report.pongs_received >= 3
     assert report.verdict == "INTERRUPTED"
     assert report.exit_status == 130
+
+
+def test_given_reconnecting_clients_then_every_unexpected_close_is_counted_and_every_handshake_attempted() -> (
+    None
+):
+    # Given: one client the server drops (1011) after its first ping, reconnection on
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with scripted_server() as url:
+            return await run_load(plan(url, 1, duration_seconds=3.0, reconnect=True), ["drop"])
+
+    report = asyncio.run(scenario())
+
+    # Then: it came back after each drop, and each drop is an unexpected disconnect
+    assert report.established >= 2
+    assert report.attempted == report.established
+    assert report.unexpected_disconnects == {1011: report.established}
+    assert report.exit_status == 1
+
+
+def test_given_reconnection_off_then_a_dropped_client_stays_down_and_is_counted_once() -> None:
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with scripted_server() as url:
+            return await run_load(plan(url, 1, duration_seconds=3.0), ["drop"])
+
+    report = asyncio.run(scenario())
+
+    assert (report.attempted, report.established) == (1, 1)
+    assert report.unexpected_disconnects == {1011: 1}

@@ -460,3 +460,13 @@ def test_the_command_stops_with_status_2_when_the_file_limit_is_too_low(
     )
     assert status == 2
     assert "file descriptors" in capsys.readouterr().err
+
+
+def test_reconnection_is_off_by_default_and_on_with_the_reconnect_option() -> None:
+    from entrypoints.cli import build_parser
+
+    url = "ws://127.0.0.1:1/ws"
+    assert build_parser().parse_args(["loadtest", url]).reconnect is False
+    assert build_parser().parse_args(["loadtest", url, "--reconnect"]).reconnect is True
+    plan = LoadtestPlan(url=url, connections=1, duration_seconds=1, ping_interval_seconds=1)
+    assert plan.reconnect is False
