@@ -74,8 +74,6 @@ class ManagementApiClients:
         read_timeout_seconds: float = 2.0,
         max_attempts: int = 2,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts counts the first attempt: it must be at least 1")
         self._region_name = region_name
         self._connect_timeout_seconds = connect_timeout_seconds
         self._read_timeout_seconds = read_timeout_seconds

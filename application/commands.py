@@ -1,10 +1,41 @@
-"""Commands and results of the use cases: frozen, slotted, keyword-only attrs classes of primitives."""
+"""Commands and results of the use cases: frozen, slotted, keyword-only attrs classes of primitives.
+
+A command that a client message builds (see the edge's action table) validates the
+message's fields itself: its validators raise :class:`FieldError`, and the edge answers
+``bad_request`` naming the message's member.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import attrs
+
+from domain.protocol import MAX_PING_ID_LENGTH
+
+
+class FieldError(ValueError):
+    """A command field's value breaks its rule; ``field`` names it, ``problem`` says the rule."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def optional_text(max_length: int) -> Any:
+    """An attrs validator: ``None``, or a string of at most ``max_length`` characters.
+
+    Raises (when validating):
+        FieldError: "must be a string of at most N characters".
+    """
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and (not isinstance(value, str) or len(value) > max_length):
+            raise FieldError(attribute.name, f"must be a string of at most {max_length} characters")
+
+    return validate
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -39,10 +70,10 @@ class DisconnectResult:
 
 @attrs.frozen(slots=True, kw_only=True)
 class HeartbeatCommand:
-    """A ping on the ``$default`` route; ``ping_id`` is echoed in the pong."""
+    """A ping; ``ping_id`` (the message's ``id``, at most 64 characters) is echoed in the pong."""
 
     connection_id: str
-    ping_id: str | None = None
+    ping_id: str | None = attrs.field(default=None, validator=optional_text(MAX_PING_ID_LENGTH))
 
 
 class HeartbeatOutcome(StrEnum):

@@ -33,12 +33,6 @@ DEFAULT_TTL_SECONDS: Final = 600
 """Connection records live 600 s past their last ping (clients ping every 30 s)."""
 
 
-def _require_positive_ttl(ttl_seconds: int) -> int:
-    if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-        raise ValueError(f"ttl_seconds must be a positive int, got {ttl_seconds!r}")
-    return ttl_seconds
-
-
 class Connect:
     """Accept a WebSocket connection for the bearer of a valid token.
 
@@ -47,6 +41,13 @@ class Connect:
     - The user id is the verified token's ``sub``; nothing else from the token is stored.
     - The record is ``Connection(connection_id, user_id, connected_at=clock.now())`` stored
       with a TTL of ``ttl_seconds`` (600 s by default).
+    - Connection limits: at most ``CONNECTION_LIMIT_GLOBAL`` connections in all and
+      ``CONNECTION_LIMIT_PER_USER`` per user hold a slot; the repository counts a slot as it
+      stores the record, atomically, and refuses one over a limit with
+      ``ConnectionLimitExceededError`` (HTTP 429), storing nothing. A slot lives as long as
+      its record: a ping extends both, ``$disconnect`` frees both, and a record that expires
+      frees its slot. While the store that counts is down and another takes the record, the
+      connection is admitted uncounted (a store outage must not lock users out).
     - Nothing is stored when verification fails, and nothing is ever posted to the
       connection: API Gateway answers 410 to posts until ``$connect`` has returned.
 
@@ -66,7 +67,7 @@ class Connect:
         self._verifier = verifier
         self._repository = repository
         self._clock = clock
-        self._ttl_seconds = _require_positive_ttl(ttl_seconds)
+        self._ttl_seconds = ttl_seconds
 
     def execute(self, command: ConnectCommand) -> ConnectResult:
         """Verify ``command.token`` and store the connection; see the class rules."""
@@ -133,7 +134,7 @@ class Heartbeat:
         self._repository = repository
         self._sender = sender
         self._clock = clock
-        self._ttl_seconds = _require_positive_ttl(ttl_seconds)
+        self._ttl_seconds = ttl_seconds
 
     def execute(self, command: HeartbeatCommand) -> HeartbeatResult:
         """Refresh ``command.connection_id`` and return the pong; see the class rules."""

@@ -10,13 +10,19 @@ from typing import ClassVar, Final
 
 
 class DomainError(Exception):
-    """Base of every timeline-ws error. ``code`` is machine-readable and safe to log."""
+    """Base of every timeline-ws error.
+
+    ``code`` names the class of error; ``reason`` is the finer, secret-free reason code that
+    logs and metrics carry (``expired``, ``limit_user``, ``store_unavailable``…), the
+    ``code`` unless a subclass says more.
+    """
 
     code: ClassVar[str] = "error"
     default_message: ClassVar[str] = "timeline-ws error"
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
+        self.reason = self.code
         super().__init__(self.message)
 
 
@@ -54,8 +60,8 @@ class InvalidTokenError(DomainError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         if reason not in INVALID_TOKEN_REASONS:
             raise ValueError(f"unknown invalid-token reason {reason!r}")
-        self.reason = reason
         super().__init__(message or f"invalid token: {reason}")
+        self.reason = reason
 
 
 class VerifierUnavailableError(DomainError):
@@ -96,7 +102,7 @@ class StoreUnavailableError(DomainError):
 class ConnectionLimitExceededError(DomainError):
     """Accepting the connection would pass the global or per-user limit: HTTP 429.
 
-    ``scope`` is ``"global"`` or ``"user"``.
+    ``scope`` is ``"global"`` or ``"user"``; ``reason`` is ``limit_global`` or ``limit_user``.
     """
 
     code = "connection_limit"
@@ -105,6 +111,7 @@ class ConnectionLimitExceededError(DomainError):
     def __init__(self, scope: str, message: str | None = None) -> None:
         self.scope = scope
         super().__init__(message or f"connection limit reached ({scope})")
+        self.reason = f"limit_{scope}"
 
 
 class MessageSendError(DomainError):

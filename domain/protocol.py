@@ -1,8 +1,10 @@
 """The client protocol carried on the ``$default`` route.
 
-Client to server: ``{"action": "ping", "id": "<optional, at most 64 characters>"}`` or the
-plain text ``ping``; text or binary frames (API Gateway hands binary frames over base64
-encoded, with ``isBase64Encoded`` true).
+Client to server: a JSON object naming its ``action`` with the action's fields, e.g.
+``{"action": "ping", "id": "<optional, at most 64 characters>"}``, or the plain text ``ping``;
+text or binary frames (API Gateway hands binary frames over base64 encoded, with
+``isBase64Encoded`` true). :func:`parse_message` reads the frame into a :class:`ClientMessage`;
+which actions exist, and what their fields mean, is the edge's action table.
 
 Server to client (as the ``$default`` route response, one frame per client message):
     ``{"action": "pong", "connectionId": "...", "serverTime": "2026-01-03T00:00:00Z", "id": "..."}``
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
@@ -41,7 +44,7 @@ ERROR_CODES: Final = frozenset(
 
 
 class BadMessageError(DomainError):
-    """A client message that timeline-ws cannot act on; answered with an error reply.
+    """A client message that timeline-ws cannot act on; answered with an error frame.
 
     ``error_code`` is one of ``bad_request``, ``unsupported_action``, ``payload_too_large``.
     The connection stays open.
@@ -56,10 +59,19 @@ class BadMessageError(DomainError):
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class Ping:
-    """A parsed ping. ``ping_id`` is echoed in the pong so clients can match round trips."""
+class ClientMessage:
+    """One client frame, read: the ``action`` it asks for and its other members (``fields``).
 
-    ping_id: str | None = None
+    ``fields`` holds the JSON object's members but ``action``, as parsed (strings, numbers,
+    lists, objects…); the action's command validates them.
+    """
+
+    action: str
+    fields: Mapping[str, object] = attrs.field(factory=dict)
+
+
+PING: Final = "ping"
+"""The heartbeat action (also accepted as the plain text ``ping``)."""
 
 
 def _refuse_non_json_constant(name: str) -> object:
@@ -72,7 +84,7 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_non_json_constant)
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
 
 
-def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
+def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> ClientMessage:
     """Parse one client frame as API Gateway delivers it in a MESSAGE event.
 
     Args:
@@ -80,12 +92,13 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         is_base64_encoded: the event's ``isBase64Encoded``.
 
     Returns:
-        The :class:`Ping` the frame asks for.
+        The :class:`ClientMessage`: its action and its fields (the plain text ``ping`` is
+        the ``ping`` action without fields).
 
     Raises:
         BadMessageError: ``payload_too_large`` over 128 KB (UTF-8 bytes of the decoded frame),
-            ``bad_request`` for an empty, non-UTF-8, non-JSON or malformed frame,
-            ``unsupported_action`` for any action other than ``ping``.
+            ``bad_request`` for an empty, non-UTF-8, non-JSON frame, or one that is not a JSON
+            object with an ``action`` string.
     """
     if body is None or body == "":
         raise BadMessageError(BAD_REQUEST, "empty message")
@@ -114,8 +127,8 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise BadMessageError(BAD_REQUEST, "the message is not UTF-8 text") from None
-    if text.strip() == "ping":
-        return Ping()
+    if text.strip() == PING:
+        return ClientMessage(action=PING)
     try:
         document = _DECODER.decode(text)
     except (ValueError, RecursionError):
@@ -124,17 +137,10 @@ def parse_message(body: str | None, *, is_base64_encoded: bool = False) -> Ping:
         raise BadMessageError(BAD_REQUEST, 'expected JSON such as {"action":"ping"}') from None
     if not isinstance(document, dict):
         raise BadMessageError(BAD_REQUEST, "expected a JSON object")
-    action = document.get("action")
+    action = document.pop("action", None)
     if not isinstance(action, str) or not action:
         raise BadMessageError(BAD_REQUEST, 'the message needs an "action" string')
-    if action != "ping":
-        raise BadMessageError(UNSUPPORTED_ACTION, "unsupported action; supported: ping")
-    ping_id = document.get("id")
-    if ping_id is not None and (not isinstance(ping_id, str) or len(ping_id) > MAX_PING_ID_LENGTH):
-        raise BadMessageError(
-            BAD_REQUEST, f'"id" must be a string of at most {MAX_PING_ID_LENGTH} characters'
-        )
-    return Ping(ping_id=ping_id)
+    return ClientMessage(action=action, fields=document)
 
 
 def pong_message(*, connection_id: str, server_time: datetime, ping_id: str | None) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from entrypoints.loadtest.command import add_loadtest_command
-from entrypoints.local_gateway.runner import add_serve_command, add_token_command
+from entrypoints.local_gateway.cli import add_serve_command, add_token_command
 
 COMMANDS: list[Callable[[Any], None]] = [
     add_serve_command,

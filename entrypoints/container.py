@@ -1,38 +1,38 @@
-"""The one composition root: a dependency-injector container built once per process.
+"""The one composition root: a dependency-injector container, built by :func:`~entrypoints.bootstrap.bootstrap`.
 
 Clients (redis, boto3) and the token verifier (with its JWKS cache) are thread-safe
-singletons, built on first use and reused by warm invocations; use cases are factories.
-The Lambda handlers build the container at module scope from :class:`Settings`; tests and
-the local gateway override providers (``container.redis_client.override(...)``).
+singletons built on first use, and reused by warm invocations; use cases are factories;
+each route's handler is a singleton holding the factories it needs. Adapters that cannot
+build their client at once (boto3's import, a Redis Cluster with every node down, the AUTH
+secret) build it on their first operation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Iterable
+from typing import Any
 
 from dependency_injector import containers, providers
 
-from adapters.api_gateway_message_sender import ApiGatewayMessageSender, ManagementApiClients
-from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, JwksFetcher, StaticJwksFetcher
-from adapters.dynamodb_connection_repository import (
+from adapters.api_gateway_message_sender import ManagementApiClients
+from adapters.cognito.jwks import HttpJwksFetcher, JwksFetcher, StaticJwksFetcher
+from adapters.connection_store import (
     DynamoDbConnectionRepository,
-    create_dynamodb_client,
-)
-from adapters.failover_connection_repository import (
     FailoverConnectionRepository,
     FailoverEvent,
+    RedisConnectionRepository,
     create_circuit_breaker,
+    create_dynamodb_client,
+    create_redis_client,
 )
-from adapters.lazy_connection_repository import LazyConnectionRepository
-from adapters.limited_connection_repository import LimitedConnectionRepository
-from adapters.redis_connection_limiter import RedisConnectionLimiter
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
-from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
-from application.ports import ConnectionRepository
-from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from application.ports import MessageSender, TokenVerifier
+from application.use_cases import Connect, Disconnect, RejectMessage
+from entrypoints.aws_lambda.route_handlers import ConnectHandler, DefaultHandler, DisconnectHandler
 from entrypoints.observability import STORE_FAILOVERS, emit_metrics
+from entrypoints.routes import ACTIONS, Action
 from entrypoints.settings import Settings
 
 
@@ -43,38 +43,17 @@ def jwks_fetcher_for(settings: Settings) -> JwksFetcher:
     return HttpJwksFetcher(settings.cognito_jwks_url)
 
 
-def sender_for(clients: ManagementApiClients, endpoint_url: str) -> ApiGatewayMessageSender:
-    """The sender bound to one Management API endpoint (one boto3 client per endpoint)."""
+def cognito_token_verifier(**arguments: Any) -> TokenVerifier:
+    """A ``CognitoTokenVerifier``; python-jose (~100 ms of imports) loads only when one is
+    built, so only ``$connect`` pays for it at a cold start."""
+    from adapters.cognito.token_verifier import CognitoTokenVerifier
+
+    return CognitoTokenVerifier(**arguments)
+
+
+def sender_for(clients: ManagementApiClients, endpoint_url: str) -> MessageSender:
+    """The sender of one Management API endpoint (one boto3 client per endpoint, built on use)."""
     return clients.sender_for(endpoint_url)
-
-
-def store_for(
-    settings: Settings,
-    redis_repository: Callable[[], ConnectionRepository],
-    failover_repository: Callable[[], ConnectionRepository],
-) -> ConnectionRepository:
-    """Redis alone, or Redis failing over to DynamoDB when ``CONNECTIONS_TABLE`` is set.
-
-    Takes providers, not instances, so the unused composition is never built.
-    """
-    return failover_repository() if settings.connections_table else redis_repository()
-
-
-def limited_store_for(
-    settings: Settings,
-    one_round_trip: Callable[[], ConnectionRepository],
-    composed: Callable[[], ConnectionRepository],
-) -> ConnectionRepository:
-    """The store with connection limits that the use cases get.
-
-    Standalone Redis alone: one adapter doing each operation and its limit in one script
-    (one round trip). With failover (``CONNECTIONS_TABLE``) or cluster mode: the limiter
-    over the store, two round trips (the record and the limits cannot share a script).
-    Takes providers, not instances, so the unused composition is never built.
-    """
-    if settings.connections_table or settings.redis_cluster:
-        return composed()
-    return one_round_trip()
 
 
 def report_failover(event: FailoverEvent) -> None:
@@ -82,8 +61,34 @@ def report_failover(event: FailoverEvent) -> None:
     emit_metrics({STORE_FAILOVERS: 1})
 
 
+def store_topology(settings: Settings) -> str:
+    """``"failover"`` when ``CONNECTIONS_TABLE`` names a DynamoDB table to fail over to, else ``"redis"``."""
+    return "failover" if settings.connections_table else "redis"
+
+
+def action_use_cases(actions: Iterable[Action], **ports: providers.Provider[Any]) -> providers.Dict:
+    """Action name -> a factory of its use case, each constructor parameter taken from ``ports``.
+
+    The use cases name their ports consistently (``repository``, ``sender``, ``clock``,
+    ``verifier``, ``ttl_seconds``), so a new action needs no wiring of its own.
+
+    Raises:
+        TypeError: a use case asks for a parameter no port provides (at import: fail fast).
+    """
+    factories: dict[str, Any] = {}
+    for action in actions:
+        injections = {}
+        for name, parameter in inspect.signature(action.use_case).parameters.items():
+            if name in ports:
+                injections[name] = ports[name]
+            elif parameter.default is inspect.Parameter.empty:
+                raise TypeError(f"{action.use_case.__name__}: no port provides {name!r}")
+        factories[action.name] = providers.Factory(action.use_case, **injections).provider
+    return providers.Dict(factories)
+
+
 class Container(containers.DeclarativeContainer):
-    """Wires adapters into use cases. Provide ``settings`` when building it."""
+    """Wires adapters into use cases and use cases into route handlers. Provide ``settings``."""
 
     settings = providers.Dependency(instance_of=Settings)
 
@@ -93,7 +98,9 @@ class Container(containers.DeclarativeContainer):
         lambda settings: settings.connection_ttl_seconds, settings
     )
 
-    # Read from Secrets Manager when REDIS_AUTH_SECRET_ARN is set, on first use of Redis.
+    # -- the connection store: Redis, alone or failing over to DynamoDB ---------------------
+
+    # Read from Secrets Manager when REDIS_AUTH_SECRET_ARN is set, when the client is built.
     redis_auth_token = providers.ThreadSafeSingleton(
         read_redis_auth_token,
         secret_arn=settings.provided.redis_auth_secret_arn,
@@ -107,11 +114,12 @@ class Container(containers.DeclarativeContainer):
         read_timeout_seconds=settings.provided.redis_read_timeout_seconds,
         cluster=settings.provided.redis_cluster,
     )
-    redis_repository = providers.ThreadSafeSingleton(RedisConnectionRepository, client=redis_client)
-    redis_breaker = providers.ThreadSafeSingleton(
-        create_circuit_breaker,
-        fail_max=settings.provided.redis_breaker_fail_max,
-        reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
+    redis_repository = providers.ThreadSafeSingleton(
+        RedisConnectionRepository,
+        client=redis_client.provider,  # built on the repository's first operation
+        clock=clock,
+        global_limit=settings.provided.connection_limit_global,
+        per_user_limit=settings.provided.connection_limit_per_user,
     )
     # boto3 is imported and its client built only when a call first fails over.
     dynamodb_client = providers.ThreadSafeSingleton(
@@ -125,57 +133,30 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         client_factory=dynamodb_client.provider,
     )
+    redis_breaker = providers.ThreadSafeSingleton(
+        create_circuit_breaker,
+        fail_max=settings.provided.redis_breaker_fail_max,
+        reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
+    )
     failover_repository = providers.ThreadSafeSingleton(
         FailoverConnectionRepository,
-        # Lazy: a Redis Cluster client cannot be built while every node is down.
-        primary=providers.Factory(LazyConnectionRepository, factory=redis_repository.provider),
+        primary=redis_repository,
         secondary=dynamodb_repository,
         breaker=redis_breaker,
         on_failover=providers.Object(report_failover),
     )
-    store_repository = providers.ThreadSafeSingleton(
-        store_for,
-        settings=settings,
-        redis_repository=redis_repository.provider,
-        failover_repository=failover_repository.provider,
+    connection_repository = providers.Selector(
+        providers.Callable(store_topology, settings),
+        redis=redis_repository,
+        failover=failover_repository,
     )
-    connection_limiter = providers.ThreadSafeSingleton(
-        RedisConnectionLimiter,
-        client=redis_client.provider,
-        clock=clock,
-        global_limit=settings.provided.connection_limit_global,
-        per_user_limit=settings.provided.connection_limit_per_user,
-        breaker=redis_breaker,
-    )
-    limited_store_repository = providers.ThreadSafeSingleton(
-        LimitedConnectionRepository, repository=store_repository, limiter=connection_limiter
-    )
-    redis_limited_repository = providers.ThreadSafeSingleton(
-        RedisLimitedConnectionRepository,
-        client=redis_client,
-        clock=clock,
-        global_limit=settings.provided.connection_limit_global,
-        per_user_limit=settings.provided.connection_limit_per_user,
-    )
-    limited_repository = providers.ThreadSafeSingleton(
-        limited_store_for,
-        settings=settings,
-        one_round_trip=redis_limited_repository.provider,
-        composed=limited_store_repository.provider,
-    )
-    """Records with connection limits: in one standalone Redis, or limits over Redis failing
-    over to DynamoDB / over Redis Cluster."""
-    connection_repository = providers.ThreadSafeSingleton(
-        LazyConnectionRepository, factory=limited_repository.provider
-    )
-    """The ConnectionRepository the use cases get: ``limited_repository``, built on its first
-    operation, so a store that cannot even be built (a Redis Cluster with every node down, an
-    AUTH secret that cannot be read) is a ``StoreUnavailableError`` from that operation (503
-    on ``$connect``, a pong anyway on a ping) instead of an error building the use case."""
+    """The ConnectionRepository the use cases get: the topology is chosen here, once."""
+
+    # -- the other ports ----------------------------------------------------------------
 
     jwks_fetcher = providers.ThreadSafeSingleton(jwks_fetcher_for, settings=settings)
     token_verifier = providers.ThreadSafeSingleton(
-        CognitoTokenVerifier,
+        cognito_token_verifier,
         issuer=settings.provided.cognito_issuer,
         app_client_ids=settings.provided.cognito_app_client_ids,
         jwks_fetcher=jwks_fetcher,
@@ -184,11 +165,13 @@ class Container(containers.DeclarativeContainer):
         leeway_seconds=settings.provided.cognito_leeway_seconds,
         refetch_cooldown_seconds=settings.provided.jwks_refetch_cooldown_seconds,
     )
-
     management_api_clients = providers.ThreadSafeSingleton(
         ManagementApiClients, region_name=settings.provided.aws_region
     )
     message_sender = providers.Factory(sender_for, clients=management_api_clients)
+    """A sender per endpoint: ``message_sender(endpoint_url=...)`` (cached by the clients)."""
+
+    # -- use cases ----------------------------------------------------------------------
 
     connect = providers.Factory(
         Connect,
@@ -198,10 +181,27 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=connection_ttl_seconds,
     )
     disconnect = providers.Factory(Disconnect, repository=connection_repository)
-    heartbeat = providers.Factory(
-        Heartbeat,
+    reject_message = providers.Factory(RejectMessage)
+    actions = action_use_cases(
+        ACTIONS,
         repository=connection_repository,
+        sender=message_sender,
         clock=clock,
+        verifier=token_verifier,
         ttl_seconds=connection_ttl_seconds,
     )
-    reject_message = providers.Factory(RejectMessage)
+    """Action name -> use case factory, for the action table of ``entrypoints/routes.py``."""
+
+    # -- the route handlers (what the Lambda handler strings name) -----------------------
+
+    connect_handler = providers.ThreadSafeSingleton(ConnectHandler, connect=connect.provider)
+    disconnect_handler = providers.ThreadSafeSingleton(
+        DisconnectHandler, disconnect=disconnect.provider
+    )
+    default_handler = providers.ThreadSafeSingleton(
+        DefaultHandler,
+        actions=providers.Object(ACTIONS),
+        use_cases=actions,
+        reject=reject_message.provider,
+        management_api_endpoint=settings.provided.management_api_endpoint,
+    )

@@ -47,8 +47,8 @@ logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 logger = Logger(
     service=SERVICE_NAME,
-    level="INFO",  # configure_logging() applies the validated LOG_LEVEL
-    # configure_logging() applies the validated POWERTOOLS_LOGGER_SAMPLE_RATE; Powertools
+    level="INFO",  # configure_observability() applies the validated LOG_LEVEL
+    # configure_observability() applies the validated POWERTOOLS_LOGGER_SAMPLE_RATE; Powertools
     # would read it here and fail the import on a malformed value.
     sampling_rate=0.0,
     # Our messages are fixed plain text: skip Powertools' attempt to parse every message as
@@ -63,6 +63,7 @@ logger = Logger(
 
 _stdlib_logger = logging.getLogger(SERVICE_NAME)  # the one ``logger`` writes through
 _configured_level = _stdlib_logger.level  # LOG_LEVEL, what an unsampled invocation logs at
+_metrics_enabled = True
 
 
 def debug_enabled() -> bool:
@@ -70,10 +71,15 @@ def debug_enabled() -> bool:
     return _stdlib_logger.isEnabledFor(logging.DEBUG)
 
 
-def configure_logging(
-    level: str, *, sample_rate: float = 0.0, structured_adapter_logs: bool = False
+def configure_observability(
+    level: str,
+    *,
+    sample_rate: float = 0.0,
+    structured_adapter_logs: bool = False,
+    metrics: bool = True,
 ) -> None:
-    """Apply the configured level and log sampling; optionally route the adapters' lines through ``logger``.
+    """Apply the log level, the log sampling and whether metrics are written; optionally route
+    the adapters' lines through ``logger``.
 
     Args:
         level: one of ``entrypoints.settings.LOG_LEVELS`` (``Settings`` has validated it).
@@ -83,10 +89,13 @@ def configure_logging(
             limiter, JWKS) the Powertools JSON handler, so their ``extra`` fields
             (``connection_id``, ``reason``, ``to_state``…) survive in CloudWatch instead of
             being dropped by the Lambda runtime's text format. They then stop propagating to
-            the root logger, so this is for Lambda only (the handlers pass
-            ``"AWS_LAMBDA_FUNCTION_NAME" in os.environ``), not for the local gateway or tests.
+            the root logger, so this is for Lambda only (``Settings.in_lambda``), not for the
+            local gateway or tests.
+        metrics: write EMF metrics (``POWERTOOLS_METRICS_DISABLED`` turns them off; the
+            local gateway does, they are CloudWatch's).
     """
-    global _configured_level
+    global _configured_level, _metrics_enabled
+    _metrics_enabled = metrics
     logger.setLevel(level)
     _configured_level = _stdlib_logger.level
     # Powertools' own sampling resets to initial_log_level before each draw.
@@ -104,7 +113,9 @@ def refresh_log_sampling() -> None:
     ``inject_lambda_context`` runs per invocation), but the level is only set when it
     changes: setting it clears every logger's cache, a cost each ping would pay for nothing.
     """
-    rate = float(logger.sampling_rate)  # configure_logging set a float; Powertools types it str
+    rate = float(
+        logger.sampling_rate
+    )  # configure_observability set a float; Powertools types it str
     if not rate:
         return
     level = logging.DEBUG if random.random() <= rate else _configured_level  # noqa: S311 - sampling, not secrecy
@@ -133,7 +144,7 @@ def metrics_document(
     own log line (:func:`log_with_metrics`). Empty when metrics are disabled
     (``POWERTOOLS_METRICS_DISABLED``) or could not be built (logged): metrics are best effort.
     """
-    if not counts or is_metrics_disabled():
+    if not counts or not _metrics_enabled or is_metrics_disabled():
         return {}
     metrics = _thread_metrics()
     try:
@@ -189,7 +200,7 @@ def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None
     "expired"}`` for ``ConnectsRejected``). Disabled by ``POWERTOOLS_METRICS_DISABLED=true``
     (the local gateway sets it). Never raises: a metrics failure must not fail a connection.
     """
-    if not counts:
+    if not counts or not _metrics_enabled:
         return
     metrics = _thread_metrics()
     try:

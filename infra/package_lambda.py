@@ -61,6 +61,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -241,9 +242,25 @@ def pip_install(
         raise PackagingError(f"pip install failed with exit status {completed.returncode}")
 
 
+NOT_FOR_LAMBDA: Final = (
+    "adapters/in_memory",  # test fakes
+    "entrypoints/cli.py",  # the command line
+    "entrypoints/client",  # the Python and browser clients
+    "entrypoints/loadtest",  # the load tester
+    "entrypoints/local_gateway",  # the local API Gateway emulator
+)
+"""Our code that Lambda never runs: left out of the zip (the handlers import none of it)."""
+
+
 def copy_project_packages(project_root: Path, packages: Iterable[str], target: Path) -> None:
-    """Copy our top-level packages into ``target``, without caches or compiled files."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+    """Copy our top-level packages into ``target``: only what Lambda runs (not
+    :data:`NOT_FOR_LAMBDA`), without caches or compiled files."""
+    left_out = {project_root / path for path in NOT_FOR_LAMBDA}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")(folder, names)
+        return skipped | {name for name in names if Path(folder, name) in left_out}
+
     for package in packages:
         source = project_root / package
         if not (source / "__init__.py").is_file():

@@ -17,16 +17,6 @@ os.environ["AWS_SESSION_TOKEN"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.pop("AWS_PROFILE", None)
 
-# The Lambda handlers build their container from the environment at import (cold start):
-# give them a test Cognito pool. Tests override the providers they exercise.
-TEST_COGNITO_REGION = "us-east-1"
-TEST_USER_POOL_ID = "us-east-1_TestPool1"
-TEST_APP_CLIENT_ID = "testappclient00000000000001"
-os.environ.setdefault("COGNITO_REGION", TEST_COGNITO_REGION)
-os.environ.setdefault("COGNITO_USER_POOL_ID", TEST_USER_POOL_ID)
-os.environ.setdefault("COGNITO_APP_CLIENT_IDS", TEST_APP_CLIENT_ID)
-os.environ.setdefault("MANAGEMENT_API_ENDPOINT", "")
-
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:

@@ -1,4 +1,11 @@
-"""Amazon Cognito user pool token verification: RS256 JWTs, python-jose, JWKS by HTTP or config."""
+"""Amazon Cognito user pool token verification: RS256 JWTs, python-jose, JWKS by HTTP or config.
+
+``CognitoTokenVerifier`` (and with it python-jose, ~100 ms of imports) loads on first use
+(PEP 562), so a process that never verifies a token (``$default``, ``$disconnect``) never
+pays for it.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from adapters.cognito.jwks import (
     HttpJwksFetcher,
@@ -7,7 +14,9 @@ from adapters.cognito.jwks import (
     cognito_issuer,
     cognito_jwks_url,
 )
-from adapters.cognito.token_verifier import CognitoTokenVerifier
+
+if TYPE_CHECKING:
+    from adapters.cognito.token_verifier import CognitoTokenVerifier
 
 __all__ = [
     "CognitoTokenVerifier",
@@ -17,3 +26,11 @@ __all__ = [
     "cognito_issuer",
     "cognito_jwks_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CognitoTokenVerifier":
+        from adapters.cognito.token_verifier import CognitoTokenVerifier
+
+        return CognitoTokenVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -110,15 +110,6 @@ class StaticJwksFetcher(JwksFetcher):
     def __init__(self, jwks: dict[str, Any]) -> None:
         self._jwks = copy.deepcopy(_require_jwks_shape(jwks))
 
-    @classmethod
-    def from_json(cls, text: str) -> StaticJwksFetcher:
-        """Build from the JSON text of a JWKS (the value of ``COGNITO_JWKS``).
-
-        Raises:
-            ValueError: the text is not a JWKS document.
-        """
-        return cls(parse_jwks(text))
-
     def fetch(self) -> dict[str, Any]:
         """Return a copy of the configured document; never fails."""
         return copy.deepcopy(self._jwks)

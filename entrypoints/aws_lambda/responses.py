@@ -50,14 +50,9 @@ def status_for(error: BaseException) -> int:
 
 
 def reason_of(error: BaseException) -> str:
-    """A short, secret-free reason code for logs and metrics (``expired``, ``store_unavailable``…)."""
-    if isinstance(error, InvalidTokenError):
-        return error.reason
-    if isinstance(error, ConnectionLimitExceededError):
-        return f"limit_{error.scope}"
-    if isinstance(error, DomainError):
-        return error.code
-    return "internal_error"
+    """The error's secret-free reason code for logs and metrics: a domain error's ``reason``,
+    ``internal_error`` for anything else."""
+    return error.reason if isinstance(error, DomainError) else "internal_error"
 
 
 def response(status: int, *, body: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The development demo page of ``timeline-ws serve``: the browser client against the gateway.
 
 Added only when ``serve`` uses its development Cognito stand-in (never with a real user pool,
-see :func:`entrypoints.local_gateway.runner.prepare_gateway`). Routes:
+see :func:`entrypoints.local_gateway.wiring.prepare_gateway`). Routes:
 
 - ``GET /``: ``demo/index.html``, a page that says it is for development, connects with the
   browser client and shows the connectionId, each pong with its round trip and an event log.

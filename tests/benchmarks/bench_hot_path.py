@@ -11,7 +11,7 @@ same rounds (interleaved):
 - ``$disconnect`` vs one ``DEL`` with redis-py;
 - the same three with the connection limits as they must be done on a standalone Redis,
   one script per call, called bare with redis-py (the scripts of
-  ``adapters/redis_limited_connection_repository.py``): the targets (``$connect`` <= 1.8,
+  ``adapters/connection_store/redis.py``): the targets (``$connect`` <= 1.8,
   ping and ``$disconnect`` <= 1.5);
 - for scale, what a pong posted through the Management API would add: one boto3
   ``post_to_connection`` to a stub (a separate process answering 200) vs ``EXPIRE``.
@@ -140,14 +140,14 @@ def run(
         client.delete(gone_key)
 
     # The same work with the connection limits, as the handlers must do it on a standalone
-    # Redis: one script per call (adapters/redis_limited_connection_repository), here called
+    # Redis: one script per call (adapters/connection_store/redis.py), here called
     # bare with redis-py.
-    from adapters import redis_limited_connection_repository as limited
-    from adapters.redis_connection_limiter import LIMIT_KEYS
+    from adapters.connection_store import redis as scripts
+    from adapters.connection_store.redis import LIMIT_KEYS
 
-    save_script = client.register_script(limited._SAVE_SCRIPT)
-    refresh_script = client.register_script(limited._REFRESH_SCRIPT)
-    delete_script = client.register_script(limited._DELETE_SCRIPT)
+    save_script = client.register_script(scripts._SAVE_LUA)
+    refresh_script = client.register_script(scripts._REFRESH_LUA)
+    delete_script = client.register_script(scripts._DELETE_LUA)
     record_keys = [*LIMIT_KEYS, record_key]
     gone_keys = [*LIMIT_KEYS, gone_key]
 
@@ -223,8 +223,10 @@ def run(
                     target=None,
                 )
             )
+            from entrypoints.aws_lambda import route_handlers
+
             attribution = attribute(
-                handlers,
+                route_handlers,
                 client,
                 {"$connect": connect, "$default ping": ping, "$disconnect": disconnect},
                 rounds=max(500, rounds // 2),
@@ -298,7 +300,7 @@ class _SilentLogger:
 
 
 def attribute(
-    handlers: Any,
+    handlers: Any,  # the module whose telemetry functions are swapped
     client: Any,
     operations: dict[str, Callable[[], object]],
     *,

@@ -6,6 +6,9 @@ Every figure is a ratio against a baseline measured in the same run. Parts:
 - ``cold``: cold start of each handler vs ``import boto3`` (``bench_cold_start``).
 - ``load``: ``timeline-ws loadtest`` against ``timeline-ws serve`` with a real Redis
   (``bench_gateway``); ``--load-connections`` and friends size it.
+- ``telemetry``: log bytes and Management API requests per ping (``bench_telemetry``);
+  ``--telemetry-tree PATH`` measures another checkout beside this one (e.g. a ``git worktree``
+  of an earlier commit).
 
 Exit status 0 even when a target is missed (the tables say ``MISSED``): benchmarks inform,
 they do not gate. ``--json PATH`` writes every figure as JSON too.
@@ -35,7 +38,7 @@ from tests.benchmarks.support import (
 )
 from tests.support.servers import running_redis_server
 
-PARTS = ("hot", "cold", "load")
+PARTS = ("hot", "cold", "load", "telemetry")
 
 
 def machine() -> str:
@@ -126,7 +129,9 @@ def run_hot(rounds: int, warmup: int) -> tuple[list[Comparison], list[Attributio
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.run", description=__doc__)
-    parser.add_argument("parts", nargs="*", metavar="PART", help="hot, cold, load (default: all)")
+    parser.add_argument(
+        "parts", nargs="*", metavar="PART", help="hot, cold, load, telemetry (default: all)"
+    )
     parser.add_argument("--rounds", type=int, default=3000, help="hot path rounds per operation")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--cold-runs", type=int, default=7, help="cold start runs (>= 5)")
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-duration", type=float, default=120.0)
     parser.add_argument("--load-ping-interval", type=float, default=30.0)
     parser.add_argument("--load-ramp-rate", type=float, default=200.0)
+    parser.add_argument("--telemetry-pings", type=int, default=2000)
+    parser.add_argument("--telemetry-tree", type=Path, action="append", default=[])
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
     args = parser.parse_args(argv)
     parts = args.parts or list(PARTS)
@@ -192,6 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(bench_gateway.render(load), flush=True)
         figures["load"] = load
+
+    if "telemetry" in parts:
+        from tests.benchmarks import bench_telemetry
+
+        with running_redis_server() as redis_server:
+            measured = [
+                bench_telemetry.run(
+                    tree=tree, pings=args.telemetry_pings, redis_url=redis_server.url
+                )
+                for tree in [*args.telemetry_tree, REPO_ROOT]
+            ]
+        print(bench_telemetry.render(measured), flush=True)
+        figures["telemetry"] = measured
 
     if args.json_path is not None:
         args.json_path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import wait_until
 from tests.support.gateway import RestartableGateway
+from tests.support.http import wait_until
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000

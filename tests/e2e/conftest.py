@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,15 +22,16 @@ import pytest
 import redis
 
 from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
-from entrypoints.local_gateway.runner import PreparedGateway, prepare_gateway
-from entrypoints.local_gateway.server import (
-    BackgroundGateway,
+from entrypoints.local_gateway.emulator.server import (
     GatewaySettings,
     Handler,
     Integration,
     create_app,
     listening_socket,
 )
+from entrypoints.local_gateway.wiring import prepare_gateway
+from tests.support.gateway import BackgroundGateway
+from tests.support.http import wait_for_health
 
 # A JWT (three base64url segments, the first a JSON header) or a token query parameter.
 SECRET_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|token=[^&\s\"']{8,}")
@@ -58,34 +56,6 @@ def no_secret_in_any_log_line(caplog: pytest.LogCaptureFixture) -> Iterator[None
         and SECRET_SHAPES.search(record.getMessage() + (record.exc_text or ""))
     ]
     assert not leaks, f"log lines carrying a token or query string: {leaks}"
-
-
-READY_TIMEOUT_SECONDS = 15.0
-POLL_INTERVAL_SECONDS = 0.02
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(POLL_INTERVAL_SECONDS)  # polling interval of a bounded loop
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def wait_for_health(base_url: str) -> None:
-    """Bounded poll of ``GET /health`` until it answers 200."""
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as reply:
-                return bool(reply.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
-
-    wait_until(healthy, READY_TIMEOUT_SECONDS, "the gateway's /health")
 
 
 @attrs.define
@@ -170,7 +140,7 @@ def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGa
     Handlers use the test's real Redis, the stand-in Cognito (JWKS served by the gateway)
     and answer pings with the two-way $default route response.
     """
-    started: list[tuple[RunningGateway, PreparedGateway]] = []
+    started: list[RunningGateway] = []
 
     def start(settings: GatewaySettings | None = None) -> RunningGateway:
         environ = dict(os.environ)
@@ -192,11 +162,10 @@ def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGa
         background = BackgroundGateway(prepared.app, prepared.sock)
         background.start()
         running = RunningGateway(background, prepared.base_url, prepared.dev_cognito)
-        started.append((running, prepared))
+        started.append(running)
         wait_for_health(running.base_url)
         return running
 
     yield start
-    for running, prepared in started:
+    for running in started:
         running.stop()
-        prepared.loaded.restore()

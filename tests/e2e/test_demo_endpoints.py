@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from entrypoints.local_gateway.runner import prepare_gateway
-from entrypoints.local_gateway.server import BackgroundGateway, GatewaySettings
-from tests.e2e.conftest import wait_for_health
-from tests.support.gateway import RestartableGateway
+from entrypoints.local_gateway.emulator.server import GatewaySettings
+from entrypoints.local_gateway.wiring import prepare_gateway
+from tests.support.gateway import BackgroundGateway, RestartableGateway
+from tests.support.http import wait_for_health
 from tests.support.tokens import (
     TEST_CLIENT_ID,
     TEST_REGION,
@@ -132,4 +132,3 @@ def test_given_a_real_user_pool_then_no_demo_endpoint_exists(
             assert "Development page" not in body and "token" not in body
     finally:
         background.stop()
-        prepared.loaded.restore()

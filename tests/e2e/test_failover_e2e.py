@@ -18,22 +18,24 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pybreaker
 import pytest
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from adapters.dynamodb_connection_repository import create_dynamodb_client
-from adapters.redis_connection_limiter import EXPIRY_KEY
-from entrypoints.aws_lambda import handlers
-from entrypoints.local_gateway.runner import (
+from adapters.connection_store.dynamodb import create_dynamodb_client
+from adapters.connection_store.redis import EXPIRY_KEY
+from entrypoints.local_gateway.emulator.server import GatewaySettings
+from entrypoints.local_gateway.wiring import (
     PreparedGateway,
     ensure_local_failover_table,
     prepare_gateway,
-    store_environment,
 )
-from entrypoints.local_gateway.server import BackgroundGateway, GatewaySettings
-from tests.e2e.conftest import RunningGateway, wait_for_health
+from tests.e2e.conftest import RunningGateway
+from tests.support.app import make_settings
+from tests.support.gateway import BackgroundGateway
+from tests.support.http import wait_for_health
 from tests.support.servers import RedisServer, running_moto_server, running_redis_server
 
 if TYPE_CHECKING:
@@ -74,13 +76,6 @@ class FailoverGateway:
             "COGNITO_JWKS",
         ):
             environ.pop(name, None)  # the development Cognito stand-in issues the tokens
-        environ.update(
-            store_environment(
-                redis_cluster=False,
-                connections_table=self.table,
-                dynamodb_endpoint=dynamodb_endpoint,
-            )
-        )
         environ["REDIS_BREAKER_RESET_SECONDS"] = str(breaker_reset_seconds)
         self.prepared: PreparedGateway = prepare_gateway(
             host="127.0.0.1",
@@ -89,6 +84,8 @@ class FailoverGateway:
             redis_url=redis_server.url,
             state_dir=state_dir,
             environ=environ,
+            connections_table=self.table,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
         background = BackgroundGateway(self.prepared.app, self.prepared.sock)
         background.start()
@@ -101,7 +98,6 @@ class FailoverGateway:
 
     def stop(self) -> None:
         self.running.stop()
-        self.prepared.loaded.restore()
         self.redis.close()
 
     def redis_records(self) -> set[str]:
@@ -269,10 +265,10 @@ def test_given_both_stores_down_then_connect_is_503_a_ping_still_pongs_and_nothi
 
 def test_the_local_failover_table_is_created_only_for_a_local_endpoint(moto_endpoint: str) -> None:
     table = f"e2e-created-{uuid.uuid4().hex[:8]}"
-    assert ensure_local_failover_table({"CONNECTIONS_TABLE": table}) is None
+    assert ensure_local_failover_table(make_settings(CONNECTIONS_TABLE=table)) is None
     assert (
         ensure_local_failover_table(
-            {"CONNECTIONS_TABLE": table, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+            make_settings(CONNECTIONS_TABLE=table, AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint)
         )
         == table
     )
@@ -315,13 +311,21 @@ def test_given_a_hung_redis_then_connects_succeed_and_stop_reaching_redis_once_t
 ) -> None:
     # A breaker that stays open for the whole test: no half-open trial may reach Redis.
     gateway = FailoverGateway(aof_redis, moto_endpoint, state_dir, breaker_reset_seconds=600)
-    container = handlers.container
+    container = gateway.prepared.container
     process = gateway.redis_server.process
     assert process is not None
+    failures: list[BaseException] = []
+
+    class CountFailures(pybreaker.CircuitBreakerListener):
+        """Every call that reached the hung Redis timed out: a failure of the breaker's."""
+
+        def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
+            failures.append(exc)
+
+    container.redis_breaker().add_listener(CountFailures())
 
     def redis_attempts() -> int:
-        repository = container.failover_repository()
-        return int(repository.primary_attempts + container.connection_limiter().redis_attempts)
+        return len(failures)
 
     async def scenario() -> None:
         os.kill(process.pid, signal.SIGSTOP)

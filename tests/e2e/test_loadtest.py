@@ -18,7 +18,8 @@ from pathlib import Path
 import redis
 
 from entrypoints.cli import main
-from tests.e2e.conftest import RunningGateway, wait_until
+from tests.e2e.conftest import RunningGateway
+from tests.support.http import wait_until
 
 CONNECTIONS = 50
 DURATION_SECONDS = 10

@@ -19,8 +19,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from entrypoints.cli import main
-from entrypoints.local_gateway.server import GatewaySettings
-from tests.e2e.conftest import RunningGateway, wait_until
+from entrypoints.local_gateway.emulator.server import GatewaySettings
+from tests.e2e.conftest import RunningGateway
+from tests.support.http import wait_until
 
 RECORD_PREFIX = "ws:connection:"
 RECEIVE_TIMEOUT_SECONDS = 10.0

@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake
 
-from tests.e2e.conftest import RunningGateway, wait_until
+from tests.e2e.conftest import RunningGateway
+from tests.support.http import wait_until
 
 TOKEN = "eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA"
 SECRET_PARTS = (TOKEN, TOKEN[:24], "c2lnbmF0dXJlLXNlY3JldA", "token=")
@@ -211,7 +212,7 @@ def test_aiohttp_s_other_failures_log_one_line_without_the_exception_text(
 ) -> None:
     from aiohttp import web
 
-    from entrypoints.local_gateway.server import GatewayRunner
+    from entrypoints.local_gateway.emulator.server import GatewayRunner
 
     async def scenario() -> None:
         runner = GatewayRunner(web.Application())
@@ -235,7 +236,7 @@ def test_close_frames_carry_the_code_and_no_reason_text(
     stub_gateway: Callable[..., RunningGateway],
 ) -> None:
     """AWS documents the codes API Gateway sends, not a reason text (see the README)."""
-    from entrypoints.local_gateway.server import GatewaySettings
+    from entrypoints.local_gateway.emulator.server import GatewaySettings
 
     running = stub_gateway(HANDLERS, GatewaySettings(idle_timeout_seconds=0.3))
 

@@ -24,10 +24,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from entrypoints.cli import main
+from entrypoints.local_gateway.banner import banner
 from entrypoints.local_gateway.dev_cognito import DEV_SUB, load_dev_cognito
-from entrypoints.local_gateway.runner import banner, prepare_gateway, serve_until_stopped
-from entrypoints.local_gateway.server import GatewaySettings
-from tests.e2e.conftest import wait_for_health, wait_until
+from entrypoints.local_gateway.emulator.server import GatewaySettings
+from entrypoints.local_gateway.lifecycle import serve_until_stopped
+from entrypoints.local_gateway.wiring import prepare_gateway
+from tests.support.http import wait_for_health, wait_until
 from tests.support.servers import free_port
 from tests.support.tokens import (
     TEST_CLIENT_ID,
@@ -61,17 +63,13 @@ async def ping(url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def restored_environment() -> Iterator[None]:
-    """Put ``os.environ`` and the handlers' container back as they were."""
-    from entrypoints.aws_lambda import handlers
-
+    """Put ``os.environ`` back as it was (``serve`` gives its own process dummy credentials)."""
     snapshot = dict(os.environ)
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(snapshot)
-        handlers.container.reset_override()
-        handlers.container.reset_singletons()
 
 
 def serve_in_thread(
@@ -100,10 +98,13 @@ def test_given_no_configuration_when_serving_then_embedded_redis_and_the_stand_i
         state_dir=tmp_path,
         environ=environ,
     )
-    assert environ["MANAGEMENT_API_ENDPOINT"] == prepared.base_url
+    handler_settings = prepared.container.settings()
+    assert handler_settings.management_api_endpoint == prepared.base_url
     assert (
-        environ["COGNITO_JWKS_URL"] == prepared.base_url + "/local_timelinews/.well-known/jwks.json"
+        handler_settings.cognito_jwks_url
+        == prepared.base_url + "/local_timelinews/.well-known/jwks.json"
     )
+    assert "MANAGEMENT_API_ENDPOINT" not in environ, "the caller's environment is never changed"
     thread, loop, stop = serve_in_thread(prepared)
     try:
         wait_for_health(prepared.base_url)
@@ -117,7 +118,6 @@ def test_given_no_configuration_when_serving_then_embedded_redis_and_the_stand_i
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(PROCESS_TIMEOUT_SECONDS)
-        prepared.loaded.restore()
     assert not thread.is_alive()
 
 
@@ -141,7 +141,7 @@ def test_given_a_real_user_pool_in_the_environment_then_its_tokens_work_and_the_
         environ=environ,
     )
     assert prepared.dev_cognito is None
-    assert "COGNITO_JWKS_URL" not in environ
+    assert prepared.container.settings().cognito_user_pool_id == TEST_USER_POOL_ID
     thread, loop, stop = serve_in_thread(prepared)
     try:
         wait_for_health(prepared.base_url)
@@ -165,7 +165,6 @@ def test_given_a_real_user_pool_in_the_environment_then_its_tokens_work_and_the_
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(PROCESS_TIMEOUT_SECONDS)
-        prepared.loaded.restore()
 
 
 def test_the_serve_command_prints_a_working_command_and_exits_0_when_stopped(
@@ -176,20 +175,20 @@ def test_the_serve_command_prints_a_working_command_and_exits_0_when_stopped(
 ) -> None:
     """``main(["serve", ...])`` in this process, stopped through its stop event (the
     subprocess smoke test below covers a real SIGTERM)."""
-    from entrypoints.local_gateway import runner
+    from entrypoints.local_gateway import lifecycle
 
     for name in COGNITO_VARIABLES:
         os.environ.pop(name, None)
     port = free_port()
     outcome: dict[str, Any] = {}
     stopper: dict[str, Any] = {}
-    serve = runner.serve_until_stopped
+    serve = lifecycle.serve_until_stopped
 
     async def stoppable(app: Any, sock: Any, stop: asyncio.Event | None = None) -> None:
         stopper["loop"], stopper["event"] = asyncio.get_running_loop(), asyncio.Event()
         await serve(app, sock, stopper["event"])
 
-    monkeypatch.setattr(runner, "serve_until_stopped", stoppable)
+    monkeypatch.setattr(lifecycle, "serve_until_stopped", stoppable)
     captured: list[str] = []
 
     def printed() -> str:
@@ -223,7 +222,7 @@ def _token_from(text: str) -> str | None:
 def test_serve_reports_a_port_in_use_and_exits_1(
     tmp_path: Path, restored_environment: None
 ) -> None:
-    from entrypoints.local_gateway.server import listening_socket
+    from entrypoints.local_gateway.emulator.server import listening_socket
 
     taken = listening_socket("127.0.0.1", 0)  # SO_REUSEADDR does not let a second listener in
     try:
@@ -303,8 +302,8 @@ def test_smoke_the_installed_command_serves_the_printed_command_and_stops_on_sig
 HUNG_SHUTDOWN_CHILD = """
 import asyncio, socket, sys
 from aiohttp import web
-from entrypoints.local_gateway.runner import serve_until_stopped
-from entrypoints.local_gateway.server import GATEWAY_KEY
+from entrypoints.local_gateway.lifecycle import serve_until_stopped
+from entrypoints.local_gateway.emulator.server import GATEWAY_KEY
 
 class HungGateway:
     registry = ()

@@ -24,10 +24,15 @@ from botocore.exceptions import ClientError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from entrypoints.local_gateway.events import ApiIdentity
-from entrypoints.local_gateway.management_api import MAX_CLIENT_BUFFER_BYTES
-from entrypoints.local_gateway.server import GatewaySettings, Integration, gateway_error_frame
-from tests.e2e.conftest import RunningGateway, wait_until
+from entrypoints.local_gateway.emulator.events import ApiIdentity
+from entrypoints.local_gateway.emulator.management_api import MAX_CLIENT_BUFFER_BYTES
+from entrypoints.local_gateway.emulator.server import (
+    GatewaySettings,
+    Integration,
+    gateway_error_frame,
+)
+from tests.e2e.conftest import RunningGateway
+from tests.support.http import wait_until
 
 EVENTS = Path(__file__).parent.parent / "events"
 RECEIVE_TIMEOUT_SECONDS = 10.0
@@ -478,7 +483,7 @@ def test_given_no_default_route_when_nothing_matches_then_forbidden(
 
 
 def test_a_route_without_a_handler_is_a_configuration_error() -> None:
-    from entrypoints.local_gateway.server import Gateway
+    from entrypoints.local_gateway.emulator.server import Gateway
 
     with pytest.raises(ValueError, match="echo"):
         Gateway(Recorder().handlers, GatewaySettings(route_keys=("$default", "echo")))

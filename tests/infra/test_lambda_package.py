@@ -156,6 +156,10 @@ def assert_lambda_ready(
     with zipfile.ZipFile(package) as archive:
         names = archive.namelist()
     assert not [n for n in names if n.startswith(("bin/", "tests/"))]
+    # Only what Lambda runs: no emulator, load tester, clients, CLI or test fakes.
+    left_out = [n for n in names if n.startswith(load_script().NOT_FOR_LAMBDA)]
+    assert left_out == [], left_out[:5]
+    assert "entrypoints/aws_lambda/handlers.py" in names
     # Bytecode for the runtime's version only, one .pyc per module, used by the import
     tag = "cpython-" + python_version.replace(".", "")
     cached = [n for n in names if "__pycache__/" in n]

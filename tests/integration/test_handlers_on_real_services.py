@@ -16,9 +16,8 @@ import attrs
 import boto3
 import pytest
 import redis
-from dependency_injector import providers
 
-from entrypoints.aws_lambda import handlers
+from entrypoints.bootstrap import bootstrap
 from entrypoints.settings import Settings
 from tests.support.lambda_context import CONTEXT
 from tests.support.management_api_stub import ManagementApiStub, running_management_api_stub
@@ -95,18 +94,28 @@ def configure(
     )
 
 
+class App:
+    """The three handlers as the Lambda handlers module builds them, from ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        container = bootstrap(settings)
+        self.connect_handler = container.connect_handler()
+        self.disconnect_handler = container.disconnect_handler()
+        self.default_handler = container.default_handler()
+
+
 @pytest.fixture
-def live(
-    cognito: CognitoPool, redis_url: str, management_api: ManagementApiStub
-) -> Iterator[redis.Redis]:
-    """The handlers' container pointed at the real services (fresh singletons)."""
-    container = handlers.container
-    container.reset_singletons()
-    with container.settings.override(
-        providers.Object(configure(cognito, redis_url, management_api))
-    ):
-        yield redis.Redis.from_url(redis_url, decode_responses=True)
-    container.reset_singletons()
+def app(cognito: CognitoPool, redis_url: str, management_api: ManagementApiStub) -> App:
+    """The application pointed at the real services."""
+    return App(configure(cognito, redis_url, management_api))
+
+
+@pytest.fixture
+def live(app: App, redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the test's (flushed) real Redis."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 def event(name: str, **changes: Any) -> dict[str, Any]:
@@ -128,9 +137,9 @@ KEY = f"ws:connection:{CONNECTION_ID}"
 
 
 def test_given_a_moto_access_token_when_connect_then_the_exact_record_is_in_redis(
-    live: redis.Redis, cognito: CognitoPool
+    live: redis.Redis, cognito: CognitoPool, app: App
 ) -> None:
-    response = handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
+    response = app.connect_handler(connect_event(cognito.access_token), CONTEXT)
 
     assert response["statusCode"] == 200
     record = json.loads(live.get(KEY) or "{}")
@@ -142,46 +151,36 @@ def test_given_a_moto_access_token_when_connect_then_the_exact_record_is_in_redi
 
 
 def test_given_a_moto_id_token_where_access_is_required_then_401_and_nothing_stored(
-    live: redis.Redis, cognito: CognitoPool
+    live: redis.Redis, cognito: CognitoPool, app: App
 ) -> None:
-    assert handlers.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"] == 401
+    assert app.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"] == 401
     assert live.exists(KEY) == 0
 
 
 def test_given_id_tokens_are_configured_then_the_moto_id_token_connects(
     cognito: CognitoPool, redis_url: str, management_api: ManagementApiStub
 ) -> None:
-    container = handlers.container
-    container.reset_singletons()
-    settings = configure(cognito, redis_url, management_api, COGNITO_TOKEN_USE="id")
-    try:
-        with container.settings.override(providers.Object(settings)):
-            assert (
-                handlers.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"]
-                == 200
-            )
-            assert (
-                handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)["statusCode"]
-                == 401
-            )
-    finally:
-        container.reset_singletons()
+    app = App(configure(cognito, redis_url, management_api, COGNITO_TOKEN_USE="id"))
+    assert app.connect_handler(connect_event(cognito.id_token), CONTEXT)["statusCode"] == 200
+    assert app.connect_handler(connect_event(cognito.access_token), CONTEXT)["statusCode"] == 401
 
 
-def test_given_a_tampered_moto_token_then_401(live: redis.Redis, cognito: CognitoPool) -> None:
+def test_given_a_tampered_moto_token_then_401(
+    live: redis.Redis, cognito: CognitoPool, app: App
+) -> None:
     header, payload, signature = cognito.access_token.split(".")
     tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
-    assert handlers.connect_handler(connect_event(tampered), CONTEXT)["statusCode"] == 401
+    assert app.connect_handler(connect_event(tampered), CONTEXT)["statusCode"] == 401
     assert live.exists(KEY) == 0
 
 
 def test_given_a_stored_connection_when_ping_then_ttl_reset_and_the_pong_is_the_route_response(
-    live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub
+    live: redis.Redis, cognito: CognitoPool, management_api: ManagementApiStub, app: App
 ) -> None:
-    handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
+    app.connect_handler(connect_event(cognito.access_token), CONTEXT)
     live.expire(KEY, 100)
 
-    response = handlers.default_handler(event("message_ping"), CONTEXT)
+    response = app.default_handler(event("message_ping"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert 590 < live.ttl(KEY) <= 600
@@ -191,9 +190,9 @@ def test_given_a_stored_connection_when_ping_then_ttl_reset_and_the_pong_is_the_
 
 
 def test_given_an_expired_record_when_ping_then_error_posted_and_connection_deleted_at_the_gateway(
-    live: redis.Redis, management_api: ManagementApiStub
+    live: redis.Redis, management_api: ManagementApiStub, app: App
 ) -> None:
-    handlers.default_handler(event("message_ping"), CONTEXT)
+    app.default_handler(event("message_ping"), CONTEXT)
 
     methods = [request.method for request in management_api.requests]
     assert methods == ["POST", "DELETE"]
@@ -202,8 +201,8 @@ def test_given_an_expired_record_when_ping_then_error_posted_and_connection_dele
 
 
 def test_given_a_stored_connection_when_disconnect_then_the_key_is_gone(
-    live: redis.Redis, cognito: CognitoPool
+    live: redis.Redis, cognito: CognitoPool, app: App
 ) -> None:
-    handlers.connect_handler(connect_event(cognito.access_token), CONTEXT)
-    assert handlers.disconnect_handler(event("disconnect"), CONTEXT)["statusCode"] == 200
+    app.connect_handler(connect_event(cognito.access_token), CONTEXT)
+    assert app.disconnect_handler(event("disconnect"), CONTEXT)["statusCode"] == 200
     assert live.exists(KEY) == 0

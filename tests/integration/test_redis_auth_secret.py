@@ -15,11 +15,10 @@ from typing import Any
 import boto3
 import pytest
 import redis
-from dependency_injector import providers
 
 from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from domain.errors import StoreUnavailableError
-from entrypoints.aws_lambda import handlers
+from entrypoints.bootstrap import bootstrap
 from entrypoints.settings import ConfigurationError, Settings
 from tests.support.servers import RedisServer, running_redis_server
 from tests.support.tokens import (
@@ -61,24 +60,18 @@ def settings_for(redis_url: str, secret_arn: str, key: TestKeyPair) -> Settings:
     )
 
 
-def connect(token: str) -> dict[str, Any]:
+def connect(settings: Settings, token: str) -> dict[str, Any]:
+    """A cold start with ``settings``, then one ``$connect`` with ``token``."""
     event: dict[str, Any] = json.loads((EVENTS / "connect.json").read_text())
     event["queryStringParameters"] = {"token": token}
     event["multiValueQueryStringParameters"] = {"token": [token]}
-    return handlers.connect_handler(event, None)
+    response: dict[str, Any] = bootstrap(settings).connect_handler()(event, None)
+    return response
 
 
 @pytest.fixture
 def key() -> TestKeyPair:
     return TestKeyPair.generate("kid-auth")
-
-
-def run_with(settings: Settings) -> Iterator[None]:
-    container = handlers.container
-    container.reset_singletons()
-    with container.settings.override(providers.Object(settings)):
-        yield
-    container.reset_singletons()
 
 
 def test_given_the_auth_token_in_secrets_manager_when_connect_then_redis_accepts_and_stores(
@@ -87,8 +80,7 @@ def test_given_the_auth_token_in_secrets_manager_when_connect_then_redis_accepts
     arn = secrets.create_secret(Name="timeline-ws/redis-auth", SecretString=AUTH_TOKEN)["ARN"]
     caplog.set_level(logging.DEBUG)
 
-    for _ in run_with(settings_for(protected_redis.url, arn, key)):
-        response = connect(mint_access_token(key))
+    response = connect(settings_for(protected_redis.url, arn, key), mint_access_token(key))
 
     assert response["statusCode"] == 200
     client = redis.Redis.from_url(protected_redis.url, password=AUTH_TOKEN)
@@ -113,8 +105,7 @@ def test_given_a_wrong_or_missing_secret_when_connect_then_503_and_the_token_nev
         arn = secrets.create_secret(Name=f"wrong-{id(caplog)}", SecretString=secret_value)["ARN"]
     caplog.set_level(logging.DEBUG)
 
-    for _ in run_with(settings_for(protected_redis.url, arn, key)):
-        response = connect(mint_access_token(key))
+    response = connect(settings_for(protected_redis.url, arn, key), mint_access_token(key))
 
     assert response["statusCode"] == 503
     assert AUTH_TOKEN not in caplog.text

@@ -13,8 +13,8 @@ import pytest
 import redis
 import redis.cluster
 
-from adapters.connection_record import record_key
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.record import record_key
+from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
 from domain.errors import ConnectionNotFoundError
 from tests.support.cluster import RedisClusterNodes, node_port_of, running_redis_cluster_of_three
 from tests.support.repository_contract import (
@@ -23,6 +23,7 @@ from tests.support.repository_contract import (
     RemainingTtl,
     a_connection,
 )
+from tests.support.stores import redis_repository
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def cluster_client(cluster: RedisClusterNodes) -> Iterator[Any]:
 
 @pytest.fixture
 def repository(cluster_client: Any) -> RedisConnectionRepository:
-    return RedisConnectionRepository(cluster_client)
+    return redis_repository(cluster_client)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from adapters.connection_record import record_key
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.record import record_key
+from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
 from domain.errors import StoreUnavailableError
 from tests.support.cluster import (
     CLUSTER_ARGS,
@@ -32,6 +32,7 @@ from tests.support.repository_contract import (
     a_connection,
 )
 from tests.support.servers import RedisServer
+from tests.support.stores import redis_repository
 from tests.support.tls import TlsFiles
 
 PASSWORD = "auth-" + secrets.token_urlsafe(16)
@@ -105,7 +106,7 @@ def cluster_client(tls_client: Any) -> Any:
 
 @pytest.fixture
 def repository(cluster_client: Any) -> RedisConnectionRepository:
-    return RedisConnectionRepository(cluster_client)
+    return redis_repository(cluster_client)
 
 
 @pytest.fixture
@@ -141,5 +142,5 @@ def test_given_a_wrong_password_or_plain_text_then_store_unavailable_without_the
 ) -> None:
     url = secured_cluster.url(password=password, scheme=scheme)
     with pytest.raises(StoreUnavailableError) as raised:
-        RedisConnectionRepository(create_redis_client(url, cluster=True)).save(a_connection(), 600)
+        redis_repository(create_redis_client(url, cluster=True)).save(a_connection(), 600)
     assert password not in str(raised.value) and PASSWORD not in repr(raised.value)

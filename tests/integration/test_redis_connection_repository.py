@@ -18,12 +18,13 @@ import pytest
 import redis
 import redis.cluster
 
-from adapters.connection_record import record_key
-from adapters.redis_connection_repository import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.record import record_key
+from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from tests.support.redis_cluster import running_redis_cluster
 from tests.support.servers import RedisServer, free_port, running_redis_server
+from tests.support.stores import redis_repository
 
 TTL = 600
 CONNECTION = Connection(
@@ -63,7 +64,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepos
         client = fakeredis.FakeRedis(server=server)
         raw = fakeredis.FakeRedis(server=server)
     try:
-        yield RedisConnectionRepository(client), raw
+        yield redis_repository(client), raw
     finally:
         raw.flushall()
         raw.close()
@@ -76,7 +77,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepos
 def test_save_writes_the_exact_key_json_and_ttl(store) -> None:
     repository, raw = store
     repository.save(CONNECTION, TTL)
-    assert raw.keys("*") == [KEY.encode()]
+    assert raw.keys("ws:connection:*") == [KEY.encode()]
     assert raw.get(KEY).decode("utf-8") == VALUE
     assert 590 < raw.ttl(KEY) <= 600
 
@@ -105,12 +106,12 @@ def test_get_of_a_corrupt_record_is_not_found_and_logged(store, caplog) -> None:
     repository, raw = store
     raw.set(KEY, '{"connectionId": "L0SM9cOFvHcCIhw=", "secret-ish": true}', ex=TTL)
     with (
-        caplog.at_level(logging.WARNING, logger="adapters.redis_connection_repository"),
+        caplog.at_level(logging.WARNING, logger="adapters.connection_store.redis"),
         pytest.raises(ConnectionNotFoundError),
     ):
         repository.get(CONNECTION.connection_id)
     [record] = caplog.records
-    assert record.connectionId == CONNECTION.connection_id
+    assert record.connection_id == CONNECTION.connection_id
     assert "secret-ish" not in caplog.text
 
 
@@ -157,16 +158,6 @@ def test_records_of_different_connections_are_independent(store) -> None:
     assert raw.exists(record_key(other.connection_id)) == 1
 
 
-@pytest.mark.parametrize("ttl", [0, -1, True, 1.5])
-def test_a_ttl_that_is_not_a_positive_whole_number_is_refused(store, ttl) -> None:
-    repository, raw = store
-    with pytest.raises(ValueError):
-        repository.save(CONNECTION, ttl)
-    with pytest.raises(ValueError):
-        repository.refresh(CONNECTION.connection_id, ttl)
-    assert raw.keys("*") == []
-
-
 # --- clients and outages (real servers only) ----------------------------------------------
 
 
@@ -195,7 +186,7 @@ def _outage_messages_are_clean(error: StoreUnavailableError, *secrets: str) -> N
 def test_an_unreachable_redis_is_store_unavailable(operation) -> None:
     # Given a Redis URL on a loopback port nobody listens on
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    repository = RedisConnectionRepository(create_redis_client(url))
+    repository = redis_repository(create_redis_client(url))
     # When any operation runs, then it fails as StoreUnavailableError without the URL in it
     with pytest.raises(StoreUnavailableError) as caught:
         _run(repository, operation)
@@ -206,7 +197,7 @@ def test_a_hung_redis_is_store_unavailable() -> None:
     with running_redis_server() as server:
         assert server.process is not None
         client = create_redis_client(server.url)
-        repository = RedisConnectionRepository(client)
+        repository = redis_repository(client)
         repository.save(CONNECTION, TTL)  # the pooled connection is open before the freeze
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
@@ -227,13 +218,13 @@ def test_a_password_in_the_url_authenticates() -> None:
         admin.config_set("requirepass", "s3cr3t/pa:ss")
         admin.close()
         # Given the password percent-encoded in the URL
-        good = RedisConnectionRepository(
+        good = redis_repository(
             create_redis_client(f"redis://:s3cr3t%2Fpa%3Ass@127.0.0.1:{server.port}/0")
         )
         good.save(CONNECTION, TTL)
         assert good.get(CONNECTION.connection_id) == CONNECTION
         # And a wrong password is an outage, not a crash, and never echoed
-        bad = RedisConnectionRepository(
+        bad = redis_repository(
             create_redis_client(f"redis://:wrong-password@127.0.0.1:{server.port}/0")
         )
         with pytest.raises(StoreUnavailableError) as caught:

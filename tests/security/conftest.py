@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from adapters.cognito import CognitoTokenVerifier, StaticJwksFetcher
+from adapters.connection_store.redis import RedisClient, create_redis_client
 from adapters.in_memory import FixedClock
-from adapters.redis_connection_repository import RedisClient, create_redis_client
-from tests.security.harness import cognito_verifier, wired_handlers
+from tests.security.harness import WiredHandlers, cognito_verifier, wired_handlers
 from tests.support.tokens import TEST_NOW, TestKeyPair, jwks_document, shared_key_pair
 
 
@@ -62,7 +62,7 @@ def verifier(jwks_fetcher: CountingStaticJwksFetcher, clock: FixedClock) -> Cogn
 @pytest.fixture
 def real_handlers(
     verifier: CognitoTokenVerifier, store: RedisClient, clock: FixedClock
-) -> Iterator[None]:
+) -> Iterator[WiredHandlers]:
     """The Lambda handlers with the real verifier and the real Redis repository behind them."""
-    with wired_handlers(verifier=verifier, redis_client=store, clock=clock):
-        yield
+    with wired_handlers(verifier=verifier, redis_client=store, clock=clock) as app:
+        yield app

@@ -12,11 +12,10 @@ import functools
 import io
 import json
 import logging
-import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ from dependency_injector import providers
 from adapters.cognito import CognitoTokenVerifier, JwksFetcher
 from adapters.in_memory import FixedClock
 from application.ports import MessageSender
-from entrypoints.aws_lambda import handlers
-from entrypoints.settings import Settings
+from tests.support.app import make_container
 from tests.support.servers import RedisServer
 from tests.support.tls import TlsFiles
 from tests.support.tokens import TEST_CLIENT_ID, TEST_ISSUER, SteppingMonotonic
@@ -89,6 +87,15 @@ def cognito_verifier(
     )
 
 
+class WiredHandlers:
+    """The three Lambda handlers of an application bootstrapped over given parts."""
+
+    def __init__(self, container: Any) -> None:
+        self.connect_handler = container.connect_handler()
+        self.disconnect_handler = container.disconnect_handler()
+        self.default_handler = container.default_handler()
+
+
 @contextmanager
 def wired_handlers(
     *,
@@ -96,33 +103,21 @@ def wired_handlers(
     redis_client: Any,
     clock: FixedClock,
     sender: MessageSender | None = None,
-) -> Iterator[None]:
-    """Point ``entrypoints.aws_lambda.handlers.container`` at these parts for the block.
+) -> Iterator[WiredHandlers]:
+    """The real handlers of an application bootstrapped over these parts, for the block.
 
-    Only providers are overridden (the handler code and every repository are the real
-    ones; ``settings`` is read from ``os.environ``); singletons are reset on entry and exit so the repositories, the connection
-    limiter and anything else holding a client are rebuilt on ``redis_client``.
+    Only providers are replaced (the handler code and every repository are the real ones;
+    the settings are the test pool's), so the repositories and anything else holding a
+    client work on ``redis_client``.
     """
-    container = handlers.container
-    container.reset_singletons()
-    with ExitStack() as stack:
-        # Settings from the test environment, so the tier does not depend on what earlier
-        # tests left in the module-level container.
-        settings = Settings.from_environ(os.environ)
-        stack.enter_context(container.settings.override(providers.Object(settings)))
-        stack.enter_context(container.clock.override(providers.Object(clock)))
-        stack.enter_context(container.token_verifier.override(providers.Object(verifier)))
-        stack.enter_context(container.redis_client.override(providers.Object(redis_client)))
-        if sender is not None:
-
-            def sender_for(endpoint_url: str) -> MessageSender:
-                return sender
-
-            stack.enter_context(container.message_sender.override(providers.Callable(sender_for)))
-        try:
-            yield
-        finally:
-            container.reset_singletons()
+    overrides: dict[str, Any] = {
+        "clock": clock,
+        "token_verifier": verifier,
+        "redis_client": redis_client,
+    }
+    if sender is not None:
+        overrides["message_sender"] = providers.Callable(lambda endpoint_url: sender)
+    yield WiredHandlers(make_container(**overrides))
 
 
 def connection_records(store: Any) -> list[str]:

@@ -27,9 +27,8 @@ from hypothesis import event as observe
 from hypothesis import strategies as st
 
 from adapters.cognito import StaticJwksFetcher
+from adapters.connection_store.redis import RedisClient, create_redis_client
 from adapters.in_memory import FixedClock, InMemoryMessageSender
-from adapters.redis_connection_repository import RedisClient, create_redis_client
-from entrypoints.aws_lambda import handlers
 from tests.security.harness import (
     CONNECTION_ID,
     cognito_verifier,
@@ -184,6 +183,7 @@ class Edge:
 
     def __init__(self, store: RedisClient) -> None:
         self.store = store
+        self.app: Any = None
         self.sender = InMemoryMessageSender()
 
     def reset(self, *records: str) -> None:
@@ -217,7 +217,10 @@ def edge(redis_server: RedisServer) -> Iterator[Edge]:
     edge = Edge(store)
     verifier = cognito_verifier(StaticJwksFetcher(jwks_document(KEY)), clock)
     try:
-        with wired_handlers(verifier=verifier, redis_client=store, clock=clock, sender=edge.sender):
+        with wired_handlers(
+            verifier=verifier, redis_client=store, clock=clock, sender=edge.sender
+        ) as app:
+            edge.app = app
             yield edge
     finally:
         store.flushdb()
@@ -253,7 +256,7 @@ def test_connect_on_any_event_answers_a_status_and_stores_nothing_unless_accepte
 ) -> None:
     edge.reset()
 
-    status = assert_a_proper_response(handlers.connect_handler(event, None))
+    status = assert_a_proper_response(edge.app.connect_handler(event, None))
 
     assert status in {200, 400, 401}
     stored = edge.contents()
@@ -273,7 +276,7 @@ def test_default_on_any_event_answers_a_status_and_never_creates_a_record(
     edge.reset(*([CONNECTION_ID] if stored else []))
     before = edge.contents()
 
-    status = assert_a_proper_response(handlers.default_handler(event, None))
+    status = assert_a_proper_response(edge.app.default_handler(event, None))
 
     assert status in {200, 400}
     after = edge.contents()
@@ -290,7 +293,7 @@ def test_disconnect_on_any_event_answers_a_status_and_touches_only_its_own_recor
 ) -> None:
     edge.reset(CONNECTION_ID, "canary=")
 
-    status = assert_a_proper_response(handlers.disconnect_handler(event, None))
+    status = assert_a_proper_response(edge.app.disconnect_handler(event, None))
 
     assert status in {200, 400}
     after = edge.contents()

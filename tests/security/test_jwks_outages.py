@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 from adapters.cognito import HttpJwksFetcher
+from adapters.connection_store.redis import RedisClient
 from adapters.in_memory import FixedClock
-from adapters.redis_connection_repository import RedisClient
-from entrypoints.aws_lambda import handlers
 from tests.security.harness import (
     JwksServer,
     cognito_verifier,
@@ -53,6 +52,7 @@ class Edge:
         self.server = server
         self.store = store
         self.key = key
+        self.app: Any = None
         self.monotonic = SteppingMonotonic()
         self._connections = 0
         self._users = 0
@@ -61,7 +61,7 @@ class Edge:
         self._connections += 1
         event = connect_event(token)
         event["requestContext"]["connectionId"] = f"conn{self._connections:05d}="
-        return handlers.connect_handler(event, None)
+        return self.app.connect_handler(event, None)
 
     def valid_token(self) -> str:
         # One user per token: the per-user connection limit (10) is not what is tested here.
@@ -83,7 +83,8 @@ def edge(store: RedisClient, pool_key: TestKeyPair, clock: FixedClock) -> Iterat
             clock,
             monotonic=edge.monotonic,
         )
-        with wired_handlers(verifier=verifier, redis_client=store, clock=clock):
+        with wired_handlers(verifier=verifier, redis_client=store, clock=clock) as app:
+            edge.app = app
             yield edge
 
 

@@ -2,7 +2,7 @@
 
 Given a real ``redis-server`` that speaks TLS only (``--port 0 --tls-port N``) with a
 certificate issued by a throwaway CA made here, and ``--requirepass``, the production
-client factory (``adapters.redis_connection_repository.create_redis_client``) reaches it
+client factory (``adapters.connection_store.redis.create_redis_client``) reaches it
 with ``rediss://:<password>@host:port/0?ssl_ca_certs=<CA file>`` (redis-py reads
 ``ssl_ca_certs`` from the URL query; the certificate and the host name are verified by
 default). A wrong or missing password, an untrusted CA, a certificate for another host and
@@ -24,14 +24,12 @@ import pytest
 import redis
 
 from adapters.cognito import StaticJwksFetcher
-from adapters.in_memory import FixedClock
-from adapters.redis_connection_repository import (
-    RedisConnectionRepository,
+from adapters.connection_store.redis import (
     create_redis_client,
 )
+from adapters.in_memory import FixedClock
 from domain.connection import Connection
 from domain.errors import StoreUnavailableError
-from entrypoints.aws_lambda import handlers
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 from tests.security.harness import (
@@ -44,6 +42,7 @@ from tests.security.harness import (
     wired_handlers,
 )
 from tests.support.servers import free_port, redis_server_binary
+from tests.support.stores import redis_repository
 from tests.support.tls import TlsFiles
 from tests.support.tokens import (
     TEST_CLIENT_ID,
@@ -123,7 +122,7 @@ def test_given_rediss_with_the_ca_and_the_password_then_the_repository_round_tri
     tls_redis: SecuredRedisServer,
 ) -> None:
     client = create_redis_client(tls_redis.url)
-    repository = RedisConnectionRepository(client)
+    repository = redis_repository(client)
     try:
         repository.save(CONNECTION, 600)
         assert repository.get(CONNECTION_ID) == CONNECTION
@@ -142,7 +141,7 @@ def test_given_plain_text_to_the_tls_port_then_store_unavailable(
     client = create_redis_client(url_with(tls_redis, scheme="redis"))
     try:
         with pytest.raises(StoreUnavailableError) as raised:
-            RedisConnectionRepository(client).save(CONNECTION, 600)
+            redis_repository(client).save(CONNECTION, 600)
         assert_secret_free(raised.value)
     finally:
         client.close()
@@ -157,7 +156,7 @@ def test_given_a_bad_password_then_store_unavailable_and_the_password_nowhere(
     client = create_redis_client(url_with(tls_redis, password=password, ca=pki.ca_cert))
     try:
         with capture_all_output() as output, pytest.raises(StoreUnavailableError) as raised:
-            RedisConnectionRepository(client).save(CONNECTION, 600)
+            redis_repository(client).save(CONNECTION, 600)
         assert_secret_free(raised.value)
         assert isinstance(raised.value.__cause__, redis.exceptions.AuthenticationError)
         assert PASSWORD not in output.text()
@@ -172,7 +171,7 @@ def test_given_a_ca_that_did_not_issue_the_certificate_then_store_unavailable(
     client = create_redis_client(url_with(tls_redis, ca=stranger.ca_cert))
     try:
         with pytest.raises(StoreUnavailableError) as raised:
-            RedisConnectionRepository(client).get(CONNECTION_ID)
+            redis_repository(client).get(CONNECTION_ID)
         assert_secret_free(raised.value)
         assert "CERTIFICATE_VERIFY_FAILED" in "".join(traceback.format_exception(raised.value))
     finally:
@@ -187,7 +186,7 @@ def test_given_a_certificate_for_another_host_then_store_unavailable(tmp_path: P
         client = create_redis_client(server.url)
         try:
             with pytest.raises(StoreUnavailableError) as raised:
-                RedisConnectionRepository(client).get(CONNECTION_ID)
+                redis_repository(client).get(CONNECTION_ID)
             assert_secret_free(raised.value)
             assert "CERTIFICATE_VERIFY_FAILED" in "".join(traceback.format_exception(raised.value))
         finally:
@@ -224,9 +223,9 @@ def test_given_the_handlers_on_tls_redis_then_a_valid_token_connects_and_is_stor
     client = create_redis_client(tls_redis.url)
     verifier = cognito_verifier(StaticJwksFetcher(jwks_document(key)), clock)
     try:
-        with wired_handlers(verifier=verifier, redis_client=client, clock=clock):
+        with wired_handlers(verifier=verifier, redis_client=client, clock=clock) as app:
             event = connect_event(mint_access_token(key, now=TEST_NOW))
-            assert handlers.connect_handler(event, None)["statusCode"] == 200
+            assert app.connect_handler(event, None)["statusCode"] == 200
         assert client.ttl(f"ws:connection:{CONNECTION_ID}") == 600
     finally:
         client.delete(f"ws:connection:{CONNECTION_ID}")
@@ -243,10 +242,10 @@ def test_given_the_handlers_on_tls_redis_with_a_wrong_password_then_503_and_no_p
     try:
         with (
             capture_all_output() as output,
-            wired_handlers(verifier=verifier, redis_client=client, clock=clock),
+            wired_handlers(verifier=verifier, redis_client=client, clock=clock) as app,
         ):
             event = connect_event(mint_access_token(key, now=TEST_NOW))
-            response = handlers.connect_handler(event, None)
+            response = app.connect_handler(event, None)
         assert response["statusCode"] == 503
         printed = capsys.readouterr()
         text = output.text(printed.out, printed.err)
@@ -267,7 +266,7 @@ def test_given_an_unreachable_redis_then_neither_the_client_nor_the_error_shows_
         client = create_redis_client(url, cluster=cluster)
         try:
             assert PASSWORD not in repr(client)
-            RedisConnectionRepository(client).get(CONNECTION_ID)
+            redis_repository(client).get(CONNECTION_ID)
         finally:
             client.close()
     assert_secret_free(raised.value)

@@ -29,11 +29,11 @@ from websockets.sync.client import connect as websocket_connect
 
 from adapters.api_gateway_message_sender import ManagementApiClients
 from adapters.cognito import HttpJwksFetcher, StaticJwksFetcher
+from adapters.connection_store.redis import create_redis_client
 from adapters.in_memory import FixedClock
-from adapters.redis_connection_repository import create_redis_client
-from entrypoints.aws_lambda import handlers
-from entrypoints.local_gateway.runner import prepare_gateway
-from entrypoints.local_gateway.server import BackgroundGateway, GatewaySettings
+from entrypoints.local_gateway.emulator.server import GatewaySettings
+from entrypoints.local_gateway.wiring import prepare_gateway
+from entrypoints.observability import logger as handler_logger
 from tests.security.harness import (
     CLIENT_LOGGER,
     CONNECTION_ID,
@@ -51,6 +51,7 @@ from tests.security.harness import (
     secret_fragments,
     wired_handlers,
 )
+from tests.support.gateway import BackgroundGateway
 from tests.support.management_api_stub import running_management_api_stub
 from tests.support.servers import free_port
 from tests.support.tokens import (
@@ -142,8 +143,8 @@ def test_the_capture_sees_every_channel_at_debug(capsys: pytest.CaptureFixture[s
     with capture_all_output() as output:
         for name, canary in canaries.items():
             logging.getLogger(name).debug("%s", canary)
-        handlers.logger.debug(powertools)
-        handlers.logger.info("structured", extra={"detail": extra_field})
+        handler_logger.debug(powertools)
+        handler_logger.info("structured", extra={"detail": extra_field})
         print(printed)
 
     text = output.text(capsys.readouterr().out)
@@ -167,26 +168,22 @@ def test_given_the_whole_corpus_at_debug_then_no_log_line_carries_a_token(
     statuses: list[int] = []
     with (
         capture_all_output() as output,
-        wired_handlers(verifier=verifier, redis_client=store, clock=clock),
+        wired_handlers(verifier=verifier, redis_client=store, clock=clock) as app,
     ):
         for case in CORPUS:
             statuses.append(
-                handlers.connect_handler(connect_event(*secrets_.tokens(case.token)), None)[
-                    "statusCode"
-                ]
+                app.connect_handler(connect_event(*secrets_.tokens(case.token)), None)["statusCode"]
             )
         # The same parameter twice, and the token where the contract does not look for it
         statuses.append(
-            handlers.connect_handler(connect_event(*secrets_.tokens(valid, other)), None)[
-                "statusCode"
-            ]
+            app.connect_handler(connect_event(*secrets_.tokens(valid, other)), None)["statusCode"]
         )
         event = connect_event()
         event["headers"]["Sec-WebSocket-Protocol"] = secrets_.tokens(valid)[0]
-        statuses.append(handlers.connect_handler(event, None)["statusCode"])
+        statuses.append(app.connect_handler(event, None)["statusCode"])
         # And one accepted connection
         statuses.append(
-            handlers.connect_handler(connect_event(*secrets_.tokens(valid)), None)["statusCode"]
+            app.connect_handler(connect_event(*secrets_.tokens(valid)), None)["statusCode"]
         )
 
     assert statuses == [401] * (len(CORPUS) + 2) + [200]
@@ -208,20 +205,20 @@ def test_given_jwks_failures_and_unknown_kids_at_debug_then_no_log_line_carries_
         server.mode = "status_500"
         with (
             capture_all_output() as output,
-            wired_handlers(verifier=verifier, redis_client=store, clock=clock),
+            wired_handlers(verifier=verifier, redis_client=store, clock=clock) as app,
         ):
-            down = handlers.connect_handler(
+            down = app.connect_handler(
                 connect_event(*secrets_.tokens(mint_access_token(KEY, now=TEST_NOW))), None
             )
             server.mode = "ok"
             monotonic.advance(60)
-            up = handlers.connect_handler(
+            up = app.connect_handler(
                 connect_event(*secrets_.tokens(mint_access_token(KEY, now=TEST_NOW))), None
             )
             monotonic.advance(60)
             server.mode = "garbage"
             unknown = KEY.sign(cognito_claims(now=TEST_NOW), headers={"kid": "rotated-away"})
-            gone = handlers.connect_handler(connect_event(*secrets_.tokens(unknown)), None)
+            gone = app.connect_handler(connect_event(*secrets_.tokens(unknown)), None)
 
     assert [down["statusCode"], up["statusCode"], gone["statusCode"]] == [503, 200, 401]
     text = secrets_.assert_absent_from(output, capsys)
@@ -242,16 +239,18 @@ def test_given_a_session_through_the_handlers_with_boto3_and_redis_auth_at_debug
     with running_management_api_stub() as stub:
         sender = ManagementApiClients(region_name="us-east-1").sender_for(stub.endpoint + "/prod")
         with capture_all_output() as output:
-            with wired_handlers(verifier=verifier, redis_client=store, clock=clock, sender=sender):
-                connected = handlers.connect_handler(connect_event(token), None)
-                ping = handlers.default_handler(load_event("message_ping"), None)
+            with wired_handlers(
+                verifier=verifier, redis_client=store, clock=clock, sender=sender
+            ) as app:
+                connected = app.connect_handler(connect_event(token), None)
+                ping = app.default_handler(load_event("message_ping"), None)
                 bad = load_event("message_ping")
                 bad["body"] = "hello " + token  # a client pasting its token into a message
-                rejected = handlers.default_handler(bad, None)
-                closed = handlers.disconnect_handler(load_event("disconnect"), None)
-                expired = handlers.default_handler(load_event("message_ping"), None)
-            with wired_handlers(verifier=verifier, redis_client=broken_store, clock=clock):
-                unavailable = handlers.connect_handler(connect_event(token), None)
+                rejected = app.default_handler(bad, None)
+                closed = app.disconnect_handler(load_event("disconnect"), None)
+                expired = app.default_handler(load_event("message_ping"), None)
+            with wired_handlers(verifier=verifier, redis_client=broken_store, clock=clock) as app:
+                unavailable = app.connect_handler(connect_event(token), None)
     broken_store.close()
 
     responses = (connected, ping, rejected, closed, expired, unavailable)
@@ -293,7 +292,6 @@ def served_gateway(secured_redis: SecuredRedisServer, store: Any, tmp_path: Path
         yield prepared
     finally:
         background.stop()
-        prepared.loaded.restore()
 
 
 def test_given_an_e2e_session_through_the_local_gateway_at_debug_then_no_secret_is_logged(

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from adapters.connection_store.redis import RedisClient
 from adapters.in_memory import FixedClock
-from adapters.redis_connection_repository import RedisClient
-from entrypoints.aws_lambda import handlers
 from tests.security.conftest import CountingStaticJwksFetcher
 from tests.security.harness import (
     CONNECTION_ID,
+    WiredHandlers,
     cognito_verifier,
     connect_event,
     connection_records,
@@ -74,12 +74,12 @@ def assert_rejected(
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_given_a_hostile_token_when_connect_then_401_nothing_stored_and_one_reason_logged(
     case: CorpusCase,
-    real_handlers: None,
+    real_handlers: WiredHandlers,
     store: RedisClient,
     jwks_fetcher: CountingStaticJwksFetcher,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    response = handlers.connect_handler(connect_event(case.token), None)
+    response = real_handlers.connect_handler(connect_event(case.token), None)
 
     assert_rejected(response, store, caplog, case.reason)
     if case.reason in NO_KEY_LOOKUP_REASONS:
@@ -92,10 +92,10 @@ def test_given_a_hostile_token_when_connect_then_401_nothing_stored_and_one_reas
 
 
 def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
-    real_handlers: None, store: RedisClient, pool_key: TestKeyPair
+    real_handlers: WiredHandlers, store: RedisClient, pool_key: TestKeyPair
 ) -> None:
     # The control case: the wiring rejects the corpus because of the tokens, not by default.
-    response = handlers.connect_handler(
+    response = real_handlers.connect_handler(
         connect_event(mint_access_token(pool_key, now=TEST_NOW)), None
     )
 
@@ -110,7 +110,7 @@ def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
 
 
 def test_given_the_token_parameter_twice_with_different_values_then_401_ambiguous_without_verifying(
-    real_handlers: None,
+    real_handlers: WiredHandlers,
     store: RedisClient,
     pool_key: TestKeyPair,
     jwks_fetcher: CountingStaticJwksFetcher,
@@ -120,17 +120,17 @@ def test_given_the_token_parameter_twice_with_different_values_then_401_ambiguou
     mine = mint_access_token(pool_key, now=TEST_NOW)
     theirs = mint_access_token(pool_key, now=TEST_NOW, sub="someone-else")
 
-    response = handlers.connect_handler(connect_event(mine, theirs), None)
+    response = real_handlers.connect_handler(connect_event(mine, theirs), None)
 
     assert_rejected(response, store, caplog, "ambiguous")
     assert jwks_fetcher.fetches == 0
 
 
 def test_given_the_same_valid_token_twice_then_it_connects(
-    real_handlers: None, store: RedisClient, pool_key: TestKeyPair
+    real_handlers: WiredHandlers, store: RedisClient, pool_key: TestKeyPair
 ) -> None:
     token = mint_access_token(pool_key, now=TEST_NOW)
-    assert handlers.connect_handler(connect_event(token, token), None)["statusCode"] == 200
+    assert real_handlers.connect_handler(connect_event(token, token), None)["statusCode"] == 200
     assert connection_records(store) == [f"ws:connection:{CONNECTION_ID}"]
 
 
@@ -151,7 +151,7 @@ def _with_header(event: dict[str, Any], name: str, value: str) -> dict[str, Any]
     ids=["sec_websocket_protocol", "sec_websocket_protocol_list", "authorization", "cookie"],
 )
 def test_given_a_valid_token_only_in_a_header_when_connect_then_401_missing(
-    real_handlers: None,
+    real_handlers: WiredHandlers,
     store: RedisClient,
     pool_key: TestKeyPair,
     caplog: pytest.LogCaptureFixture,
@@ -162,12 +162,12 @@ def test_given_a_valid_token_only_in_a_header_when_connect_then_401_missing(
     token = mint_access_token(pool_key, now=TEST_NOW)
     event = _with_header(connect_event(), header, template.format(token=token))
 
-    assert_rejected(handlers.connect_handler(event, None), store, caplog, "missing")
+    assert_rejected(real_handlers.connect_handler(event, None), store, caplog, "missing")
 
 
 @pytest.mark.parametrize("name", ["Token", "access_token", "id_token", "token[]", "token "])
 def test_given_a_valid_token_under_another_query_parameter_name_then_401_missing(
-    real_handlers: None,
+    real_handlers: WiredHandlers,
     store: RedisClient,
     pool_key: TestKeyPair,
     caplog: pytest.LogCaptureFixture,
@@ -178,7 +178,7 @@ def test_given_a_valid_token_under_another_query_parameter_name_then_401_missing
     event["queryStringParameters"] = {name: token}
     event["multiValueQueryStringParameters"] = {name: [token]}
 
-    assert_rejected(handlers.connect_handler(event, None), store, caplog, "missing")
+    assert_rejected(real_handlers.connect_handler(event, None), store, caplog, "missing")
 
 
 @pytest.mark.parametrize(
@@ -213,13 +213,13 @@ def test_given_a_pool_configured_for_id_tokens_then_other_tokens_get_401(
     verifier = cognito_verifier(
         CountingStaticJwksFetcher(jwks_document(pool_key)), clock, token_use="id"
     )
-    with wired_handlers(verifier=verifier, redis_client=store, clock=clock):
+    with wired_handlers(verifier=verifier, redis_client=store, clock=clock) as app:
         # The control: a proper ID token connects
-        good = handlers.connect_handler(connect_event(mint_id_token(pool_key, now=TEST_NOW)), None)
+        good = app.connect_handler(connect_event(mint_id_token(pool_key, now=TEST_NOW)), None)
         assert good["statusCode"] == 200
         store.flushdb()
         caplog.clear()
 
-        response = handlers.connect_handler(connect_event(mint(pool_key)), None)
+        response = app.connect_handler(connect_event(mint(pool_key)), None)
 
     assert_rejected(response, store, caplog, reason)

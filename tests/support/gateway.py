@@ -1,22 +1,87 @@
-"""An in-process ``serve`` (real handlers) that can be stopped and started again on its port.
+"""The local gateway in-process for tests: served from a thread, and restartable on its port.
 
-The E2E fixtures in ``tests/e2e/conftest.py`` start gateways on a fresh port each; the client
-tests need a restart on the *same* port (a client must survive it) and environment overrides
-(``CONNECTION_LIMIT_PER_USER=1``). Waits are bounded polls of ``GET /health``.
+:class:`BackgroundGateway` serves an emulator app from a daemon thread with its own event
+loop. :class:`RestartableGateway` is ``serve`` (the real handlers) that can be stopped and
+started again on the *same* port (a client must survive a restart), with environment
+overrides (``CONNECTION_LIMIT_PER_USER=1``). Waits are bounded polls of ``GET /health``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import boto3
+from aiohttp import web
 
-from entrypoints.local_gateway.runner import PreparedGateway, prepare_gateway
-from entrypoints.local_gateway.server import BackgroundGateway, GatewaySettings
-from tests.e2e.conftest import wait_for_health
+from entrypoints.local_gateway.emulator.server import (
+    GATEWAY_KEY,
+    Gateway,
+    GatewayRunner,
+    GatewaySettings,
+)
+from entrypoints.local_gateway.wiring import PreparedGateway, prepare_gateway
+from tests.support.http import wait_for_health
+
+
+class BackgroundGateway:
+    """The gateway served from a daemon thread with its own event loop (tests, embedding).
+
+    ``start()`` returns once the socket listens; ``stop()`` runs the shutdown sequence (1001
+    to every socket, ``$disconnect`` for each) and joins the thread.
+    """
+
+    def __init__(self, app: web.Application, sock: socket.socket) -> None:
+        self.app = app
+        self.sock = sock
+        self.port = int(sock.getsockname()[1])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="local-gateway", daemon=True
+        )
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app[GATEWAY_KEY]
+
+    def start(self) -> None:
+        """Start serving; raises whatever the site's start raised."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+
+    async def _start(self) -> None:
+        self._runner = GatewayRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=5
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, self.sock).start()
+
+    def run(self, coroutine: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the gateway's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
+
+    def stop(self) -> None:
+        """Shut down (bounded) and join the thread; idempotent."""
+        if self._loop.is_closed():
+            return
+        if self._runner is not None:
+            self.run(self._stop(self._runner), timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+        self.sock.close()
+
+    async def _stop(self, runner: web.AppRunner) -> None:
+        # Close the sockets while the listener still serves @connections and the JWKS.
+        await self.gateway.shutdown()
+        await runner.cleanup()
+
 
 COGNITO_VARIABLES = (
     "COGNITO_REGION",
@@ -82,9 +147,7 @@ class RestartableGateway:
         if self._background is not None:
             self._background.stop()
             self._background = None
-        if self._prepared is not None:
-            self._prepared.loaded.restore()
-            self._prepared = None
+        self._prepared = None
 
     def token(self, sub: str = "client-user", expires_in_seconds: int = 3600) -> str:
         assert self._prepared is not None and self._prepared.dev_cognito is not None

@@ -6,8 +6,9 @@ A test module subclasses :class:`ConnectionRepositoryContract` and provides two 
 - ``remaining_ttl``: a callable ``connection_id -> float | None`` giving the seconds the
   store says the record has left (``None`` when it holds no live record).
 
-The same suite then runs against standalone Redis, a 3-master Redis Cluster, DynamoDB (moto)
-and the failover composition.
+The same suite then runs against every implementation: standalone Redis, a 3-master Redis
+Cluster (also over TLS with AUTH), DynamoDB (moto), the failover composition and the
+in-memory fake.
 """
 
 from __future__ import annotations

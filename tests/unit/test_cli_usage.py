@@ -18,7 +18,8 @@ from entrypoints.loadtest import command as loadtest_command
 from entrypoints.loadtest.clients import LoadtestPlan
 from entrypoints.loadtest.tokens import TokenSourceError
 from entrypoints.local_gateway.dev_cognito import KEY_FILE_NAME, DevKeyError, load_dev_cognito
-from entrypoints.local_gateway.runner import LoadedHandlers, redis_ping_failure
+from entrypoints.local_gateway.wiring import redis_ping_failure
+from tests.support.app import make_container
 from tests.support.servers import free_port
 
 # -- help ----------------------------------------------------------------------------------------
@@ -104,15 +105,21 @@ def test_a_dynamodb_endpoint_without_a_table_is_an_error(
 def test_an_unreachable_redis_is_reported_by_its_error_type() -> None:
     port = free_port()  # nothing listens there
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-    loaded = LoadedHandlers({}, lambda: None, lambda: client)
+    prepared = Prepared(make_container(redis_client=client))
 
-    assert redis_ping_failure(loaded) == "ConnectionError"
+    assert redis_ping_failure(prepared) == "ConnectionError"  # type: ignore[arg-type]
 
 
 def test_a_reachable_redis_passes_the_ping() -> None:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    assert redis_ping_failure(LoadedHandlers({}, lambda: None, lambda: client)) is None
-    assert redis_ping_failure(LoadedHandlers({}, lambda: None)) is None
+    assert redis_ping_failure(Prepared(make_container(redis_client=client))) is None  # type: ignore[arg-type]
+
+
+class Prepared:
+    """What ``redis_ping_failure`` reads of a prepared gateway: its container."""
+
+    def __init__(self, container: object) -> None:
+        self.container = container
 
 
 # -- an unusable state folder or key -------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -60,19 +59,11 @@ def test_given_a_jwks_when_served_statically_then_callers_cannot_alter_it() -> N
     assert [key["kid"] for key in fetcher.fetch()["keys"]] == ["kid-1"]
 
 
-def test_given_jwks_json_text_when_loaded_from_configuration_then_its_keys_are_served() -> None:
-    text = json.dumps(jwks_document(shared_key_pair("kid-1")))
-
-    assert StaticJwksFetcher.from_json(text).fetch() == json.loads(text)
-
-
 @pytest.mark.parametrize(
     "text",
     ["", "not json", "[]", '{"keys": {}}', '{"nokeys": []}', '{"keys": [], "x": NaN}'],
 )
 def test_given_text_that_is_not_a_jwks_when_parsed_then_value_error(text: str) -> None:
-    with pytest.raises(ValueError):
-        StaticJwksFetcher.from_json(text)
     with pytest.raises(ValueError):
         parse_jwks(text)
 

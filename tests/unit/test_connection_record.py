@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.connection_record import (
+from adapters.connection_store.record import (
     KEY_PREFIX,
     CorruptRecordError,
     decode_record,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.failover_connection_repository import (
+from adapters.connection_store.failover import (
     CIRCUIT_OPEN,
     PRIMARY_UNAVAILABLE,
     FailoverConnectionRepository,
@@ -19,7 +19,6 @@ from adapters.failover_connection_repository import (
     create_circuit_breaker,
 )
 from adapters.in_memory import FixedClock, InMemoryConnectionRepository, InMemoryMessageSender
-from adapters.lazy_connection_repository import LazyConnectionRepository
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import ConnectionRepository
 from application.use_cases import Heartbeat
@@ -95,7 +94,7 @@ def test_given_redis_up_when_saving_then_only_redis_holds_the_record(stores: Sto
     assert stores.redis.get("L0SM9cOFvHcCIhw=") == a_connection()
     assert len(stores.dynamodb) == 0
     assert stores.secondary.calls["save"] == 0
-    assert stores.events == [] and stores.repository.failovers == 0
+    assert stores.events == []
 
 
 def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is_reported(
@@ -103,7 +102,7 @@ def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is
 ) -> None:
     stores.redis.available = False
 
-    with caplog.at_level(logging.WARNING, logger="adapters.failover_connection_repository"):
+    with caplog.at_level(logging.WARNING, logger="adapters.connection_store.failover"):
         stores.repository.save(a_connection(), 600)
 
     failover_lines = [
@@ -119,7 +118,6 @@ def test_given_redis_down_when_saving_then_dynamodb_holds_it_and_the_failover_is
             operation="save", reason=PRIMARY_UNAVAILABLE, connection_id="L0SM9cOFvHcCIhw="
         )
     ]
-    assert stores.repository.failovers == 1
 
 
 def test_given_both_stores_down_when_saving_then_store_unavailable(stores: Stores) -> None:
@@ -241,15 +239,14 @@ def test_given_redis_keeps_failing_when_the_breaker_opens_then_redis_is_no_longe
 ) -> None:
     stores.redis.available = False
 
-    with caplog.at_level(logging.INFO, logger="adapters.failover_connection_repository"):
+    with caplog.at_level(logging.INFO, logger="adapters.connection_store.failover"):
         for index in range(10):
             stores.repository.save(a_connection(f"c{index}="), 600)
 
     changes = [r for r in caplog.records if r.getMessage().startswith("circuit breaker redis:")]
     assert [(r.levelno, r.to_state) for r in changes] == [(logging.ERROR, "open")]  # type: ignore[attr-defined]
 
-    assert stores.repository.primary_attempts == 3  # fail_max, then the circuit is open
-    assert stores.primary.calls["save"] == 3
+    assert stores.primary.calls["save"] == 3  # fail_max, then the circuit is open
     assert [event.reason for event in stores.events] == [PRIMARY_UNAVAILABLE] * 3 + [
         CIRCUIT_OPEN
     ] * 7
@@ -297,7 +294,7 @@ def test_given_a_failing_listener_then_the_operation_still_succeeds() -> None:
     redis.available = False
     dynamodb = InMemoryConnectionRepository(clock)
     repository = FailoverConnectionRepository(
-        primary=redis, secondary=dynamodb, on_failover=explode
+        primary=redis, secondary=dynamodb, breaker=create_circuit_breaker(), on_failover=explode
     )
 
     repository.save(a_connection(), 600)
@@ -333,14 +330,6 @@ def test_given_one_slow_redis_call_then_other_threads_are_not_queued_behind_it(
         slow.join(timeout=5)
 
 
-@pytest.mark.parametrize(("fail_max", "reset_timeout_seconds"), [(0, 1.0), (1, 0.0)])
-def test_given_bad_breaker_settings_then_value_error(
-    fail_max: int, reset_timeout_seconds: float
-) -> None:
-    with pytest.raises(ValueError):
-        create_circuit_breaker(fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds)
-
-
 # --- through the Heartbeat use case ----------------------------------------------------------
 
 
@@ -374,32 +363,19 @@ def test_given_both_stores_answer_without_the_record_when_pinged_then_the_connec
     assert sender.closed == ["L0SM9cOFvHcCIhw="]
 
 
-# --- a primary that cannot even be built (Redis Cluster down at cold start) -------------------
+def test_given_a_limit_refusal_from_the_primary_then_it_is_an_answer_not_a_failover(
+    stores: Stores,
+) -> None:
+    from domain.errors import ConnectionLimitExceededError
 
+    def refuse() -> None:
+        raise ConnectionLimitExceededError("user")
 
-def test_given_a_primary_that_cannot_be_built_then_saves_fail_over_until_it_can() -> None:
-    clock = FixedClock(NOW)
-    redis = InMemoryConnectionRepository(clock)
-    dynamodb = InMemoryConnectionRepository(clock)
-    builds: list[str] = []
+    stores.primary.before_call = refuse
+    for _ in range(5):
+        with pytest.raises(ConnectionLimitExceededError):
+            stores.repository.save(a_connection(), 600)
 
-    def build() -> ConnectionRepository:
-        builds.append("attempt")
-        if len(builds) < 3:
-            raise StoreUnavailableError("Redis Cluster slot map unavailable")
-        return redis
-
-    repository = FailoverConnectionRepository(
-        primary=LazyConnectionRepository(build),
-        secondary=dynamodb,
-        breaker=create_circuit_breaker(fail_max=5),
-    )
-    for index in range(4):
-        repository.save(a_connection(f"c{index}="), 600)
-
-    assert len(builds) == 3  # built once it could be, then kept
-    assert len(dynamodb) == 2 and len(redis) == 2
-    assert repository.get("c0=") == a_connection("c0=")
-    repository.refresh("c3=", 60)
-    repository.delete("c3=")
-    assert len(redis) == 1
+    assert len(stores.dynamodb) == 0, "a refused connection is stored nowhere"
+    assert stores.events == []
+    assert stores.repository.breaker.current_state == "closed"

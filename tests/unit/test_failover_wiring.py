@@ -1,4 +1,4 @@
-"""The container's store composition: limits over Redis, failing over to DynamoDB when configured."""
+"""The container's store topology: Redis (records and limits), failing over to DynamoDB when configured."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from datetime import UTC, datetime
 import pytest
 from dependency_injector import providers
 
-from adapters.dynamodb_connection_repository import DynamoDbConnectionRepository
-from adapters.failover_connection_repository import FailoverConnectionRepository, FailoverEvent
+from adapters.connection_store.dynamodb import DynamoDbConnectionRepository
+from adapters.connection_store.failover import FailoverConnectionRepository, FailoverEvent
+from adapters.connection_store.redis import RedisConnectionRepository
 from adapters.in_memory import InMemoryMessageSender
-from adapters.limited_connection_repository import LimitedConnectionRepository
-from adapters.redis_connection_limiter import RedisConnectionLimiter
-from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from domain.connection import Connection
 from domain.errors import StoreUnavailableError
+from entrypoints.bootstrap import bootstrap
 from entrypoints.container import Container, report_failover
 from entrypoints.settings import ConfigurationError, Settings
 
@@ -37,7 +36,7 @@ def test_given_no_table_then_defaults_and_no_failover() -> None:
     assert (settings.connection_limit_global, settings.connection_limit_per_user) == (1000, 10)
     assert (settings.redis_breaker_fail_max, settings.redis_breaker_reset_seconds) == (3, 10.0)
     container = Container(settings=settings)
-    assert not isinstance(container.store_repository(), FailoverConnectionRepository)
+    assert isinstance(container.connection_repository(), RedisConnectionRepository)
 
 
 def test_given_a_table_then_redis_fails_over_to_dynamodb_with_one_shared_breaker() -> None:
@@ -55,40 +54,27 @@ def test_given_a_table_then_redis_fails_over_to_dynamodb_with_one_shared_breaker
         )
     )
 
-    repository = container.limited_repository()
-    store = container.store_repository()
-    assert isinstance(repository, LimitedConnectionRepository)
+    store = container.connection_repository()
     assert isinstance(store, FailoverConnectionRepository)
     assert store is container.failover_repository()
     assert isinstance(container.dynamodb_repository(), DynamoDbConnectionRepository)
     assert container.dynamodb_repository().table_name == "timeline-ws-connections"
-    assert isinstance(container.connection_limiter(), RedisConnectionLimiter)
+    assert store._primary is container.redis_repository(), "records and limits on Redis"
+    assert container.redis_repository()._global_limit == 50
     breaker = container.redis_breaker()
     assert store.breaker is breaker
     assert (breaker.fail_max, breaker.reset_timeout) == (7, 2.5)
     assert container.connect()._repository is container.connection_repository()
 
 
-def test_given_no_table_and_standalone_redis_then_records_and_limits_share_one_round_trip() -> None:
+def test_given_no_table_then_every_use_case_gets_the_redis_repository() -> None:
     container = Container(settings=Settings.from_environ(BASE))
 
-    repository = container.limited_repository()
+    repository = container.connection_repository()
 
-    assert isinstance(repository, RedisLimitedConnectionRepository)
-    assert container.connect()._repository is container.connection_repository()
-    assert container.heartbeat(sender=None)._repository is container.connection_repository()
-
-
-def test_given_cluster_mode_then_the_limiter_wraps_the_redis_repository() -> None:
-    # Cluster mode: the record and limit keys live in different slots, so no shared script.
-    container = Container(settings=Settings.from_environ({**BASE, "REDIS_CLUSTER": "true"}))
-    # A cluster client reads the slot map when built; no cluster runs in unit tests.
-    container.redis_client.override(providers.Object(object()))
-
-    repository = container.limited_repository()
-
-    assert isinstance(repository, LimitedConnectionRepository)
-    assert container.store_repository() is container.redis_repository()
+    assert isinstance(repository, RedisConnectionRepository)
+    assert container.connect()._repository is repository
+    assert container.actions()["ping"](sender__endpoint_url="https://x/y")._repository is repository
 
 
 @pytest.mark.parametrize(
@@ -153,12 +139,15 @@ def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_i
     def unbuildable() -> None:
         raise StoreUnavailableError("no node answered")
 
-    container = Container(settings=Settings.from_environ({**BASE, **environment}))
-    container.redis_client.override(providers.Callable(unbuildable))
-    sender = InMemoryMessageSender()
+    container = bootstrap(
+        Settings.from_environ({**BASE, **environment}),
+        redis_client=providers.Callable(unbuildable),
+        message_sender=InMemoryMessageSender(),
+    )
+    sender = container.message_sender()
 
     # When a ping arrives, then the use case is still built and the pong goes out.
-    result = container.heartbeat(sender=sender).execute(HeartbeatCommand(connection_id="c="))
+    result = container.actions()["ping"]().execute(HeartbeatCommand(connection_id="c="))
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
     assert result.reply is not None
     assert json.loads(result.reply)["action"] == "pong"

@@ -1,17 +1,15 @@
 """The real Lambda handlers on API Gateway-shaped events, with in-memory adapters behind them.
 
-The container's providers are overridden (never the handler code); events come from
-``tests/events/*.json``. Integration tests run the same handlers on real Redis and real
-Cognito-shaped tokens.
+Each test bootstraps the application with test settings and in-memory adapters as
+overrides (never touching the handler code); events come from ``tests/events/*.json``.
+Integration tests run the same handlers on real Redis and real Cognito-shaped tokens.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ from domain.errors import (
     StoreUnavailableError,
     VerifierUnavailableError,
 )
-from entrypoints.aws_lambda import handlers
+from entrypoints.observability import logger
+from tests.support.app import make_container, make_settings
 from tests.support.lambda_context import CONTEXT
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -82,18 +81,24 @@ class Gateway:
         self.endpoints.append(endpoint_url)
         return self.sender
 
+    def start(self, **variables: str) -> Gateway:
+        """Bootstrap the application over this gateway's fakes (``variables``: settings)."""
+        container = make_container(
+            make_settings(**variables),
+            clock=self.clock,
+            connection_repository=self.repository,
+            token_verifier=self.verifier,
+            message_sender=providers.Callable(self.sender_for),
+        )
+        self.connect_handler = container.connect_handler()
+        self.disconnect_handler = container.disconnect_handler()
+        self.default_handler = container.default_handler()
+        return self
+
 
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    gateway = Gateway()
-    container = handlers.container
-    with (
-        container.clock.override(providers.Object(gateway.clock)),
-        container.connection_repository.override(providers.Object(gateway.repository)),
-        container.token_verifier.override(providers.Object(gateway.verifier)),
-        container.message_sender.override(providers.Callable(gateway.sender_for)),
-    ):
-        yield gateway
+def gateway() -> Gateway:
+    return Gateway().start()
 
 
 class Written:
@@ -118,7 +123,7 @@ class Written:
 @pytest.fixture
 def written(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Written:
     buffer = io.StringIO()
-    monkeypatch.setattr(handlers.logger.registered_handler, "stream", buffer)
+    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
     return Written(buffer, capsys)
 
 
@@ -130,7 +135,7 @@ def logged(caplog: pytest.LogCaptureFixture, field: str) -> list[Any]:
 def test_given_a_valid_token_when_connect_then_200_and_the_record_is_stored(
     gateway: Gateway, written: Written, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = handlers.connect_handler(connect_event("good"), CONTEXT)
+    response = gateway.connect_handler(connect_event("good"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert gateway.repository.get(CONNECTION_ID) == Connection(
@@ -166,7 +171,7 @@ def test_given_a_rejected_token_when_connect_then_the_status_and_nothing_stored(
     status: int,
     reason: str,
 ) -> None:
-    response = handlers.connect_handler(event, CONTEXT)
+    response = gateway.connect_handler(event, CONTEXT)
 
     assert response["statusCode"] == status
     assert len(gateway.repository) == 0
@@ -183,7 +188,7 @@ def test_given_two_different_token_values_when_connect_then_401_ambiguous(gatewa
         queryStringParameters={"token": "good"},
         multiValueQueryStringParameters={"token": ["expired", "good"]},
     )
-    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
+    assert gateway.connect_handler(event, CONTEXT)["statusCode"] == 401
     assert gateway.verifier.calls == 0
 
 
@@ -193,12 +198,12 @@ def test_given_the_same_token_twice_when_connect_then_it_is_accepted(gateway: Ga
         queryStringParameters={"token": "good"},
         multiValueQueryStringParameters={"token": ["good", "good"]},
     )
-    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 200
+    assert gateway.connect_handler(event, CONTEXT)["statusCode"] == 200
 
 
 def test_given_null_query_parameters_when_connect_then_401(gateway: Gateway) -> None:
     event = load_event("connect", queryStringParameters=None, multiValueQueryStringParameters=None)
-    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
+    assert gateway.connect_handler(event, CONTEXT)["statusCode"] == 401
 
 
 def test_given_the_token_only_in_sec_websocket_protocol_when_connect_then_401(
@@ -206,12 +211,12 @@ def test_given_the_token_only_in_sec_websocket_protocol_when_connect_then_401(
 ) -> None:
     event = connect_event(None)
     event["headers"]["Sec-WebSocket-Protocol"] = "good"
-    assert handlers.connect_handler(event, CONTEXT)["statusCode"] == 401
+    assert gateway.connect_handler(event, CONTEXT)["statusCode"] == 401
 
 
 def test_given_the_store_is_down_when_connect_then_503(gateway: Gateway) -> None:
     gateway.repository.available = False
-    assert handlers.connect_handler(connect_event("good"), CONTEXT)["statusCode"] == 503
+    assert gateway.connect_handler(connect_event("good"), CONTEXT)["statusCode"] == 503
 
 
 @pytest.mark.parametrize(
@@ -222,9 +227,9 @@ def test_given_a_malformed_event_then_every_handler_answers_400_and_logs_one_lin
     gateway: Gateway, event: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     for handler in (
-        handlers.connect_handler,
-        handlers.disconnect_handler,
-        handlers.default_handler,
+        gateway.connect_handler,
+        gateway.disconnect_handler,
+        gateway.default_handler,
     ):
         caplog.clear()
         assert handler(event, CONTEXT)["statusCode"] == 400
@@ -235,10 +240,10 @@ def test_given_a_malformed_event_then_every_handler_answers_400_and_logs_one_lin
 def test_given_a_connection_when_disconnect_then_200_and_the_record_is_gone(
     gateway: Gateway, written: Written
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+    gateway.connect_handler(connect_event("good"), CONTEXT)
     written.lines()
 
-    response = handlers.disconnect_handler(load_event("disconnect"), CONTEXT)
+    response = gateway.disconnect_handler(load_event("disconnect"), CONTEXT)
 
     assert response["statusCode"] == 200
     assert len(gateway.repository) == 0
@@ -255,7 +260,7 @@ def test_given_an_abnormal_close_when_disconnect_then_it_is_counted(
 ) -> None:
     event = load_event("disconnect")
     event["requestContext"]["disconnectStatusCode"] = 1006
-    handlers.disconnect_handler(event, CONTEXT)
+    gateway.disconnect_handler(event, CONTEXT)
     (emf,) = written.emf()
     assert emf["AbnormalDisconnects"] == [1.0]
 
@@ -264,7 +269,7 @@ def test_given_the_store_is_down_when_disconnect_then_logged_and_503(
     gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway.repository.available = False
-    assert handlers.disconnect_handler(load_event("disconnect"), CONTEXT)["statusCode"] == 503
+    assert gateway.disconnect_handler(load_event("disconnect"), CONTEXT)["statusCode"] == 503
     assert logged(caplog, "reason") == ["store_unavailable"]
 
 
@@ -278,10 +283,10 @@ def body(response: dict[str, Any]) -> dict[str, Any]:
 def test_given_a_ping_when_default_then_the_pong_is_the_route_response_and_ttl_refreshed(
     gateway: Gateway, fixture: str
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+    gateway.connect_handler(connect_event("good"), CONTEXT)
     gateway.clock.advance(120)
 
-    response = handlers.default_handler(load_event(fixture), CONTEXT)
+    response = gateway.default_handler(load_event(fixture), CONTEXT)
 
     assert response["statusCode"] == 200
     assert gateway.repository.ttl(CONNECTION_ID) == 600
@@ -299,18 +304,18 @@ def test_given_a_pong_then_no_info_line_and_no_emf_document_but_a_debug_line(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+    gateway.connect_handler(connect_event("good"), CONTEXT)
     written.lines()
     caplog.clear()
 
-    with caplog.at_level("DEBUG", logger=handlers.logger.name):
-        handlers.logger.setLevel("INFO")
-        monkeypatch.setattr(handlers.logger, "sampling_rate", 0.0)
-        handlers.default_handler(load_event("message_ping"), CONTEXT)
+    with caplog.at_level("DEBUG", logger=logger.name):
+        logger.setLevel("INFO")
+        monkeypatch.setattr(logger, "sampling_rate", 0.0)
+        gateway.default_handler(load_event("message_ping"), CONTEXT)
         assert caplog.records == [], "a successful pong logs nothing at INFO"
-        monkeypatch.setattr(handlers.logger, "sampling_rate", 1.0)  # every invocation sampled
-        handlers.default_handler(load_event("message_ping"), CONTEXT)
-    handlers.logger.setLevel("INFO")
+        monkeypatch.setattr(logger, "sampling_rate", 1.0)  # every invocation sampled
+        gateway.default_handler(load_event("message_ping"), CONTEXT)
+    logger.setLevel("INFO")
 
     assert [(r.levelname, r.message, r.outcome) for r in caplog.records] == [
         ("DEBUG", "heartbeat", "pong")
@@ -322,17 +327,17 @@ def test_given_a_pong_then_no_info_line_and_no_emf_document_but_a_debug_line(
 def test_given_log_sampling_then_each_invocation_draws_whether_it_logs_at_debug(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+    gateway.connect_handler(connect_event("good"), CONTEXT)
     draws = iter([0.5, 0.001, 0.5])
     monkeypatch.setattr("random.random", lambda: next(draws))
-    monkeypatch.setattr(handlers.logger, "sampling_rate", 0.01)
+    monkeypatch.setattr(logger, "sampling_rate", 0.01)
     caplog.clear()
 
-    with caplog.at_level("DEBUG", logger=handlers.logger.name):
-        handlers.logger.setLevel("INFO")
+    with caplog.at_level("DEBUG", logger=logger.name):
+        logger.setLevel("INFO")
         for _ in range(3):
-            handlers.default_handler(load_event("message_ping"), CONTEXT)
-    handlers.logger.setLevel("INFO")
+            gateway.default_handler(load_event("message_ping"), CONTEXT)
+    logger.setLevel("INFO")
 
     assert [r.message for r in caplog.records if r.levelname == "DEBUG"] == ["heartbeat"], (
         "only the second invocation (drawn under 1 %) logs its pong"
@@ -342,7 +347,7 @@ def test_given_log_sampling_then_each_invocation_draws_whether_it_logs_at_debug(
 def test_given_a_message_without_body_when_default_then_bad_request_reply(gateway: Gateway) -> None:
     event = load_event("message_ping")
     del event["body"]
-    response = handlers.default_handler(event, CONTEXT)
+    response = gateway.default_handler(event, CONTEXT)
     assert response["statusCode"] == 200
     assert body(response)["code"] == "bad_request"
 
@@ -352,6 +357,8 @@ def test_given_a_message_without_body_when_default_then_bad_request_reply(gatewa
     [
         ("hello", False, "bad_request"),
         ('{"action":"sendmessage"}', False, "unsupported_action"),
+        ('{"action":"ping","id":5}', False, "bad_request"),
+        ('{"action":"ping","id":"' + "x" * 65 + '"}', False, "bad_request"),
         (base64.b64encode(b"\x00\x01").decode(), True, "bad_request"),
         ("x" * (130 * 1024), False, "payload_too_large"),
         ('{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}", False, "bad_request"),
@@ -364,11 +371,11 @@ def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_u
     is_base64: bool,
     code: str,
 ) -> None:
-    handlers.connect_handler(connect_event("good"), CONTEXT)
+    gateway.connect_handler(connect_event("good"), CONTEXT)
     gateway.clock.advance(100)
     caplog.clear()
 
-    response = handlers.default_handler(
+    response = gateway.default_handler(
         load_event("message_ping", body=raw, isBase64Encoded=is_base64), CONTEXT
     )
 
@@ -384,7 +391,7 @@ def test_given_a_message_that_is_not_a_ping_then_an_error_reply_and_the_record_u
 def test_given_an_expired_record_when_ping_then_error_and_close_through_the_management_api(
     gateway: Gateway, written: Written, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
+    response = gateway.default_handler(load_event("message_ping"), CONTEXT)
 
     assert response == {"statusCode": 200}, "no body: nothing to send on a closing connection"
     assert json.loads(gateway.sender.sent[CONNECTION_ID][0])["code"] == "connection_expired"
@@ -396,10 +403,8 @@ def test_given_an_expired_record_when_ping_then_error_and_close_through_the_mana
 
 
 def test_given_a_management_endpoint_override_then_closes_use_it(gateway: Gateway) -> None:
-    settings = copy.copy(handlers.container.settings())
-    object.__setattr__(settings, "management_api_endpoint", "https://ws.example.com/ws")
-    with handlers.container.settings.override(providers.Object(settings)):
-        handlers.default_handler(load_event("message_ping"), CONTEXT)
+    gateway.start(MANAGEMENT_API_ENDPOINT="https://ws.example.com/ws")
+    gateway.default_handler(load_event("message_ping"), CONTEXT)
     assert gateway.endpoints == ["https://ws.example.com/ws"]
 
 
@@ -408,7 +413,7 @@ def test_given_no_domain_name_and_no_override_when_default_then_400_with_an_erro
 ) -> None:
     event = load_event("message_ping")
     del event["requestContext"]["domainName"]
-    response = handlers.default_handler(event, CONTEXT)
+    response = gateway.default_handler(event, CONTEXT)
     assert response["statusCode"] == 400
     assert body(response)["code"] == "internal_error"
 
@@ -421,7 +426,7 @@ def test_given_the_gateway_fails_the_close_of_an_expired_connection_then_502_and
         raise MessageSendError()
 
     monkeypatch.setattr(gateway.sender, "close", failing_close)
-    response = handlers.default_handler(load_event(fixture), CONTEXT)
+    response = gateway.default_handler(load_event(fixture), CONTEXT)
     assert response["statusCode"] == 502
     assert body(response) == {
         "action": "error",
@@ -437,7 +442,7 @@ def test_given_an_unexpected_bug_then_500_without_details(
         raise RuntimeError("boom with internals")
 
     monkeypatch.setattr(gateway.repository, "delete", broken)
-    response = handlers.disconnect_handler(load_event("disconnect"), CONTEXT)
+    response = gateway.disconnect_handler(load_event("disconnect"), CONTEXT)
     assert response["statusCode"] == 500
     assert "boom" not in response["body"]
     assert logged(caplog, "reason") == ["internal_error"]
@@ -450,7 +455,7 @@ def test_given_an_unexpected_bug_in_default_then_the_client_reads_an_internal_er
         raise RuntimeError("boom with internals")
 
     monkeypatch.setattr(gateway.repository, "refresh", broken)
-    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
+    response = gateway.default_handler(load_event("message_ping"), CONTEXT)
     assert response["statusCode"] == 500
     assert body(response)["code"] == "internal_error"
     assert "boom" not in response["body"]
@@ -460,7 +465,7 @@ def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
     gateway: Gateway, caplog: pytest.LogCaptureFixture, written: Written
 ) -> None:
     gateway.repository.available = False
-    response = handlers.default_handler(load_event("message_ping"), CONTEXT)
+    response = gateway.default_handler(load_event("message_ping"), CONTEXT)
     assert response["statusCode"] == 200
     assert body(response)["action"] == "pong"
     assert logged(caplog, "outcome") == ["pong_unrecorded"]
@@ -475,3 +480,17 @@ def test_errors_from_the_store_are_mapped_in_one_table() -> None:
     assert status_for(StoreUnavailableError()) == 503
     assert status_for(InvalidTokenError("expired")) == 401
     assert status_for(KeyError("x")) == 500
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"action":"ping","id":5}', '"id" must be a string of at most 64 characters'),
+        ('{"action":"subscribe"}', "unsupported action; supported: ping"),
+    ],
+)
+def test_a_rejected_message_says_why_in_the_wire_terms(
+    gateway: Gateway, raw: str, message: str
+) -> None:
+    response = gateway.default_handler(load_event("message_ping", body=raw), CONTEXT)
+    assert body(response)["message"] == message

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from entrypoints.local_gateway.events import (
+from entrypoints.local_gateway.emulator.events import (
     ApiIdentity,
     ClientConnection,
     connect_event,
@@ -19,8 +19,8 @@ from entrypoints.local_gateway.events import (
     select_route,
     trace_id,
 )
-from entrypoints.local_gateway.lambda_context import lambda_context
-from entrypoints.local_gateway.management_api import connection_id_from_path
+from entrypoints.local_gateway.emulator.lambda_context import lambda_context
+from entrypoints.local_gateway.emulator.management_api import connection_id_from_path
 
 EPOCH_MS = 1_767_398_400_123  # 2026-01-03T00:00:00.123Z
 CLIENT = ClientConnection(
@@ -188,7 +188,7 @@ def test_built_events_validate_against_powertools_websocket_parser_models() -> N
 
 
 def test_deeply_nested_json_is_routed_to_default_not_a_recursion_error() -> None:
-    from entrypoints.local_gateway.events import select_route
+    from entrypoints.local_gateway.emulator.events import select_route
 
     body = '{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}"
     assert select_route(body, ["$connect", "$disconnect", "$default"]) == "$default"

@@ -104,12 +104,12 @@ def test_in_lambda_the_adapters_log_lines_are_json_with_their_fields() -> None:
     # Given a fresh interpreter configured as the handlers configure it inside Lambda
     script = (
         "import logging\n"
-        "import adapters.failover_connection_repository\n"
-        "from entrypoints.observability import configure_logging\n"
-        "configure_logging('INFO', structured_adapter_logs=True)\n"
-        "logging.getLogger('adapters.failover_connection_repository').warning(\n"
+        "import adapters.connection_store.failover\n"
+        "from entrypoints.observability import configure_observability\n"
+        "configure_observability('INFO', structured_adapter_logs=True)\n"
+        "logging.getLogger('adapters.connection_store.failover').warning(\n"
         "    'connection store failover', extra={'connection_id': 'c=', 'reason': 'timeout'})\n"
-        "logging.getLogger('adapters.failover_connection_repository').debug('hidden')\n"
+        "logging.getLogger('adapters.connection_store.failover').debug('hidden')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True

@@ -7,8 +7,11 @@ import json
 import pytest
 
 from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, StaticJwksFetcher
-from adapters.redis_limited_connection_repository import RedisLimitedConnectionRepository
+from adapters.connection_store import FailoverConnectionRepository, RedisConnectionRepository
+from adapters.in_memory import FixedClock
 from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
+from entrypoints.aws_lambda.route_handlers import ConnectHandler, DefaultHandler, DisconnectHandler
+from entrypoints.bootstrap import bootstrap
 from entrypoints.container import Container, jwks_fetcher_for
 from entrypoints.settings import ConfigurationError, Settings
 
@@ -135,9 +138,8 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
         settings=Settings.from_environ({**BASE, "REDIS_URL": "redis://127.0.0.1:1/0"})
     )
 
-    # Records and limits on one standalone Redis, one script per call (no CONNECTIONS_TABLE,
-    # no cluster); tests/unit/test_failover_wiring.py covers the other compositions.
-    assert isinstance(container.limited_repository(), RedisLimitedConnectionRepository)
+    # Records and limits on Redis (no CONNECTIONS_TABLE); the failover topology is below.
+    assert isinstance(container.connection_repository(), RedisConnectionRepository)
     assert container.connection_repository() is container.connection_repository()
     assert container.redis_client() is container.redis_client(), "one Redis client per process"
     assert isinstance(container.token_verifier(), CognitoTokenVerifier)
@@ -147,11 +149,33 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
     assert isinstance(container.connect(), Connect)
     assert container.connect() is not container.connect(), "use cases are factories"
     assert isinstance(container.disconnect(), Disconnect)
-    sender = container.message_sender(
-        endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    heartbeat = container.actions()["ping"](
+        sender__endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
     )
-    assert isinstance(container.heartbeat(sender=sender), Heartbeat)
+    assert isinstance(heartbeat, Heartbeat)
     assert isinstance(container.reject_message(), RejectMessage)
+    # One handler per route, built once per process.
+    assert isinstance(container.connect_handler(), ConnectHandler)
+    assert isinstance(container.disconnect_handler(), DisconnectHandler)
+    assert container.default_handler() is container.default_handler()
+    assert isinstance(container.default_handler(), DefaultHandler)
+
+
+def test_with_a_failover_table_the_store_is_redis_failing_over_to_dynamodb() -> None:
+    container = Container(settings=Settings.from_environ({**BASE, "CONNECTIONS_TABLE": "conns"}))
+    store = container.connection_repository()
+    assert isinstance(store, FailoverConnectionRepository)
+    assert store is container.failover_repository()
+    assert container.dynamodb_repository().table_name == "conns"
+
+
+def test_bootstrap_replaces_providers_by_name_and_refuses_unknown_names() -> None:
+    clock = FixedClock()
+    container = bootstrap(Settings.from_environ(BASE), clock=clock)
+    assert container.clock() is clock
+    assert container.connect()._clock is clock
+    with pytest.raises(AttributeError, match="no provider 'clok'"):
+        bootstrap(Settings.from_environ(BASE), clok=clock)
 
 
 def test_the_jwks_comes_from_configuration_when_preloaded_else_from_http() -> None:
@@ -210,3 +234,63 @@ def test_valid_redis_urls_are_accepted() -> None:
         "redis://127.0.0.1:6379?db=3",
     ):
         assert Settings.from_environ({**BASE, "REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("lots", "expected a number from 0 to 1"),
+        ("1.5", "must be from 0 to 1"),
+        ("nan", "must be from 0 to 1"),
+    ],
+)
+def test_the_log_sample_rate_is_a_share_of_invocations(value: str, problem: str) -> None:
+    assert Settings.from_environ(BASE).log_sample_rate == 0.01
+    assert (
+        Settings.from_environ({**BASE, "POWERTOOLS_LOGGER_SAMPLE_RATE": "0"}).log_sample_rate == 0
+    )
+    with pytest.raises(ConfigurationError, match=f"POWERTOOLS_LOGGER_SAMPLE_RATE: {problem}"):
+        Settings.from_environ({**BASE, "POWERTOOLS_LOGGER_SAMPLE_RATE": value})
+
+
+@pytest.mark.parametrize(("word", "value"), [("1", True), ("off", False), ("No", False)])
+def test_switches_read_the_usual_words(word: str, value: bool) -> None:
+    settings = Settings.from_environ({**BASE, "POWERTOOLS_METRICS_DISABLED": word})
+    assert settings.metrics_disabled is value
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://127.0.0.1:0/0", "the port must be within 1..65535"),
+        ("redis://127.0.0.1:6379?db=x", "the database must be a number"),
+    ],
+)
+def test_a_redis_url_redis_py_cannot_use_is_refused(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        Settings.from_environ({**BASE, "REDIS_URL": url})
+
+
+def test_the_lambda_runtime_is_recognised_by_its_function_name_variable() -> None:
+    assert Settings.from_environ(BASE).in_lambda is False
+    assert Settings.from_environ({**BASE, "AWS_LAMBDA_FUNCTION_NAME": "f"}).in_lambda is True
+
+
+def test_the_handlers_module_builds_the_application_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import sys
+
+    from entrypoints.routes import ROUTES
+
+    for name, value in {**BASE, "MANAGEMENT_API_ENDPOINT": "https://ws.example.com/ws"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "entrypoints.aws_lambda.handlers", raising=False)
+
+    module = importlib.import_module("entrypoints.aws_lambda.handlers")
+
+    assert module.container.settings().management_api_endpoint == "https://ws.example.com/ws"
+    for route in ROUTES:  # the handler strings Terraform deploys name callables of the module
+        assert callable(getattr(module, route.handler))
+    assert module.default_handler is module.container.default_handler()

@@ -1,6 +1,6 @@
 """Connection records in a DynamoDB table (boto3), the fallback store when Redis fails.
 
-Item shape (one item per connection)::
+Item shape (one item per connection, ``record.encode_item``)::
 
     {"connectionId": S (partition key), "userId": S, "connectedAt": S, "expiresAt": N}
 
@@ -8,7 +8,7 @@ Item shape (one item per connection)::
 ``expiresAt`` is epoch seconds and the table's TTL attribute. DynamoDB deletes expired items
 lazily, often hours later (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html),
 so every read and refresh here treats ``expiresAt <= now`` as absent. A global secondary
-index on ``userId`` (:data:`USER_INDEX_NAME`) serves the later real-time delivery work.
+index on ``userId`` (``record.USER_INDEX_NAME``) serves the later real-time delivery work.
 
 boto3 is imported and the client built on first use only: a ``$connect`` that never fails
 over never pays for them on a cold start.
@@ -18,25 +18,26 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
+from adapters.connection_store.record import (
+    TTL_ATTRIBUTE,
+    USER_INDEX_NAME,
+    CorruptRecordError,
+    decode_item,
+    encode_item,
+)
+from adapters.lazy import Lazy
 from application.ports import Clock, ConnectionRepository
-from domain.connection import Connection, format_timestamp, parse_timestamp
+from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
-
-USER_INDEX_NAME: Final = "userId-index"
-"""The GSI on ``userId`` (projection ALL): every connection of one user."""
-
-TTL_ATTRIBUTE: Final = "expiresAt"
-"""The table's TTL attribute: epoch seconds."""
 
 DynamoDbClientFactory = Callable[[], "DynamoDBClient"]
 
@@ -136,8 +137,8 @@ class DynamoDbConnectionRepository(ConnectionRepository):
     "now" comes from ``clock`` (aware UTC). Every boto3 error (unreachable endpoint, timeout,
     throttling, missing table, …) becomes :class:`StoreUnavailableError` naming the
     operation and the error code, never a credential. The client comes from
-    ``client_factory`` (default :func:`create_dynamodb_client`), called once, on first use,
-    thread-safely.
+    ``client_factory`` (default :func:`create_dynamodb_client`), called on first use,
+    thread-safely, so a cold start that never fails over never imports boto3.
     """
 
     def __init__(
@@ -147,13 +148,9 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         clock: Clock,
         client_factory: DynamoDbClientFactory | None = None,
     ) -> None:
-        if not table_name:
-            raise ValueError("table_name must not be empty")
         self._table_name = table_name
         self._clock = clock
-        self._client_factory: DynamoDbClientFactory = client_factory or create_dynamodb_client
-        self._client: DynamoDBClient | None = None
-        self._client_lock = threading.Lock()
+        self._client: Lazy[DynamoDBClient] = Lazy(client_factory or create_dynamodb_client)
 
     @property
     def table_name(self) -> str:
@@ -164,16 +161,9 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         """``PutItem`` the record, expiring ``ttl_seconds`` from now.
 
         Raises:
-            ValueError: when ``ttl_seconds`` is not a positive whole number.
             StoreUnavailableError: DynamoDB could not be reached or refused the write.
         """
-        _require_positive_ttl(ttl_seconds)
-        item = {
-            "connectionId": {"S": connection.connection_id},
-            "userId": {"S": connection.user_id},
-            "connectedAt": {"S": format_timestamp(connection.connected_at)},
-            TTL_ATTRIBUTE: {"N": str(self._now_seconds() + ttl_seconds)},
-        }
+        item = encode_item(connection, self._now_seconds() + ttl_seconds)
         with self._calling("PutItem") as client:
             client.put_item(TableName=self._table_name, Item=item)
 
@@ -194,16 +184,11 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         if item is None:
             raise ConnectionNotFoundError()
         try:
-            expires_at = float(item[TTL_ATTRIBUTE]["N"])
-            connection = Connection(
-                connection_id=item["connectionId"]["S"],
-                user_id=item["userId"]["S"],
-                connected_at=parse_timestamp(item["connectedAt"]["S"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            connection, expires_at = decode_item(item)
+        except CorruptRecordError as exc:
             logger.warning(
                 "malformed DynamoDB connection item treated as absent",
-                extra={"connection_id": connection_id, "reason": type(exc).__name__},
+                extra={"connection_id": connection_id, "reason": str(exc)},
             )
             raise ConnectionNotFoundError() from exc
         if expires_at <= self._clock.now().timestamp():
@@ -214,11 +199,9 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         """Conditional ``UpdateItem`` of ``expiresAt``; never creates nor revives an item.
 
         Raises:
-            ValueError: when ``ttl_seconds`` is not a positive whole number.
             ConnectionNotFoundError: no item, or its ``expiresAt`` has passed.
             StoreUnavailableError: DynamoDB could not be reached or refused the write.
         """
-        _require_positive_ttl(ttl_seconds)
         now = self._clock.now().timestamp()
         with self._calling(
             "UpdateItem", not_found_code="ConditionalCheckFailedException"
@@ -249,15 +232,6 @@ class DynamoDbConnectionRepository(ConnectionRepository):
     def _now_seconds(self) -> int:
         return math.floor(self._clock.now().timestamp())
 
-    def _get_client(self) -> DynamoDBClient:
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                client = self._client
-                if client is None:
-                    client = self._client = self._client_factory()
-        return client
-
     @contextmanager
     def _calling(
         self, operation: str, *, not_found_code: str | None = None
@@ -265,7 +239,7 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            yield self._get_client()
+            yield self._client.get()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
             if code == not_found_code:
@@ -280,11 +254,3 @@ class DynamoDbConnectionRepository(ConnectionRepository):
 def _number_text(value: float) -> str:
     # DynamoDB numbers are decimal text; repr keeps every digit of the float, no exponent here.
     return repr(round(value, 6))
-
-
-def _require_positive_ttl(ttl_seconds: Any) -> None:
-    # bool is an int; True seconds is a bug, not a TTL.
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-        raise ValueError(
-            f"ttl_seconds must be a positive whole number of seconds, got {ttl_seconds!r}"
-        )

@@ -1,4 +1,4 @@
-"""The serve/token wiring that needs no sockets: environment, limits, banner, argument checks."""
+"""The serve/token wiring that needs no sockets: settings, limits, banner, argument checks."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ from typing import Any
 import pytest
 
 from entrypoints.cli import build_parser, main
+from entrypoints.local_gateway.banner import banner, connect_host, redact_url
 from entrypoints.local_gateway.dev_cognito import load_dev_cognito
-from entrypoints.local_gateway.runner import (
-    LoadedHandlers,
+from entrypoints.local_gateway.lifecycle import raise_open_file_limit
+from entrypoints.local_gateway.wiring import (
     PreparedGateway,
-    banner,
-    connect_host,
-    lambda_environment,
-    raise_open_file_limit,
+    gateway_environment,
     real_cognito_configured,
-    redact_url,
 )
+from tests.support.app import make_container
 
 
 @pytest.mark.parametrize(
@@ -36,32 +34,29 @@ def test_clients_reach_wildcard_binds_on_loopback(host: str, expected: str) -> N
     assert connect_host(host) == expected
 
 
-def test_the_lambda_environment_points_at_the_gateway_and_keeps_real_credentials(
-    tmp_path: Path,
-) -> None:
+def test_the_gateway_environment_points_the_handlers_at_the_gateway(tmp_path: Path) -> None:
     dev = load_dev_cognito(tmp_path)
-    variables = lambda_environment(
+    variables = gateway_environment(
         base_url="http://127.0.0.1:9",
         redis_url="redis://127.0.0.1:1/0",
         dev_cognito=dev,
-        environ={"AWS_ACCESS_KEY_ID": "mine", "AWS_REGION": "eu-west-1"},
+        connections_table="connections",
+        dynamodb_endpoint="http://127.0.0.1:5000",
+        environ={"AWS_REGION": "eu-west-1"},
     )
     assert variables["MANAGEMENT_API_ENDPOINT"] == "http://127.0.0.1:9"
     assert variables["REDIS_URL"] == "redis://127.0.0.1:1/0"
-    assert "AWS_ACCESS_KEY_ID" not in variables  # the user's own credentials are kept
+    assert variables["CONNECTIONS_TABLE"] == "connections"
+    assert variables["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:5000"
     assert "AWS_DEFAULT_REGION" not in variables  # AWS_REGION is enough
-    assert variables["AWS_SECRET_ACCESS_KEY"] == "local"
     assert variables["COGNITO_USER_POOL_ID"] == "local_timelinews"
-    bare = lambda_environment(base_url="http://h:1", redis_url=None, dev_cognito=None, environ={})
-    assert set(bare) == {
-        "MANAGEMENT_API_ENDPOINT",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-        "POWERTOOLS_METRICS_DISABLED",
+    bare = gateway_environment(base_url="http://h:1", redis_url=None, dev_cognito=None, environ={})
+    assert bare == {
+        "MANAGEMENT_API_ENDPOINT": "http://h:1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }
-    assert bare["POWERTOOLS_METRICS_DISABLED"] == "true"
-    kept = lambda_environment(
+    kept = gateway_environment(
         base_url="http://h:1",
         redis_url=None,
         dev_cognito=None,
@@ -106,7 +101,7 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
         ws_url="ws://127.0.0.1:8080/ws",
         dev_cognito=dev,
         redis_url="redis://:pw@127.0.0.1:6379/0",
-        loaded=LoadedHandlers({}, lambda: None),
+        container=make_container(),
     )
     text = banner(prepared, python="/opt/my python")
     assert "'/opt/my python' -m websockets 'ws://127.0.0.1:8080/ws?token=ey" in text
@@ -163,29 +158,6 @@ def test_every_command_registers_a_handler() -> None:
     parser = build_parser()
     for argv in (["serve"], ["token"]):
         assert callable(parser.parse_args(argv).handler)
-
-
-def test_a_first_import_of_the_handlers_sees_the_given_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import os
-    import sys
-
-    import entrypoints.aws_lambda
-    from entrypoints.local_gateway.runner import _import_handlers
-
-    monkeypatch.delitem(sys.modules, "entrypoints.aws_lambda.handlers", raising=False)
-    monkeypatch.setattr(entrypoints.aws_lambda, "handlers", None, raising=False)
-    before = dict(os.environ)
-    environ = {
-        **before,
-        "COGNITO_REGION": "local",
-        "COGNITO_USER_POOL_ID": "local_firstimport",
-        "COGNITO_APP_CLIENT_IDS": "firstimportclient",
-    }
-    module = _import_handlers(environ)
-    assert module.container.settings().cognito_user_pool_id == "local_firstimport"
-    assert dict(os.environ) == before  # the process environment is put back
 
 
 def test_redis_cluster_needs_a_redis_url(capsys: pytest.CaptureFixture[str]) -> None:

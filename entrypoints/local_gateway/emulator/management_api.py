@@ -33,8 +33,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from entrypoints.local_gateway.connections import ConnectionRegistry
-from entrypoints.local_gateway.events import iso8601_ms
+from entrypoints.local_gateway.emulator.connections import ConnectionRegistry
+from entrypoints.local_gateway.emulator.events import iso8601_ms
 
 logger = logging.getLogger("timeline_ws.gateway.management")
 
@@ -117,10 +117,6 @@ class ManagementApi:
         self._max_post_bytes = max_post_bytes
         self._send_timeout_seconds = send_timeout_seconds
         self._max_client_buffer_bytes = max_client_buffer_bytes
-
-    def matches(self, request: web.Request) -> bool:
-        """Whether the request addresses ``@connections``."""
-        return connection_id_from_path(request.rel_url.raw_path, self._stage) is not None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one ``@connections`` call and log one access line (method, id, status).

@@ -1,19 +1,26 @@
-"""The stored form of a connection: one key and one JSON text, shared by every store.
+"""The stored form of a connection, shared by every store: one key, one JSON text, one item.
 
-Key ``ws:connection:{connectionId}`` (the raw id, never URL-encoded), value
+Redis: key ``ws:connection:{connectionId}`` (the raw id, never URL-encoded), value
 ``{"connectionId": "...", "userId": "...", "connectedAt": "2026-01-03T00:00:00Z"}`` in this
-key order, UTC with a ``Z`` suffix. Redis holds it under the key; the DynamoDB store keeps the
-same fields as item attributes (``connectedAt`` as the same ISO text) plus ``expiresAt``.
+key order, UTC with a ``Z`` suffix. DynamoDB: one item per connection with the same fields
+as attributes (``connectedAt`` the same ISO text) plus ``expiresAt`` (epoch seconds, the
+table's TTL attribute).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import Any, Final
 
 from domain.connection import Connection, format_timestamp, parse_timestamp
 
 KEY_PREFIX: Final = "ws:connection:"
+
+TTL_ATTRIBUTE: Final = "expiresAt"
+"""The DynamoDB item's expiry, epoch seconds: the table's TTL attribute."""
+
+USER_INDEX_NAME: Final = "userId-index"
+"""The DynamoDB GSI on ``userId`` (projection ALL): every connection of one user."""
 
 
 class CorruptRecordError(ValueError):
@@ -25,7 +32,7 @@ class CorruptRecordError(ValueError):
 
 
 def record_key(connection_id: str) -> str:
-    """The store key of a connection: ``ws:connection:`` + the raw connectionId.
+    """The Redis key of a connection: ``ws:connection:`` + the raw connectionId.
 
     Example: ``record_key("L0SM9cOFvHcCIhw=") == "ws:connection:L0SM9cOFvHcCIhw="``.
 
@@ -68,17 +75,49 @@ def decode_record(text: str | bytes) -> Connection:
         raise CorruptRecordError("the record is not UTF-8 JSON") from exc
     if not isinstance(document, dict):
         raise CorruptRecordError("the record is not a JSON object")
-    fields: dict[str, str] = {}
+    return _connection(document.get)
+
+
+def encode_item(connection: Connection, expires_at: int) -> dict[str, dict[str, str]]:
+    """The DynamoDB item (attribute-value form) of ``connection``, expiring at ``expires_at`` (epoch s)."""
+    return {
+        "connectionId": {"S": connection.connection_id},
+        "userId": {"S": connection.user_id},
+        "connectedAt": {"S": format_timestamp(connection.connected_at)},
+        TTL_ATTRIBUTE: {"N": str(expires_at)},
+    }
+
+
+def decode_item(item: dict[str, Any]) -> tuple[Connection, float]:
+    """The connection of a DynamoDB item and its ``expiresAt`` (epoch seconds).
+
+    Raises:
+        CorruptRecordError: an attribute is missing, of the wrong type, or unreadable.
+    """
+
+    def string(name: str) -> object:
+        value = item.get(name)
+        return value.get("S") if isinstance(value, dict) else None
+
+    try:
+        expires_at = float(item[TTL_ATTRIBUTE]["N"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"the item's {TTL_ATTRIBUTE} is missing or not a number") from exc
+    return _connection(string), expires_at
+
+
+def _connection(field: Any) -> Connection:
+    values: dict[str, str] = {}
     for name in ("connectionId", "userId", "connectedAt"):
-        value = document.get(name)
+        value = field(name)
         if not isinstance(value, str) or not value:
             raise CorruptRecordError(f"the record's {name} is missing or not a non-empty string")
-        fields[name] = value
+        values[name] = value
     try:
         return Connection(
-            connection_id=fields["connectionId"],
-            user_id=fields["userId"],
-            connected_at=parse_timestamp(fields["connectedAt"]),
+            connection_id=values["connectionId"],
+            user_id=values["userId"],
+            connected_at=parse_timestamp(values["connectedAt"]),
         )
     except ValueError as exc:
         raise CorruptRecordError("the record's connectedAt is not ISO-8601 UTC") from exc

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import attrs
 from aiohttp import web
 
-from entrypoints.local_gateway.events import ClientConnection
+from entrypoints.local_gateway.emulator.events import ClientConnection
 
 
 @attrs.frozen(slots=True)

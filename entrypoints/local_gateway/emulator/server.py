@@ -38,7 +38,6 @@ import contextlib
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -49,8 +48,8 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
-from entrypoints.local_gateway.connections import ConnectionRegistry, LiveConnection
-from entrypoints.local_gateway.events import (
+from entrypoints.local_gateway.emulator.connections import ConnectionRegistry, LiveConnection
+from entrypoints.local_gateway.emulator.events import (
     CONNECT_ROUTE,
     DEFAULT_ROUTE,
     DISCONNECT_ROUTE,
@@ -63,8 +62,8 @@ from entrypoints.local_gateway.events import (
     now_ms,
     select_route,
 )
-from entrypoints.local_gateway.lambda_context import lambda_context
-from entrypoints.local_gateway.management_api import ManagementApi
+from entrypoints.local_gateway.emulator.lambda_context import lambda_context
+from entrypoints.local_gateway.emulator.management_api import ManagementApi
 
 Handler = Callable[[dict[str, Any], Any], Any]
 """A Lambda handler: ``(event, context) -> response dict``."""
@@ -560,26 +559,21 @@ async def _health(request: web.Request) -> web.Response:
 
 
 GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
-JWKS_KEY: Final = web.AppKey("jwks", dict)
 
 
 def create_app(
     handlers: Mapping[str, Handler | Integration],
     settings: GatewaySettings | None = None,
-    *,
-    jwks: Mapping[str, Any] | None = None,
-    jwks_path: str | None = None,
 ) -> web.Application:
     """The aiohttp application of the gateway.
 
     Args:
         handlers: route key -> :class:`Integration` or Lambda handler (see :class:`Gateway`).
         settings: see :class:`GatewaySettings`.
-        jwks: a JWKS document to publish (the development Cognito stand-in), at ``jwks_path``
-            (``/{userPoolId}/.well-known/jwks.json``).
 
-    Routes: ``GET /health``; the WebSocket at ``/ws`` and ``/{stage}``; the JWKS; and
-    ``@connections`` (see :mod:`~entrypoints.local_gateway.management_api`).
+    Routes: ``GET /health``; the WebSocket at ``/ws`` and ``/{stage}``; and ``@connections``
+    (see :mod:`~entrypoints.local_gateway.emulator.management_api`). Add more routes to the
+    returned app's router (a path more specific than the ``@connections`` catch-all wins).
     """
     gateway = Gateway(handlers, settings)
     app = web.Application()
@@ -588,13 +582,6 @@ def create_app(
     app.router.add_get("/ws", gateway.handle_upgrade)
     if gateway.settings.api.stage not in {"ws", "health"}:
         app.router.add_get(f"/{gateway.settings.api.stage}", gateway.handle_upgrade)
-    if jwks is not None and jwks_path:
-        document = dict(jwks)
-
-        async def serve_jwks(request: web.Request) -> web.Response:
-            return web.json_response(document)
-
-        app.router.add_get(jwks_path, serve_jwks)
     app.router.add_route("*", "/{tail:.*}", gateway.management.handle)
 
     async def on_shutdown(app: web.Application) -> None:
@@ -698,57 +685,3 @@ def listening_socket(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
-
-
-class BackgroundGateway:
-    """The gateway served from a daemon thread with its own event loop (tests, embedding).
-
-    ``start()`` returns once the socket listens; ``stop()`` runs the shutdown sequence (1001
-    to every socket, ``$disconnect`` for each) and joins the thread.
-    """
-
-    def __init__(self, app: web.Application, sock: socket.socket) -> None:
-        self.app = app
-        self.sock = sock
-        self.port = int(sock.getsockname()[1])
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="local-gateway", daemon=True
-        )
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def gateway(self) -> Gateway:
-        return self.app[GATEWAY_KEY]
-
-    def start(self) -> None:
-        """Start serving; raises whatever the site's start raised."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
-
-    async def _start(self) -> None:
-        self._runner = GatewayRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=5
-        )
-        await self._runner.setup()
-        await web.SockSite(self._runner, self.sock).start()
-
-    def run(self, coroutine: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the gateway's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
-
-    def stop(self) -> None:
-        """Shut down (bounded) and join the thread; idempotent."""
-        if self._loop.is_closed():
-            return
-        if self._runner is not None:
-            self.run(self._stop(self._runner), timeout=60)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
-        self.sock.close()
-
-    async def _stop(self, runner: web.AppRunner) -> None:
-        # Close the sockets while the listener still serves @connections and the JWKS.
-        await self.gateway.shutdown()
-        await runner.cleanup()

@@ -1,6 +1,6 @@
 """Redis first, DynamoDB when Redis fails: two connection stores behind one port.
 
-The rules (issue "Store resilience"):
+The rules:
 
 - ``save``: the primary (Redis); on its error or timeout, or while the circuit breaker is
   open, the secondary (DynamoDB). Every failover is logged and reported to ``on_failover``.
@@ -21,21 +21,22 @@ success. A missing record is an answer, not a failure, and does not count agains
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Final
 
 import attrs
 import pybreaker
 
 from application.ports import ConnectionRepository
 from domain.connection import Connection
-from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+from domain.errors import (
+    ConnectionLimitExceededError,
+    ConnectionNotFoundError,
+    StoreUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
 
 CIRCUIT_OPEN: Final = "circuit_open"
 """``FailoverEvent.reason`` when the breaker skipped the primary without calling it."""
@@ -72,20 +73,14 @@ def create_circuit_breaker(
         reset_timeout_seconds: how long it stays open before half-opening, seconds.
         name: shown in the breaker's log lines.
 
-    A ``ConnectionNotFoundError`` is excluded (an answer, not a failure). State changes are
-    logged: opening at ERROR level (the alarm's signal), closing at INFO.
-
-    Raises:
-        ValueError: on ``fail_max < 1`` or a ``reset_timeout_seconds`` that is not positive.
+    ``ConnectionNotFoundError`` and ``ConnectionLimitExceededError`` are excluded (answers,
+    not failures). State changes are logged: opening at ERROR level (the alarm's signal),
+    closing at INFO. The bounds of both settings are checked once, by ``Settings``.
     """
-    if fail_max < 1:
-        raise ValueError("fail_max must be at least 1")
-    if not reset_timeout_seconds > 0:
-        raise ValueError("reset_timeout_seconds must be positive")
     return pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=reset_timeout_seconds,
-        exclude=[ConnectionNotFoundError],
+        exclude=[ConnectionNotFoundError, ConnectionLimitExceededError],
         listeners=[_BreakerLogger()],
         name=name,
         throw_new_error_on_trip=False,
@@ -114,31 +109,22 @@ class _BreakerLogger(pybreaker.CircuitBreakerListener):
         )
 
 
-class _PrimarySkipped(Exception):
-    """The primary was not called or did not answer; ``reason`` says which."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class FailoverConnectionRepository(ConnectionRepository):
     """A ``ConnectionRepository`` over a primary and a secondary store; see the module rules.
 
     Args:
-        primary: the fast store (``RedisConnectionRepository``).
+        primary: the fast store (``RedisConnectionRepository``, records and limits).
         secondary: the fallback (``DynamoDbConnectionRepository``).
-        breaker: guards the primary; :func:`create_circuit_breaker` by default. Share one
-            breaker per process (the container's singleton) so every use case benefits.
+        breaker: guards the primary (:func:`create_circuit_breaker`). Share one breaker per
+            process (the container's singleton) so every use case benefits.
         on_failover: called once per failover with a :class:`FailoverEvent` (metrics). It
             must not raise; if it does, the error is logged and the operation goes on.
-
-    ``primary_attempts`` counts the calls that reached the primary and ``failovers`` the
-    operations the secondary served instead; both are process-wide, thread-safe counters.
 
     Raises (per operation):
         StoreUnavailableError: see the module rules; ``ConnectionNotFoundError`` only when
             both stores answered without the record.
+        ConnectionLimitExceededError: from the primary's ``save`` (an answer, not a failure:
+            the record is not written anywhere).
     """
 
     def __init__(
@@ -146,40 +132,29 @@ class FailoverConnectionRepository(ConnectionRepository):
         *,
         primary: ConnectionRepository,
         secondary: ConnectionRepository,
-        breaker: pybreaker.CircuitBreaker | None = None,
+        breaker: pybreaker.CircuitBreaker,
         on_failover: FailoverListener | None = None,
     ) -> None:
         self._primary = primary
         self._secondary = secondary
-        self._breaker = breaker if breaker is not None else create_circuit_breaker()
+        self._breaker = breaker
         self._on_failover = on_failover
-        self._counter_lock = threading.Lock()
-        self._primary_attempts = 0
-        self._failovers = 0
 
     @property
     def breaker(self) -> pybreaker.CircuitBreaker:
         """The circuit breaker guarding the primary."""
         return self._breaker
 
-    @property
-    def primary_attempts(self) -> int:
-        """How many calls reached the primary store (the breaker let them through)."""
-        return self._primary_attempts
-
-    @property
-    def failovers(self) -> int:
-        """How many operations the secondary served because the primary could not."""
-        return self._failovers
-
     def save(self, connection: Connection, ttl_seconds: int) -> None:
         """Primary; on failure or an open circuit, secondary.
 
         Raises:
             StoreUnavailableError: neither store took the record.
+            ConnectionLimitExceededError: the primary refused it over a limit.
         """
         try:
-            self._on_primary(lambda: self._primary.save(connection, ttl_seconds))
+            with self._guarded_primary():
+                self._primary.save(connection, ttl_seconds)
             return
         except _PrimarySkipped as skipped:
             self._report("save", skipped.reason, connection.connection_id)
@@ -189,13 +164,26 @@ class FailoverConnectionRepository(ConnectionRepository):
             raise StoreUnavailableError("neither connection store took the record") from exc
 
     def get(self, connection_id: str) -> Connection:
-        """Primary, then secondary.
+        """Primary, then secondary when the primary did not have it or did not answer.
 
         Raises:
             ConnectionNotFoundError: both stores answered and neither has a live record.
             StoreUnavailableError: a store that may hold the record did not answer.
         """
-        return self._lookup("get", connection_id, lambda store: store.get(connection_id))
+        primary_answered = True
+        try:
+            with self._guarded_primary():
+                return self._primary.get(connection_id)
+        except ConnectionNotFoundError:
+            pass
+        except _PrimarySkipped as skipped:
+            primary_answered = False
+            self._report("get", skipped.reason, connection_id)
+        try:
+            return self._secondary.get(connection_id)
+        except ConnectionNotFoundError:
+            _not_found_unless_unanswered(primary_answered)
+            raise
 
     def refresh(self, connection_id: str, ttl_seconds: int) -> None:
         """Refresh where the record lives: primary, then secondary; never creates one.
@@ -204,9 +192,21 @@ class FailoverConnectionRepository(ConnectionRepository):
             ConnectionNotFoundError: both stores answered and neither has a live record.
             StoreUnavailableError: a store that may hold the record did not answer.
         """
-        self._lookup(
-            "refresh", connection_id, lambda store: store.refresh(connection_id, ttl_seconds)
-        )
+        primary_answered = True
+        try:
+            with self._guarded_primary():
+                self._primary.refresh(connection_id, ttl_seconds)
+                return
+        except ConnectionNotFoundError:
+            pass
+        except _PrimarySkipped as skipped:
+            primary_answered = False
+            self._report("refresh", skipped.reason, connection_id)
+        try:
+            self._secondary.refresh(connection_id, ttl_seconds)
+        except ConnectionNotFoundError:
+            _not_found_unless_unanswered(primary_answered)
+            raise
 
     def delete(self, connection_id: str) -> None:
         """Delete from both stores (each idempotent); tries both even if one fails.
@@ -215,59 +215,33 @@ class FailoverConnectionRepository(ConnectionRepository):
             StoreUnavailableError: a store did not answer, so its copy (if any) remains until
                 its TTL ends.
         """
-        primary_failed: str | None = None
+        failed: list[str] = []
         try:
-            self._on_primary(lambda: self._primary.delete(connection_id))
+            with self._guarded_primary():
+                self._primary.delete(connection_id)
         except _PrimarySkipped as skipped:
-            primary_failed = skipped.reason
-        secondary_failed = False
+            failed.append("primary")
+            self._report("delete", skipped.reason, connection_id)
         try:
             self._secondary.delete(connection_id)
         except StoreUnavailableError:
-            secondary_failed = True
-        if primary_failed is not None:
-            self._report("delete", primary_failed, connection_id)
-        if primary_failed is not None or secondary_failed:
-            stores = [
-                name
-                for name, failed in (
-                    ("primary", primary_failed is not None),
-                    ("secondary", secondary_failed),
-                )
-                if failed
-            ]
-            raise StoreUnavailableError(f"delete did not reach the {' and '.join(stores)} store")
+            failed.append("secondary")
+        if failed:
+            raise StoreUnavailableError(f"delete did not reach the {' and '.join(failed)} store")
 
-    def _lookup(
-        self, operation: str, connection_id: str, call: Callable[[ConnectionRepository], _T]
-    ) -> _T:
-        primary_answered = True
-        try:
-            return self._on_primary(lambda: call(self._primary))
-        except ConnectionNotFoundError:
-            pass
-        except _PrimarySkipped as skipped:
-            primary_answered = False
-            self._report(operation, skipped.reason, connection_id)
-        try:
-            return call(self._secondary)
-        except ConnectionNotFoundError:
-            if primary_answered:
-                raise
-            raise StoreUnavailableError(
-                "not in the secondary store, and the primary did not answer"
-            ) from None
-
-    def _on_primary(self, call: Callable[[], _T]) -> _T:
-        """Run ``call`` on the primary through the breaker.
+    @contextmanager
+    def _guarded_primary(self) -> Iterator[None]:
+        """Run the block on the primary through the breaker.
 
         Raises:
-            _PrimarySkipped: the breaker is open, or the primary failed.
-            ConnectionNotFoundError: the primary answered that the record does not exist.
+            _PrimarySkipped: the breaker is open, or the primary failed (error or timeout).
+            ConnectionNotFoundError, ConnectionLimitExceededError: the primary's answers.
         """
         try:
-            with self._breaker_guard():
-                return call()
+            # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the
+            # block runs, so one slow Redis call does not queue the local gateway's threads.
+            with self._breaker.calling():
+                yield
         except pybreaker.CircuitBreakerError:
             raise _PrimarySkipped(CIRCUIT_OPEN) from None
         except StoreUnavailableError as exc:
@@ -276,18 +250,7 @@ class FailoverConnectionRepository(ConnectionRepository):
             )
             raise _PrimarySkipped(PRIMARY_UNAVAILABLE) from exc
 
-    @contextmanager
-    def _breaker_guard(self) -> Iterator[None]:
-        # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the body
-        # runs, so one slow Redis call does not queue the other threads of the local gateway.
-        with self._breaker.calling():
-            with self._counter_lock:
-                self._primary_attempts += 1
-            yield
-
     def _report(self, operation: str, reason: str, connection_id: str) -> None:
-        with self._counter_lock:
-            self._failovers += 1
         logger.warning(
             "connection store failover: %s went to the secondary store (%s)",
             operation,
@@ -302,3 +265,23 @@ class FailoverConnectionRepository(ConnectionRepository):
             )
         except Exception:
             logger.exception("failover listener failed", extra={"operation": operation})
+
+
+class _PrimarySkipped(Exception):
+    """The primary was not called or did not answer; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _not_found_unless_unanswered(primary_answered: bool) -> None:
+    """A secondary's "not found" is definite only when the primary answered too.
+
+    Raises:
+        StoreUnavailableError: the primary did not answer, so it may hold the record.
+    """
+    if not primary_answered:
+        raise StoreUnavailableError(
+            "not in the secondary store, and the primary did not answer"
+        ) from None

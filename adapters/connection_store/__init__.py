@@ -1,0 +1,32 @@
+"""Where connection records live: Redis (records and connection limits), DynamoDB, and the
+failover between them; one module per backend, the record format once (``record.py``).
+
+Topologies (chosen in one place, the container's ``connection_repository`` selector):
+
+- Redis alone (standalone or cluster): :class:`RedisConnectionRepository`;
+- Redis failing over to DynamoDB (``CONNECTIONS_TABLE``): :class:`FailoverConnectionRepository`
+  over :class:`RedisConnectionRepository` and :class:`DynamoDbConnectionRepository`.
+"""
+
+from adapters.connection_store.dynamodb import (
+    DynamoDbConnectionRepository,
+    create_dynamodb_client,
+    ensure_connections_table,
+)
+from adapters.connection_store.failover import (
+    FailoverConnectionRepository,
+    FailoverEvent,
+    create_circuit_breaker,
+)
+from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
+
+__all__ = [
+    "DynamoDbConnectionRepository",
+    "FailoverConnectionRepository",
+    "FailoverEvent",
+    "RedisConnectionRepository",
+    "create_circuit_breaker",
+    "create_dynamodb_client",
+    "create_redis_client",
+    "ensure_connections_table",
+]

@@ -1,0 +1,48 @@
+"""Build the application: :func:`bootstrap` is called once per process, by each entry point.
+
+The Lambda handlers module calls it at module scope with settings read from the environment
+(a cold start); tests call it with settings of their own and fakes as overrides; the local
+gateway with its embedded fakeredis. Nothing else builds a container or reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dependency_injector import providers
+
+from entrypoints.container import Container
+from entrypoints.observability import configure_observability
+from entrypoints.settings import Settings
+
+
+def bootstrap(settings: Settings, **overrides: Any) -> Container:
+    """The composition root for ``settings``, with providers replaced by ``overrides``.
+
+    Args:
+        settings: the validated configuration (``Settings.from_environ``).
+        **overrides: provider name -> the object to provide instead (wrapped in
+            ``providers.Object``), or a provider; e.g. ``clock=FixedClock()``,
+            ``redis_client=fakeredis.FakeRedis()``, ``connection_repository=...``.
+
+    Also applies the process's observability settings (``LOG_LEVEL``, the log sampling,
+    whether metrics are written, and in Lambda the JSON handler for the adapters' loggers).
+
+    Raises:
+        AttributeError: an override names no provider of the container.
+    """
+    container = Container(settings=settings)
+    for name, value in overrides.items():
+        provider = getattr(container, name, None)
+        if not isinstance(provider, providers.Provider):
+            raise AttributeError(f"the container has no provider {name!r}")
+        provider.override(
+            value if isinstance(value, providers.Provider) else providers.Object(value)
+        )
+    configure_observability(
+        settings.log_level,
+        sample_rate=settings.log_sample_rate,
+        structured_adapter_logs=settings.in_lambda,
+        metrics=not settings.metrics_disabled,
+    )
+    return container

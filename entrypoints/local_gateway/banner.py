@@ -1,0 +1,81 @@
+"""What ``timeline-ws serve`` prints on start, and how it shows URLs without their secrets."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import sys
+from typing import TYPE_CHECKING
+
+from entrypoints.local_gateway.dev_cognito import DEV_SUB
+
+if TYPE_CHECKING:
+    from entrypoints.local_gateway.wiring import PreparedGateway
+
+
+def connect_host(host: str) -> str:
+    """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
+    if not host:
+        return "127.0.0.1"  # an empty host binds every IPv4 interface
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name such as localhost
+    if address.is_unspecified:
+        return "[::1]" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if address.version == 6 else host
+
+
+def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
+    """What ``serve`` prints on start: URLs, the store, Cognito mode, a ready token, a client command."""
+    lines = [
+        "timeline-ws local gateway: API Gateway WebSocket API emulation running the real handlers",
+        f"  WebSocket       {prepared.ws_url}?token=<access token>",
+        f"  @connections    {prepared.base_url}/@connections/{{connectionId}}"
+        f"  (boto3 endpoint_url={prepared.base_url})",
+        f"  Health          {prepared.base_url}/health",
+        "  Store           "
+        + (
+            f"Redis at {redact_url(prepared.redis_url)}"
+            if prepared.redis_url
+            else "embedded fakeredis (in-process)"
+        ),
+    ]
+    dev = prepared.dev_cognito
+    if dev is None:
+        lines.append("  Cognito         the user pool in COGNITO_USER_POOL_ID (real tokens)")
+        lines.append(
+            f"Connect with:    {shlex.quote(python)} -m websockets '{prepared.ws_url}?token=<token>'"
+        )
+    else:
+        token = dev.access_token(sub=DEV_SUB)
+        lines += [
+            f"  Cognito         development stand-in, issuer {dev.issuer}",
+            f"Ready token (sub {DEV_SUB}, valid 1 h; more: timeline-ws token --sub <id>):",
+            f"  {token}",
+            'Connect, then type {"action":"ping"}:',
+            f"  {shlex.quote(python)} -m websockets '{prepared.ws_url}?token={token}'",
+        ]
+    lines.append("Ctrl-C stops the gateway (every socket closes with 1001 and $disconnect runs).")
+    return "\n".join(lines)
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` with its password masked as ``***``, in the userinfo and in a ``password=``
+    query parameter (redis-py reads both); ``<unreadable URL>`` when it cannot be parsed."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url or "")
+        password = parts.password
+    except ValueError:
+        return "<unreadable URL>"
+    if password:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in query):
+        masked = [(n, "***" if n.lower() == "password" else v) for n, v in query]
+        parts = parts._replace(query=urlencode(masked, safe="*"))
+    return urlunsplit(parts)

@@ -1,0 +1,14 @@
+"""An emulation of API Gateway's WebSocket API and its ``@connections`` Management API.
+
+A bounded package: it knows API Gateway, aiohttp and Lambda's handler signature, and
+nothing of timeline-ws (an import contract keeps it from ``domain``, ``application``,
+``adapters`` and the rest of ``entrypoints``). Give it Lambda handlers per route key
+(:class:`Integration`) and it serves them as API Gateway would. Modules:
+
+- :mod:`~entrypoints.local_gateway.emulator.server`: the aiohttp application (upgrades,
+  route selection, route responses, closes, limits) and its runner.
+- :mod:`~entrypoints.local_gateway.emulator.events`: the CONNECT / MESSAGE / DISCONNECT events.
+- :mod:`~entrypoints.local_gateway.emulator.connections`: the registry of live sockets.
+- :mod:`~entrypoints.local_gateway.emulator.management_api`: ``POST/GET/DELETE /@connections/{id}``.
+- :mod:`~entrypoints.local_gateway.emulator.lambda_context`: the context object handlers get.
+"""

@@ -1,0 +1,206 @@
+"""Wires timeline-ws into the API Gateway emulator: the one module that knows both.
+
+``prepare_gateway`` binds the socket, builds the handlers' settings (the caller's
+environment plus what the gateway itself provides: ``MANAGEMENT_API_ENDPOINT`` pointing at
+the gateway, the development Cognito stand-in unless ``COGNITO_USER_POOL_ID`` is set, the
+store options), builds the application with :func:`~entrypoints.bootstrap.bootstrap` (an
+embedded fakeredis unless a Redis URL is given), and hands the emulator one integration per
+route of ``entrypoints/routes.py``. It never changes ``os.environ`` and imports no handlers
+module: every call builds a container of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from entrypoints.bootstrap import bootstrap
+from entrypoints.container import Container
+from entrypoints.local_gateway.banner import connect_host
+from entrypoints.local_gateway.demo import add_demo_routes
+from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
+from entrypoints.local_gateway.emulator.server import (
+    GatewaySettings,
+    Integration,
+    create_app,
+    listening_socket,
+)
+from entrypoints.routes import ROUTES
+from entrypoints.settings import ConfigurationError, Settings
+
+logger = logging.getLogger("timeline_ws.gateway")
+
+
+def real_cognito_configured(environ: Mapping[str, str]) -> bool:
+    """Whether the environment names a real user pool (then no stand-in is used)."""
+    return bool(environ.get("COGNITO_USER_POOL_ID", "").strip())
+
+
+def gateway_environment(
+    *,
+    base_url: str,
+    redis_url: str | None,
+    dev_cognito: DevCognito | None,
+    redis_cluster: bool = False,
+    connections_table: str | None = None,
+    dynamodb_endpoint: str | None = None,
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    """The variables the gateway provides to the handlers' settings, over ``environ``.
+
+    ``MANAGEMENT_API_ENDPOINT`` is always the gateway (``base_url``); EMF metrics are off
+    unless ``POWERTOOLS_METRICS_DISABLED`` is set (they are CloudWatch's, and would lengthen
+    every access line on a terminal); ``REDIS_URL`` and the store options when given; the
+    stand-in's ``COGNITO_*`` when given, with ``COGNITO_JWKS_URL`` at ``base_url``.
+    """
+    variables = {"MANAGEMENT_API_ENDPOINT": base_url}
+    if "POWERTOOLS_METRICS_DISABLED" not in environ:
+        variables["POWERTOOLS_METRICS_DISABLED"] = "true"
+    if not environ.get("AWS_REGION") and not environ.get("AWS_DEFAULT_REGION"):
+        variables["AWS_DEFAULT_REGION"] = "us-east-1"
+    if redis_url is not None:
+        variables["REDIS_URL"] = redis_url
+    if redis_cluster:
+        variables["REDIS_CLUSTER"] = "true"
+    if connections_table:
+        variables["CONNECTIONS_TABLE"] = connections_table
+    if dynamodb_endpoint:
+        variables["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    if dev_cognito is not None:
+        variables.update(dev_cognito.environment(base_url + dev_cognito.jwks_path))
+    return variables
+
+
+def embedded_redis_client() -> Any:
+    """An in-process fakeredis client on its own server (no network, nothing persisted)."""
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def ensure_local_failover_table(settings: Settings) -> str | None:
+    """Create ``CONNECTIONS_TABLE`` when missing, only at a local ``AWS_ENDPOINT_URL_DYNAMODB``.
+
+    Returns the table name when failover is configured with a local endpoint, else ``None``
+    (a real AWS table is Terraform's, never created here).
+
+    Raises:
+        ConfigurationError: the endpoint refused or could not be reached.
+    """
+    table, endpoint = settings.connections_table, settings.dynamodb_endpoint_url
+    if not table or not endpoint:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from adapters.connection_store import create_dynamodb_client, ensure_connections_table
+
+    try:
+        client = create_dynamodb_client(endpoint_url=endpoint, region_name=settings.aws_region)
+        if ensure_connections_table(client, table):
+            logger.info("created the DynamoDB table %s at %s", table, endpoint)
+    except (BotoCoreError, ClientError) as error:
+        raise ConfigurationError(
+            f"CONNECTIONS_TABLE: cannot create {table!r} at {endpoint}: {type(error).__name__}"
+        ) from error
+    return table
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PreparedGateway:
+    """Everything ``serve`` built before serving: the app, its socket, URLs, the stand-in
+    and the application's container (``container.redis_client()`` for the start-up PING)."""
+
+    app: web.Application
+    sock: Any
+    base_url: str
+    ws_url: str
+    dev_cognito: DevCognito | None
+    redis_url: str | None
+    container: Container
+
+
+def prepare_gateway(
+    *,
+    host: str,
+    port: int,
+    settings: GatewaySettings,
+    redis_url: str | None,
+    state_dir: Path | None,
+    environ: Mapping[str, str],
+    redis_cluster: bool = False,
+    connections_table: str | None = None,
+    dynamodb_endpoint: str | None = None,
+) -> PreparedGateway:
+    """Bind the socket, build the application over the gateway, build the emulator's app.
+
+    ``port`` 0 picks a free port (the JWKS and Management API URLs use the real one).
+    ``environ`` is read, never changed.
+
+    Raises:
+        OSError: the address cannot be bound.
+        DevKeyError: the state folder or the development key in it cannot be used.
+        ConfigurationError: the resulting configuration is invalid.
+    """
+    sock = listening_socket(host, port)
+    try:
+        base_url = f"http://{connect_host(host)}:{sock.getsockname()[1]}"
+        dev = None if real_cognito_configured(environ) else load_dev_cognito(state_dir)
+        variables = gateway_environment(
+            base_url=base_url,
+            redis_url=redis_url,
+            dev_cognito=dev,
+            redis_cluster=redis_cluster,
+            connections_table=connections_table,
+            dynamodb_endpoint=dynamodb_endpoint,
+            environ=environ,
+        )
+        lambda_settings = Settings.from_environ({**environ, **variables})
+        ensure_local_failover_table(lambda_settings)
+        overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
+        container = bootstrap(lambda_settings, **overrides)
+        integrations = {
+            route.route_key: Integration(
+                handler=getattr(container, route.handler)(),
+                function_name=f"timeline-ws-{route.function}",
+                two_way=route.two_way,
+            )
+            for route in ROUTES
+        }
+        app = create_app(integrations, settings)
+        if dev is not None:  # the stand-in's JWKS and the development demo page
+            document = dev.key.jwks()
+
+            async def serve_jwks(request: web.Request) -> web.Response:
+                return web.json_response(document)
+
+            app.router.add_get(dev.jwks_path, serve_jwks)
+            add_demo_routes(app, dev_cognito=dev, base_url=base_url)
+    except BaseException:
+        sock.close()
+        raise
+    return PreparedGateway(
+        app=app,
+        sock=sock,
+        base_url=base_url,
+        ws_url=base_url.replace("http://", "ws://", 1) + "/ws",
+        dev_cognito=dev,
+        redis_url=redis_url,
+        container=container,
+    )
+
+
+def redis_ping_failure(prepared: PreparedGateway) -> str | None:
+    """PING Redis once with the handlers' own client; the error type when it fails, else ``None``.
+
+    The client's timeouts are the handlers' (0.25 s by default), so this is quick.
+    """
+    try:
+        prepared.container.redis_client().ping()
+    except Exception as error:  # any failure is worth the warning; its text may hold the URL
+        return type(error).__name__
+    return None
