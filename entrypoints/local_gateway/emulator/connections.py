@@ -36,7 +36,8 @@ class LiveConnection:
         last_active_ms: when the client last sent a data frame (epoch ms); starts at
             ``connectedAt``. Reported by ``GET @connections`` as ``lastActiveAt``.
         close_request: set once the gateway decided to close (DELETE, idle timeout, maximum
-            duration, shutdown, oversized or binary frame); the reader loop reports it.
+            duration, shutdown, oversized or binary frame); the reader loop performs the
+            closing handshake and reports it.
         finished: set when ``$disconnect`` has run.
         transport: the socket's transport, whose write buffer tells whether the client
             reads (``@connections`` answers 429 while it stays full); None in tests that
@@ -49,7 +50,8 @@ class LiveConnection:
     transport: asyncio.BaseTransport | None = None
     close_request: CloseRequest | None = None
     finished: asyncio.Event = attrs.field(factory=asyncio.Event)
-    closer: asyncio.Task[None] | None = None
+    reading: asyncio.Timeout | None = None
+    """The deadline of the reader's pending ``receive()``; a close request moves it to now."""
 
     @property
     def connection_id(self) -> str:
@@ -60,20 +62,20 @@ class LiveConnection:
         """True once a close began, from either side."""
         return self.close_request is not None or self.socket.closed
 
-    def request_close(self, code: int, reason: str) -> asyncio.Task[None] | None:
+    def request_close(self, code: int, reason: str) -> bool:
         """Close from the server side with ``code``; the first request wins.
 
-        Returns the task sending the close frame (``None`` when a close was already under way).
-        The ``$disconnect`` event reports ``code`` and ``reason``.
+        The reader loop, woken here, sends the close frame and completes the closing
+        handshake (RFC 6455 §7): it is the one task reading the socket, so the client's close
+        frame is read before TCP closes. The ``$disconnect`` event reports ``code`` and
+        ``reason``. Returns whether this request started the close.
         """
         if self.close_request is not None or self.socket.closed:
-            return None
+            return False
         self.close_request = CloseRequest(code, reason)
-        self.closer = asyncio.get_running_loop().create_task(self._close(code))
-        return self.closer
-
-    async def _close(self, code: int) -> None:
-        await self.socket.close(code=code)
+        if self.reading is not None and not self.reading.expired():
+            self.reading.reschedule(asyncio.get_running_loop().time())
+        return True
 
     def buffered_bytes(self) -> int:
         """Bytes written to this client that its socket has not taken yet (0 without a transport)."""

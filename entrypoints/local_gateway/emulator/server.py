@@ -20,6 +20,9 @@ Behaviour follows API Gateway's WebSocket API:
   Binary frames close it with 1003 (API Gateway rejects them:
   https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html)
   unless ``binary_frames="base64"``, which delivers them base64 with ``isBase64Encoded`` true.
+- Closes complete the closing handshake (RFC 6455 §7): the side that did not start the close
+  answers with a close frame, the gateway waits for the client's answer (at most
+  :data:`CLOSE_HANDSHAKE_SECONDS`) before closing TCP, and echoes a client's own code.
 - Closes: every close runs ``$disconnect`` once, after the connection's last message, with
   ``disconnectStatusCode`` / ``disconnectReason`` as API Gateway reports them (see
   :data:`CLIENT_NO_STATUS` and friends). Idle timeout (no data frame from the client for
@@ -84,6 +87,14 @@ ABNORMAL: Final = (1006, "")
 """The client vanished without a close frame (RFC 6455 1006; reason text not documented)."""
 MESSAGE_TOO_BIG: Final = (1009, "Message too big")
 UNSUPPORTED_DATA: Final = (1003, "Unsupported data")
+
+CLOSE_HANDSHAKE_SECONDS: Final = 2.0
+"""How long the gateway waits for the client's close frame after sending its own."""
+READ_LIMIT_BYTES: Final = 1024 * 1024
+"""Messages up to this size are read whole, so one over 128 KB gets a clean 1009 close; a
+larger one makes aiohttp stop reading at once (the client may then see a reset)."""
+_SENDABLE_CLOSE_CODES: Final = frozenset(range(1000, 5000)) - {1004, 1005, 1006, 1015}
+"""Codes a close frame may carry (RFC 6455 §7.4): a client's other codes are answered 1000."""
 
 _CLOSE_MESSAGE_TYPES: Final = frozenset(
     {WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR}
@@ -277,11 +288,13 @@ class Gateway:
         if not 200 <= outcome.status < 300:
             return web.Response(status=outcome.status)
         socket_response = web.WebSocketResponse(
-            # aiohttp closes with 1009 at max_msg_size bytes already (>=); API Gateway
-            # accepts a message of exactly 128 KB and refuses anything over it.
-            max_msg_size=self.settings.max_message_bytes + 1,
+            # The 128 KB limit is checked in _read, on whole messages, so the close is clean.
+            max_msg_size=max(READ_LIMIT_BYTES, self.settings.max_message_bytes + 1),
             compress=False,
             autoping=True,
+            # A client's close frame comes to _read, which answers it with the client's code.
+            autoclose=False,
+            timeout=CLOSE_HANDSHAKE_SECONDS,
         )
         protocol = _returned_protocol(outcome.response)
         if protocol:
@@ -305,9 +318,6 @@ class Gateway:
         finally:
             # Whatever ended the session (even a bug or a cancellation), $disconnect runs once.
             self.registry.remove(client.connection_id)
-            if connection.closer is not None:
-                with contextlib.suppress(Exception):
-                    await connection.closer
             await self._disconnect(client, close)
             connection.finished.set()
         return socket_response
@@ -325,6 +335,12 @@ class Gateway:
     async def _read(
         self, connection: LiveConnection, queue: asyncio.Queue[dict[str, Any] | None]
     ) -> tuple[int, str]:
+        """Read the client's frames until the connection closes; this task alone reads.
+
+        A close the gateway starts (:meth:`LiveConnection.request_close`) wakes this loop,
+        which sends the close frame and waits for the client's. A client's close frame is
+        answered with its own code.
+        """
         settings = self.settings
         ws = connection.socket
         max_deadline = time.monotonic() + settings.max_duration_seconds
@@ -332,21 +348,24 @@ class Gateway:
         if self.shutting_down:
             connection.request_close(*GOING_AWAY)
         while True:
-            # Once a close is under way, wait for it without a deadline (aiohttp bounds it).
-            remaining = (
-                None
-                if connection.close_request is not None
-                else max(0.0, min(idle_deadline, max_deadline) - time.monotonic())
-            )
+            request = connection.close_request
+            if request is not None:
+                await _close_handshake(ws, request.code)
+                return request.code, request.reason
+            remaining = max(0.0, min(idle_deadline, max_deadline) - time.monotonic())
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(remaining) as deadline:
+                    connection.reading = deadline
                     message = await ws.receive()
             except TimeoutError:
-                connection.request_close(*GOING_AWAY)  # idle timeout or maximum duration
+                connection.reading = None
+                connection.request_close(*GOING_AWAY)  # idle or maximum duration, unless woken
                 continue
-            if connection.close_request is not None:
-                return connection.close_request.code, connection.close_request.reason
+            connection.reading = None
             if message.type is WSMsgType.TEXT:
+                if _too_big(message.data, settings.max_message_bytes):
+                    connection.request_close(*MESSAGE_TOO_BIG)
+                    continue
                 idle_deadline = time.monotonic() + settings.idle_timeout_seconds
                 connection.last_active_ms = now_ms()
                 route = select_route(message.data, settings.route_keys)
@@ -355,10 +374,18 @@ class Gateway:
                 if settings.binary_frames == "reject":
                     connection.request_close(*UNSUPPORTED_DATA)
                     continue
+                if len(message.data) > settings.max_message_bytes:
+                    connection.request_close(*MESSAGE_TOO_BIG)
+                    continue
                 idle_deadline = time.monotonic() + settings.idle_timeout_seconds
                 connection.last_active_ms = now_ms()
                 body = base64.b64encode(message.data).decode("ascii")
                 await queue.put(self._message_event(connection, DEFAULT_ROUTE, body, True))
+            elif message.type is WSMsgType.CLOSE:
+                code = int(message.data or 0)
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await ws.close(code=code if code in _SENDABLE_CLOSE_CODES else 1000)
+                return _client_close(message)
             elif message.type in _CLOSE_MESSAGE_TYPES:
                 return _client_close(message)
 
@@ -423,7 +450,7 @@ class Gateway:
 
     async def _tell(self, connection: LiveConnection, message: str, request_id: str) -> None:
         """API Gateway's own error frame to the client, e.g. after a failed integration."""
-        if not connection.socket.closed:
+        if not connection.closing:
             with contextlib.suppress(ConnectionError):
                 await connection.socket.send_str(
                     gateway_error_frame(message, connection.connection_id, request_id)
@@ -476,6 +503,23 @@ def proxy_response_status(response: object) -> int | None:
     if body is not None and not isinstance(body, str):
         return None
     return status
+
+
+async def _close_handshake(ws: web.WebSocketResponse, code: int) -> None:
+    """Send a close frame with ``code``, wait (bounded) for the client's, then close TCP.
+
+    aiohttp's ``close()`` does exactly that when no other task is reading the socket; bounded
+    by :data:`CLOSE_HANDSHAKE_SECONDS` for the answer, and again for a client that does not
+    even read our close frame.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2 * CLOSE_HANDSHAKE_SECONDS):
+            await ws.close(code=code)
+
+
+def _too_big(text: str, limit: int) -> bool:
+    """Whether ``text`` is over ``limit`` bytes of UTF-8 (a character is at most 4 bytes)."""
+    return len(text) * 4 > limit and len(text.encode("utf-8", errors="surrogatepass")) > limit
 
 
 def gateway_error_frame(message: str, connection_id: str, request_id: str) -> str:
