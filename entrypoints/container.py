@@ -30,7 +30,12 @@ from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
 from application.ports import MessageSender, TokenVerifier
 from application.use_cases import Connect, Disconnect, RejectMessage
-from entrypoints.aws_lambda.route_handlers import ConnectHandler, DefaultHandler, DisconnectHandler
+from entrypoints.aws_lambda.route_handlers import (
+    ConnectHandler,
+    DefaultHandler,
+    DisconnectHandler,
+    ReconcileHandler,
+)
 from entrypoints.observability import STORE_FAILOVERS, emit_metrics
 from entrypoints.routes import ACTIONS, Action
 from entrypoints.settings import Settings
@@ -138,11 +143,19 @@ class Container(containers.DeclarativeContainer):
         fail_max=settings.provided.redis_breaker_fail_max,
         reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
     )
+    dynamodb_breaker = providers.ThreadSafeSingleton(
+        create_circuit_breaker,
+        fail_max=settings.provided.redis_breaker_fail_max,
+        reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
+        name="dynamodb",
+    )
     failover_repository = providers.ThreadSafeSingleton(
         FailoverConnectionRepository,
         primary=redis_repository,
         secondary=dynamodb_repository,
         breaker=redis_breaker,
+        secondary_breaker=dynamodb_breaker,
+        tombstone_ttl_seconds=connection_ttl_seconds,
         on_failover=providers.Object(report_failover),
     )
     connection_repository = providers.Selector(
@@ -205,3 +218,4 @@ class Container(containers.DeclarativeContainer):
         reject=reject_message.provider,
         management_api_endpoint=settings.provided.management_api_endpoint,
     )
+    reconcile_handler = providers.ThreadSafeSingleton(ReconcileHandler, store=connection_repository)

@@ -91,10 +91,10 @@ resource "aws_cloudwatch_metric_alarm" "store_failovers" {
 
 # Unhandled errors (exceptions, timeouts, out of memory) in any handler.
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each = local.lambda_handlers
+  for_each = local.lambda_functions
 
   alarm_name          = "${local.name}-${each.key}-errors"
-  alarm_description   = "The ${each.value.route_key} handler failed (uncaught exception, timeout or out of memory) in the last 5 minutes. Its log group is /aws/lambda/${local.name}-${each.key}."
+  alarm_description   = "The ${coalesce(each.value.route_key, each.key)} handler failed (uncaught exception, timeout or out of memory) in the last 5 minutes. Its log group is /aws/lambda/${local.name}-${each.key}."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = aws_lambda_function.handler[each.key].function_name }

@@ -18,11 +18,24 @@ resource "aws_dynamodb_table" "connections" {
     type = "S"
   }
 
+  attribute {
+    name = "pendingRedisDelete"
+    type = "S"
+  }
+
   # A user's open connections (fan-out, per-user limits).
   global_secondary_index {
     name            = "userId-index"
     hash_key        = "userId"
     projection_type = "ALL"
+  }
+
+  # Tombstones: deletes Redis could not take, replayed by the reconciler (sparse: only
+  # tombstones carry the attribute).
+  global_secondary_index {
+    name            = "pendingRedisDelete-index"
+    hash_key        = "pendingRedisDelete"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {

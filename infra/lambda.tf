@@ -7,7 +7,7 @@ locals {
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
-  for_each = local.lambda_handlers
+  for_each = local.lambda_functions
 
   # The name Lambda writes to by default; created here so retention and encryption apply
   # from the first invocation.
@@ -19,10 +19,10 @@ resource "aws_cloudwatch_log_group" "lambda" {
 }
 
 resource "aws_lambda_function" "handler" {
-  for_each = local.lambda_handlers
+  for_each = local.lambda_functions
 
   function_name = "${local.name}-${each.key}"
-  description   = "timeline-ws ${each.value.route_key} handler"
+  description   = each.value.route_key != null ? "timeline-ws ${each.value.route_key} handler" : "timeline-ws ${each.key} (scheduled)"
   role          = aws_iam_role.lambda.arn
 
   filename         = local.lambda_package

@@ -2,8 +2,9 @@
 # $disconnect, $default) -> ElastiCache Redis (cluster mode), with a DynamoDB table as the
 # failover store and CloudWatch alarms to an SNS topic.
 #
-# Files by concern: api_gateway.tf, lambda.tf, iam.tf, network.tf, elasticache.tf,
-# dynamodb.tf, cloudwatch.tf, kms.tf; variables.tf and outputs.tf are the interface.
+# Files by concern: api_gateway.tf, lambda.tf, schedule.tf, iam.tf, network.tf,
+# elasticache.tf, dynamodb.tf, cloudwatch.tf, kms.tf; variables.tf and outputs.tf are the
+# interface.
 
 data "aws_caller_identity" "current" {}
 
@@ -40,6 +41,17 @@ locals {
       handler   = "entrypoints.aws_lambda.handlers.default_handler"
     }
   }
+
+  # Functions no route invokes: the reconciler, every minute (schedule.tf), replays the
+  # deletes a connection store could not take.
+  scheduled_handlers = {
+    reconcile = {
+      route_key = null
+      handler   = "entrypoints.aws_lambda.handlers.reconcile_handler"
+    }
+  }
+
+  lambda_functions = merge(local.lambda_handlers, local.scheduled_handlers)
 
   availability_zones = var.availability_zones
 

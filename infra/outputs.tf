@@ -19,8 +19,8 @@ output "custom_domain_target" {
 }
 
 output "lambda_function_names" {
-  description = "Function name per route ($connect, $disconnect, $default)."
-  value       = { for key, function in aws_lambda_function.handler : local.lambda_handlers[key].route_key => function.function_name }
+  description = "Function name per route ($connect, $disconnect, $default), and of the reconciler."
+  value       = { for key, function in aws_lambda_function.handler : coalesce(local.lambda_functions[key].route_key, key) => function.function_name }
 }
 
 output "connections_table_name" {

@@ -23,11 +23,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from adapters.connection_store.record import (
+    TOMBSTONE_ATTRIBUTE,
+    TOMBSTONE_INDEX_NAME,
     TTL_ATTRIBUTE,
     USER_INDEX_NAME,
     CorruptRecordError,
     decode_item,
     encode_item,
+    encode_tombstone,
+    is_tombstone,
 )
 from adapters.lazy import Lazy
 from application.ports import Clock, ConnectionRepository
@@ -81,8 +85,9 @@ def create_dynamodb_client(
 def ensure_connections_table(client: DynamoDBClient, table_name: str) -> bool:
     """Create the connections table when it is missing (local mode only; Terraform owns AWS's).
 
-    Creates: partition key ``connectionId`` (S), on-demand billing, the GSI
-    :data:`USER_INDEX_NAME` on ``userId`` (projection ALL), and TTL on ``expiresAt``; waits
+    Creates: partition key ``connectionId`` (S), on-demand billing, the GSIs
+    ``USER_INDEX_NAME`` on ``userId`` (projection ALL) and ``TOMBSTONE_INDEX_NAME`` on
+    ``pendingRedisDelete`` (keys only, sparse), and TTL on ``expiresAt``; waits
     (boto3 waiter, bounded) until the table is ``ACTIVE``. Returns ``True`` when it created
     the table, ``False`` when it existed already.
 
@@ -99,6 +104,7 @@ def ensure_connections_table(client: DynamoDBClient, table_name: str) -> bool:
             AttributeDefinitions=[
                 {"AttributeName": "connectionId", "AttributeType": "S"},
                 {"AttributeName": "userId", "AttributeType": "S"},
+                {"AttributeName": TOMBSTONE_ATTRIBUTE, "AttributeType": "S"},
             ],
             KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[
@@ -106,7 +112,12 @@ def ensure_connections_table(client: DynamoDBClient, table_name: str) -> bool:
                     "IndexName": USER_INDEX_NAME,
                     "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
                     "Projection": {"ProjectionType": "ALL"},
-                }
+                },
+                {
+                    "IndexName": TOMBSTONE_INDEX_NAME,
+                    "KeySchema": [{"AttributeName": TOMBSTONE_ATTRIBUTE, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
             ],
         )
     except ClientError as exc:
@@ -133,6 +144,10 @@ class DynamoDbConnectionRepository(ConnectionRepository):
       item and never revives an expired one (``ConditionalCheckFailedException`` is
       ``ConnectionNotFoundError``).
     - ``delete``: ``DeleteItem`` (idempotent).
+    - Tombstones, for the failover repository: ``bury`` replaces a connection's item by a
+      tombstone (its Redis delete is still due), ``tombstones`` lists them (a query of the
+      sparse tombstone index), ``unbury`` removes one once Redis took the delete. Reads
+      and refreshes treat a tombstone as absent.
 
     "now" comes from ``clock`` (aware UTC). Every boto3 error (unreachable endpoint, timeout,
     throttling, missing table, …) becomes :class:`StoreUnavailableError` naming the
@@ -181,7 +196,7 @@ class DynamoDbConnectionRepository(ConnectionRepository):
                 ConsistentRead=True,
             )
         item = answer.get("Item")
-        if item is None:
+        if item is None or is_tombstone(item):
             raise ConnectionNotFoundError()
         try:
             connection, expires_at = decode_item(item)
@@ -199,24 +214,40 @@ class DynamoDbConnectionRepository(ConnectionRepository):
         """Conditional ``UpdateItem`` of ``expiresAt``; never creates nor revives an item.
 
         Raises:
-            ConnectionNotFoundError: no item, or its ``expiresAt`` has passed.
+            ConnectionNotFoundError: no record (none, a tombstone), or its ``expiresAt`` passed.
+            StoreUnavailableError: DynamoDB could not be reached or refused the write.
+        """
+        self.renew(connection_id, ttl_seconds)
+
+    def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
+        """:meth:`refresh`, returning the record (``ReturnValues=ALL_NEW``).
+
+        Raises:
+            ConnectionNotFoundError: no record (none, a tombstone, a malformed item), or its
+                ``expiresAt`` passed.
             StoreUnavailableError: DynamoDB could not be reached or refused the write.
         """
         now = self._clock.now().timestamp()
         with self._calling(
             "UpdateItem", not_found_code="ConditionalCheckFailedException"
         ) as client:
-            client.update_item(
+            answer = client.update_item(
                 TableName=self._table_name,
                 Key={"connectionId": {"S": connection_id}},
                 UpdateExpression="SET #expires = :expires",
-                ConditionExpression="attribute_exists(connectionId) AND #expires > :now",
+                # userId: a record, not a tombstone.
+                ConditionExpression="attribute_exists(userId) AND #expires > :now",
                 ExpressionAttributeNames={"#expires": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":expires": {"N": str(math.floor(now) + ttl_seconds)},
                     ":now": {"N": _number_text(now)},
                 },
+                ReturnValues="ALL_NEW",
             )
+        try:
+            return decode_item(answer.get("Attributes", {}))[0]
+        except CorruptRecordError as exc:
+            raise ConnectionNotFoundError() from exc
 
     def delete(self, connection_id: str) -> None:
         """``DeleteItem``; a missing item is fine.
@@ -228,6 +259,52 @@ class DynamoDbConnectionRepository(ConnectionRepository):
             client.delete_item(
                 TableName=self._table_name, Key={"connectionId": {"S": connection_id}}
             )
+
+    def bury(self, connection_id: str, ttl_seconds: int) -> None:
+        """Replace the connection's item (record or none) by a tombstone living ``ttl_seconds``.
+
+        Raises:
+            StoreUnavailableError: DynamoDB could not be reached or refused the write.
+        """
+        item = encode_tombstone(connection_id, self._now_seconds() + ttl_seconds)
+        with self._calling("PutItem") as client:
+            client.put_item(TableName=self._table_name, Item=item)
+
+    def tombstones(self, limit: int) -> list[str]:
+        """Up to ``limit`` connectionIds that have a tombstone (eventually consistent index).
+
+        Raises:
+            StoreUnavailableError: DynamoDB could not be reached or refused the query.
+        """
+        with self._calling("Query") as client:
+            answer = client.query(
+                TableName=self._table_name,
+                IndexName=TOMBSTONE_INDEX_NAME,
+                KeyConditionExpression="#tombstone = :one",
+                ExpressionAttributeNames={"#tombstone": TOMBSTONE_ATTRIBUTE},
+                ExpressionAttributeValues={":one": {"S": "1"}},
+                Limit=limit,
+            )
+        return [item["connectionId"]["S"] for item in answer.get("Items", [])]
+
+    def unbury(self, connection_id: str) -> None:
+        """Remove the connection's tombstone (only a tombstone: never a record); idempotent.
+
+        Raises:
+            StoreUnavailableError: DynamoDB could not be reached or refused the delete.
+        """
+        try:
+            with self._calling(
+                "DeleteItem", not_found_code="ConditionalCheckFailedException"
+            ) as client:
+                client.delete_item(
+                    TableName=self._table_name,
+                    Key={"connectionId": {"S": connection_id}},
+                    ConditionExpression="attribute_exists(#tombstone)",
+                    ExpressionAttributeNames={"#tombstone": TOMBSTONE_ATTRIBUTE},
+                )
+        except ConnectionNotFoundError:
+            return  # no tombstone (any more): nothing to do
 
     def _now_seconds(self) -> int:
         return math.floor(self._clock.now().timestamp())

@@ -2,28 +2,40 @@
 
 The rules:
 
-- ``save``: the primary (Redis); on its error or timeout, or while the circuit breaker is
+- ``save``: the primary (Redis); on its error or timeout, or while its circuit breaker is
   open, the secondary (DynamoDB). Every failover is logged and reported to ``on_failover``.
 - ``get`` / ``refresh``: the primary, then the secondary when the primary did not have the
   record or did not answer, so records written during an outage keep being found and
-  refreshed after Redis comes back.
-- ``delete``: both stores, idempotent.
+  refreshed after Redis comes back. A ping that refreshes such a record while Redis answers
+  also counts its connection-limit slot there (it was admitted uncounted).
 - "Not found" is definite only when every store answered: a record that may sit in a store
   that did not answer is ``StoreUnavailableError``, never ``ConnectionNotFoundError`` (the
   Heartbeat use case pongs on the first and closes the connection on the second).
+- ``delete``: **never forgotten**. Redis is asked even while its breaker is open (a delete
+  is idempotent, comes once per connection and nobody waits for ``$disconnect``'s answer),
+  then DynamoDB. A delete a store could not take is remembered in the other one, durably:
+  a Redis delete as a *tombstone* in DynamoDB (which also replaces the DynamoDB copy), a
+  DynamoDB delete in a Redis set. Only when both stores fail is it remembered in this
+  process alone. :meth:`FailoverConnectionRepository.reconcile` replays them: when the
+  primary's breaker closes after an outage, and on a schedule (the reconciler Lambda; a
+  timer in the local gateway). Replays are idempotent; a tombstone names one connectionId,
+  so it can only delete that connection's record and slot, never another's.
 
-A circuit breaker (pybreaker) guards the primary: after ``fail_max`` consecutive failures
-it opens and calls go straight to the secondary without paying Redis's timeout; after
-``reset_timeout_seconds`` it half-opens, lets calls try Redis again, and closes on the first
-success. A missing record is an answer, not a failure, and does not count against Redis.
+Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive failures it
+opens and calls skip that store without paying its timeout; after ``reset_timeout_seconds``
+it half-opens and lets **one** trial call through (the others still skip), closing on its
+success. A missing record or a limit refusal is an answer, not a failure.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 import pybreaker
@@ -44,6 +56,52 @@ CIRCUIT_OPEN: Final = "circuit_open"
 PRIMARY_UNAVAILABLE: Final = "primary_unavailable"
 """``FailoverEvent.reason`` when the primary was called and failed (error or timeout)."""
 
+RECONCILE_BATCH: Final = 200
+"""Deletes replayed per store and per :meth:`FailoverConnectionRepository.reconcile`."""
+
+IN_PROCESS_MEMORY: Final = 10_000
+"""Deletes this process remembers when both stores failed (the oldest are dropped, logged)."""
+
+
+class PrimaryStore(ConnectionRepository, Protocol):
+    """What the failover needs of its primary (Redis) beyond the port."""
+
+    def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
+        """Count the connection, whose record the secondary holds; never refuses it."""
+        ...
+
+    def remember_secondary_delete(self, connection_id: str) -> None:
+        """Remember that the secondary still holds ``connection_id``."""
+        ...
+
+    def pending_secondary_deletes(self, limit: int) -> list[str]:
+        """Up to ``limit`` connectionIds remembered by :meth:`remember_secondary_delete`."""
+        ...
+
+    def forget_secondary_delete(self, connection_id: str) -> None:
+        """The secondary took the delete."""
+        ...
+
+
+class SecondaryStore(ConnectionRepository, Protocol):
+    """What the failover needs of its secondary (DynamoDB) beyond the port."""
+
+    def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
+        """``refresh``, returning the record."""
+        ...
+
+    def bury(self, connection_id: str, ttl_seconds: int) -> None:
+        """Replace the connection's record (if any) by a tombstone: its primary delete is due."""
+        ...
+
+    def tombstones(self, limit: int) -> list[str]:
+        """Up to ``limit`` connectionIds with a tombstone."""
+        ...
+
+    def unbury(self, connection_id: str) -> None:
+        """Remove a tombstone (never a record); idempotent."""
+        ...
+
 
 @attrs.frozen(slots=True, kw_only=True)
 class FailoverEvent:
@@ -60,22 +118,33 @@ class FailoverEvent:
     connection_id: str
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class ReconcileReport:
+    """What one :meth:`FailoverConnectionRepository.reconcile` replayed (counts of deletes)."""
+
+    primary_deletes: int = 0
+    secondary_deletes: int = 0
+    left_in_process: int = 0
+
+
 FailoverListener = Callable[[FailoverEvent], None]
 
 
 def create_circuit_breaker(
     *, fail_max: int = 3, reset_timeout_seconds: float = 10.0, name: str = "redis"
 ) -> pybreaker.CircuitBreaker:
-    """The breaker that guards the primary store.
+    """The breaker that guards one store.
 
     Args:
-        fail_max: consecutive primary failures (errors or timeouts) that open the circuit.
+        fail_max: consecutive failures (errors or timeouts) that open the circuit.
         reset_timeout_seconds: how long it stays open before half-opening, seconds.
         name: shown in the breaker's log lines.
 
     ``ConnectionNotFoundError`` and ``ConnectionLimitExceededError`` are excluded (answers,
-    not failures). State changes are logged: opening at ERROR level (the alarm's signal),
-    closing at INFO. The bounds of both settings are checked once, by ``Settings``.
+    not failures). Real state changes are logged: opening at ERROR level (the alarm's
+    signal), closing at INFO; pybreaker's repeated "open -> open" (late failures of calls
+    already in flight) are not. The bounds of both settings are checked once, by
+    ``Settings``.
     """
     return pybreaker.CircuitBreaker(
         fail_max=fail_max,
@@ -94,19 +163,42 @@ class _BreakerLogger(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
+        old_name = old_state.name if old_state else None
+        if old_name == new_state.name:
+            return
         level = logging.ERROR if new_state.name == pybreaker.STATE_OPEN else logging.INFO
         logger.log(
             level,
             "circuit breaker %s: %s -> %s",
             cb.name,
-            old_state.name if old_state else None,
+            old_name,
             new_state.name,
-            extra={
-                "breaker": cb.name,
-                "from_state": old_state.name if old_state else None,
-                "to_state": new_state.name,
-            },
+            extra={"breaker": cb.name, "from_state": old_name, "to_state": new_state.name},
         )
+
+
+class _Closed(pybreaker.CircuitBreakerListener):
+    """Calls back when a breaker closes (the store answered again after an outage)."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        if new_state.name == pybreaker.STATE_CLOSED and old_state is not None:
+            self._callback()
+
+
+class _Skipped(Exception):
+    """A store was not called or did not answer; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class FailoverConnectionRepository(ConnectionRepository):
@@ -115,8 +207,10 @@ class FailoverConnectionRepository(ConnectionRepository):
     Args:
         primary: the fast store (``RedisConnectionRepository``, records and limits).
         secondary: the fallback (``DynamoDbConnectionRepository``).
-        breaker: guards the primary (:func:`create_circuit_breaker`). Share one breaker per
-            process (the container's singleton) so every use case benefits.
+        breaker: guards the primary (:func:`create_circuit_breaker`); one per process.
+        secondary_breaker: guards the secondary; ``None`` builds one with the defaults.
+        tombstone_ttl_seconds: how long a remembered delete lives in the other store: the
+            record's TTL (after it, the record it stands for has expired anyway).
         on_failover: called once per failover with a :class:`FailoverEvent` (metrics). It
             must not raise; if it does, the error is logged and the operation goes on.
 
@@ -130,15 +224,29 @@ class FailoverConnectionRepository(ConnectionRepository):
     def __init__(
         self,
         *,
-        primary: ConnectionRepository,
-        secondary: ConnectionRepository,
+        primary: PrimaryStore,
+        secondary: SecondaryStore,
         breaker: pybreaker.CircuitBreaker,
+        secondary_breaker: pybreaker.CircuitBreaker | None = None,
+        tombstone_ttl_seconds: int = 600,
         on_failover: FailoverListener | None = None,
     ) -> None:
         self._primary = primary
         self._secondary = secondary
         self._breaker = breaker
+        self._secondary_breaker = secondary_breaker or create_circuit_breaker(name="dynamodb")
+        self._tombstone_ttl_seconds = tombstone_ttl_seconds
         self._on_failover = on_failover
+        self._trials = {
+            id(breaker): threading.Lock(),
+            id(self._secondary_breaker): threading.Lock(),
+        }
+        self._in_process: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._reconcile_due = False
+        self._last_reconcile = 0.0
+        for watched in (breaker, self._secondary_breaker):
+            watched.add_listener(_Closed(self._mark_reconcile_due))
 
     @property
     def breaker(self) -> pybreaker.CircuitBreaker:
@@ -153,15 +261,17 @@ class FailoverConnectionRepository(ConnectionRepository):
             ConnectionLimitExceededError: the primary refused it over a limit.
         """
         try:
-            with self._guarded_primary():
+            with self._guarded(self._breaker):
                 self._primary.save(connection, ttl_seconds)
+            self._reconcile_if_due()
             return
-        except _PrimarySkipped as skipped:
+        except _Skipped as skipped:
             self._report("save", skipped.reason, connection.connection_id)
         try:
-            self._secondary.save(connection, ttl_seconds)
-        except StoreUnavailableError as exc:
-            raise StoreUnavailableError("neither connection store took the record") from exc
+            with self._guarded(self._secondary_breaker):
+                self._secondary.save(connection, ttl_seconds)
+        except _Skipped:
+            raise StoreUnavailableError("neither connection store took the record") from None
 
     def get(self, connection_id: str) -> Connection:
         """Primary, then secondary when the primary did not have it or did not answer.
@@ -172,21 +282,27 @@ class FailoverConnectionRepository(ConnectionRepository):
         """
         primary_answered = True
         try:
-            with self._guarded_primary():
+            with self._guarded(self._breaker):
                 return self._primary.get(connection_id)
         except ConnectionNotFoundError:
             pass
-        except _PrimarySkipped as skipped:
+        except _Skipped as skipped:
             primary_answered = False
             self._report("get", skipped.reason, connection_id)
         try:
-            return self._secondary.get(connection_id)
+            with self._guarded(self._secondary_breaker):
+                return self._secondary.get(connection_id)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
             raise
+        except _Skipped:
+            raise StoreUnavailableError("no store answered") from None
 
     def refresh(self, connection_id: str, ttl_seconds: int) -> None:
         """Refresh where the record lives: primary, then secondary; never creates one.
+
+        A record found in the secondary while the primary answers gets its slot counted in
+        the primary (best effort: a failure is logged, the refresh stands).
 
         Raises:
             ConnectionNotFoundError: both stores answered and neither has a live record.
@@ -194,61 +310,193 @@ class FailoverConnectionRepository(ConnectionRepository):
         """
         primary_answered = True
         try:
-            with self._guarded_primary():
+            with self._guarded(self._breaker):
                 self._primary.refresh(connection_id, ttl_seconds)
-                return
+            self._reconcile_if_due()
+            return
         except ConnectionNotFoundError:
             pass
-        except _PrimarySkipped as skipped:
+        except _Skipped as skipped:
             primary_answered = False
             self._report("refresh", skipped.reason, connection_id)
         try:
-            self._secondary.refresh(connection_id, ttl_seconds)
+            with self._guarded(self._secondary_breaker):
+                connection = self._secondary.renew(connection_id, ttl_seconds)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
             raise
+        except _Skipped:
+            raise StoreUnavailableError("no store answered") from None
+        if primary_answered:
+            self._count_slot(connection, ttl_seconds)
 
     def delete(self, connection_id: str) -> None:
-        """Delete from both stores (each idempotent); tries both even if one fails.
+        """Delete from both stores; a delete a store could not take is remembered (module rules).
 
         Raises:
-            StoreUnavailableError: a store did not answer, so its copy (if any) remains until
-                its TTL ends.
-        """
-        failed: list[str] = []
-        try:
-            with self._guarded_primary():
-                self._primary.delete(connection_id)
-        except _PrimarySkipped as skipped:
-            failed.append("primary")
-            self._report("delete", skipped.reason, connection_id)
-        try:
-            self._secondary.delete(connection_id)
-        except StoreUnavailableError:
-            failed.append("secondary")
-        if failed:
-            raise StoreUnavailableError(f"delete did not reach the {' and '.join(failed)} store")
-
-    @contextmanager
-    def _guarded_primary(self) -> Iterator[None]:
-        """Run the block on the primary through the breaker.
-
-        Raises:
-            _PrimarySkipped: the breaker is open, or the primary failed (error or timeout).
-            ConnectionNotFoundError, ConnectionLimitExceededError: the primary's answers.
+            StoreUnavailableError: neither store could take the delete or remember it; this
+                process remembers it and :meth:`reconcile` retries it.
         """
         try:
-            # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the
-            # block runs, so one slow Redis call does not queue the local gateway's threads.
-            with self._breaker.calling():
-                yield
-        except pybreaker.CircuitBreakerError:
-            raise _PrimarySkipped(CIRCUIT_OPEN) from None
+            self._primary.delete(connection_id)  # not through the breaker: see the module rules
         except StoreUnavailableError as exc:
             logger.warning(
-                "primary connection store failed: %s", exc.message, extra={"reason": exc.message}
+                "primary connection store failed: %s",
+                exc.message,
+                extra={"reason": exc.message, "connection_id": connection_id},
             )
-            raise _PrimarySkipped(PRIMARY_UNAVAILABLE) from exc
+            self._report("delete", PRIMARY_UNAVAILABLE, connection_id)
+            try:
+                with self._guarded(self._secondary_breaker):
+                    self._secondary.bury(connection_id, self._tombstone_ttl_seconds)
+            except _Skipped:
+                self._remember_in_process(connection_id, "both")
+                raise StoreUnavailableError(
+                    "neither store took the delete; this process will retry it"
+                ) from None
+            return
+        try:
+            with self._guarded(self._secondary_breaker):
+                self._secondary.delete(connection_id)
+        except _Skipped:
+            try:
+                self._primary.remember_secondary_delete(connection_id)
+            except StoreUnavailableError:
+                self._remember_in_process(connection_id, "secondary")
+        self._reconcile_if_due()
+
+    def reconcile(self, limit: int = RECONCILE_BATCH) -> ReconcileReport:
+        """Replay the deletes a store could not take; each replay is idempotent.
+
+        In order: those this process remembers alone (both stores had failed), the
+        tombstones in the secondary (the primary's deletes), the primary's list of the
+        secondary's deletes. Stops at a store that fails; never raises.
+        """
+        primary_deletes = secondary_deletes = 0
+        with self._lock:
+            remembered = list(self._in_process.items())
+        for connection_id, which in remembered:
+            try:
+                if which == "both":
+                    self._primary.delete(connection_id)
+                    primary_deletes += 1
+                    with self._lock:
+                        self._in_process[connection_id] = "secondary"
+                with self._guarded(self._secondary_breaker):
+                    self._secondary.delete(connection_id)
+                secondary_deletes += 1
+            except (StoreUnavailableError, _Skipped):
+                break
+            with self._lock:
+                self._in_process.pop(connection_id, None)
+        try:
+            with self._guarded(self._secondary_breaker):
+                buried = self._secondary.tombstones(limit)
+            for connection_id in buried:
+                self._primary.delete(connection_id)
+                with self._guarded(self._secondary_breaker):
+                    self._secondary.unbury(connection_id)
+                primary_deletes += 1
+        except (StoreUnavailableError, _Skipped) as exc:
+            logger.info("tombstones not replayed now: %s", exc, extra={"reason": str(exc)})
+        try:
+            pending = self._primary.pending_secondary_deletes(limit)
+            for connection_id in pending:
+                with self._guarded(self._secondary_breaker):
+                    self._secondary.delete(connection_id)
+                self._primary.forget_secondary_delete(connection_id)
+                secondary_deletes += 1
+        except (StoreUnavailableError, _Skipped) as exc:
+            logger.info("pending deletes not replayed now: %s", exc, extra={"reason": str(exc)})
+        with self._lock:
+            left = len(self._in_process)
+            self._reconcile_due = left > 0
+        report = ReconcileReport(
+            primary_deletes=primary_deletes,
+            secondary_deletes=secondary_deletes,
+            left_in_process=left,
+        )
+        if primary_deletes or secondary_deletes or left:
+            logger.info(
+                "connection stores reconciled",
+                extra={
+                    "primary_deletes": primary_deletes,
+                    "secondary_deletes": secondary_deletes,
+                    "left_in_process": left,
+                },
+            )
+        return report
+
+    @contextmanager
+    def _guarded(self, breaker: pybreaker.CircuitBreaker) -> Iterator[None]:
+        """Run the block on a store through its breaker; one trial at a time when half-open.
+
+        Raises:
+            _Skipped: the breaker is open (or another trial is under way), or the store
+                failed (error or timeout).
+            ConnectionNotFoundError, ConnectionLimitExceededError: the store's answers.
+        """
+        trial: threading.Lock | None = None
+        if breaker.current_state == pybreaker.STATE_HALF_OPEN:
+            trial = self._trials[id(breaker)]
+            if not trial.acquire(blocking=False):
+                raise _Skipped(CIRCUIT_OPEN)
+        try:
+            # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the
+            # block runs, so one slow call does not queue the local gateway's threads.
+            with breaker.calling():
+                yield
+        except pybreaker.CircuitBreakerError:
+            raise _Skipped(CIRCUIT_OPEN) from None
+        except StoreUnavailableError as exc:
+            logger.warning(
+                "%s connection store failed: %s",
+                breaker.name,
+                exc.message,
+                extra={"reason": exc.message, "store": breaker.name},
+            )
+            raise _Skipped(PRIMARY_UNAVAILABLE) from exc
+        finally:
+            if trial is not None:
+                trial.release()
+
+    def _count_slot(self, connection: Connection, ttl_seconds: int) -> None:
+        try:
+            with self._guarded(self._breaker):
+                self._primary.count_slot(connection, ttl_seconds)
+        except _Skipped:
+            logger.warning(
+                "connection limits not enforced: the slot was not counted",
+                extra={"connection_id": connection.connection_id, "operation": "refresh"},
+            )
+
+    def _remember_in_process(self, connection_id: str, which: str) -> None:
+        with self._lock:
+            self._in_process[connection_id] = which
+            self._in_process.move_to_end(connection_id)
+            self._reconcile_due = True
+            while len(self._in_process) > IN_PROCESS_MEMORY:
+                dropped, _ = self._in_process.popitem(last=False)
+                logger.error(
+                    "a delete neither store took is forgotten: its record lives until its TTL",
+                    extra={"connection_id": dropped},
+                )
+
+    def _mark_reconcile_due(self) -> None:
+        with self._lock:
+            self._reconcile_due = True
+
+    def _reconcile_if_due(self) -> None:
+        """After an operation a store answered: replay what is due (at most once a second)."""
+        if not self._reconcile_due:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if not self._reconcile_due or now - self._last_reconcile < 1.0:
+                return
+            self._reconcile_due = False
+            self._last_reconcile = now
+        self.reconcile()
 
     def _report(self, operation: str, reason: str, connection_id: str) -> None:
         logger.warning(
@@ -265,14 +513,6 @@ class FailoverConnectionRepository(ConnectionRepository):
             )
         except Exception:
             logger.exception("failover listener failed", extra={"operation": operation})
-
-
-class _PrimarySkipped(Exception):
-    """The primary was not called or did not answer; ``reason`` says which."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _not_found_unless_unanswered(primary_answered: bool) -> None:

@@ -22,6 +22,27 @@ TTL_ATTRIBUTE: Final = "expiresAt"
 USER_INDEX_NAME: Final = "userId-index"
 """The DynamoDB GSI on ``userId`` (projection ALL): every connection of one user."""
 
+TOMBSTONE_ATTRIBUTE: Final = "pendingRedisDelete"
+"""Set (to ``"1"``) on a tombstone: an item that stands for a deleted connection whose Redis
+record and slot still wait to be deleted. A tombstone has no ``userId``: it is no record."""
+
+TOMBSTONE_INDEX_NAME: Final = "pendingRedisDelete-index"
+"""The sparse DynamoDB GSI on :data:`TOMBSTONE_ATTRIBUTE` (keys only): every tombstone."""
+
+
+def encode_tombstone(connection_id: str, expires_at: int) -> dict[str, dict[str, str]]:
+    """The tombstone item of ``connection_id``, expiring (DynamoDB TTL) at ``expires_at`` (epoch s)."""
+    return {
+        "connectionId": {"S": connection_id},
+        TOMBSTONE_ATTRIBUTE: {"S": "1"},
+        TTL_ATTRIBUTE: {"N": str(expires_at)},
+    }
+
+
+def is_tombstone(item: dict[str, Any]) -> bool:
+    """Whether a DynamoDB item is a tombstone rather than a record."""
+    return TOMBSTONE_ATTRIBUTE in item
+
 
 class CorruptRecordError(ValueError):
     """A stored value that is not a valid connection record.

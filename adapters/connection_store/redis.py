@@ -60,8 +60,19 @@ RedisClient = redis.Redis | redis.cluster.RedisCluster
 EXPIRY_KEY: Final = "ws:limits:{connections}:expiry"
 OWNER_KEY: Final = "ws:limits:{connections}:owner"
 PER_USER_KEY: Final = "ws:limits:{connections}:per-user"
-LIMIT_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY)
-"""The limit keys in the order every script takes them (``KEYS[1..3]``)."""
+CLOSED_KEY: Final = "ws:limits:{connections}:closed"
+"""Sorted set: connectionIds deleted, scored with when that memory may go (epoch ms). A slot
+is never counted again for a connection in it, so a ping that raced its ``$disconnect``
+cannot bring a slot back."""
+LIMIT_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY, CLOSED_KEY)
+"""The limit keys in the order every script takes them (``KEYS[1..4]``)."""
+
+PENDING_SECONDARY_DELETES_KEY: Final = "ws:pending:{connections}:secondary-deletes"
+"""Sorted set: connectionIds whose delete the failover store could not take, scored with
+when to give up (epoch ms); the failover repository replays them (``failover.py``)."""
+
+CLOSED_MEMORY_MS: Final = 24 * 3600 * 1000
+"""How long a deleted connection is remembered (ms): longer than its record could live."""
 
 SLOT_GRACE_MS: Final = 1000
 """A slot outlives its record by this much (ms), so it never frees before Redis has expired
@@ -87,17 +98,34 @@ local function release(member)
     end
   end
 end
-local function release_if_held(member)
+local function close(member, forget_at_ms)
   if redis.call('ZSCORE', KEYS[1], member) then
     release(member)
-    return 1
   end
-  return 0
+  if tonumber(forget_at_ms) > 0 then
+    redis.call('ZADD', KEYS[4], forget_at_ms, member)
+  end
+end
+local function count(member, user, expires_ms)
+  if redis.call('ZSCORE', KEYS[4], member) then
+    return 0
+  end
+  local owner = redis.call('HGET', KEYS[2], member)
+  if owner ~= user then
+    if owner then
+      release(member)
+    end
+    redis.call('HSET', KEYS[2], member, user)
+    redis.call('HINCRBY', KEYS[3], user, 1)
+  end
+  redis.call('ZADD', KEYS[1], expires_ms, member)
+  return 1
 end
 local function acquire(now_ms, member, user, expires_ms, global_limit, per_user_limit)
   for _, expired in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms)) do
     release(expired)
   end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms)
   local owner = redis.call('HGET', KEYS[2], member)
   if owner == user then
     redis.call('ZADD', KEYS[1], expires_ms, member)
@@ -117,33 +145,57 @@ local function acquire(now_ms, member, user, expires_ms, global_limit, per_user_
   return 'ok'
 end
 """
+"""The limits, as Lua functions over ``KEYS[1..4]`` (expiry, owner, per-user, closed):
+``acquire`` returns ``'ok'``, ``'global'`` or ``'user'`` (nothing counted then); ``count``
+counts a connection that is already open, never refusing it (0 when it is known closed);
+``close`` frees a slot and, given a time to forget it, remembers the connection closed."""
 
-# Standalone: KEYS[4] is the record. ARGV: the acquire arguments, the record's JSON, its TTL (s).
+# Standalone: KEYS[5] is the record. ARGV: the acquire arguments, the record's JSON, its TTL (s).
 _SAVE_LUA: Final = (
     _LIMITS_LUA
     + """
 local scope = acquire(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 if scope == 'ok' then
-  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8])
+  redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
 end
 return scope
 """
 )
 # Standalone. ARGV: connectionId, TTL (s), the slot's new expiry (epoch ms). 1 when found.
-_REFRESH_LUA: Final = """
-if redis.call('EXPIRE', KEYS[4], ARGV[2]) == 1 then
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+# A record without its slot (admitted while the limits could not be counted) gets it back.
+_REFRESH_LUA: Final = (
+    _LIMITS_LUA
+    + """
+if redis.call('EXPIRE', KEYS[5], ARGV[2]) == 0 then
+  return 0
+end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+else
+  local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[5]))
+  if ok and type(record) == 'table' and type(record.userId) == 'string' then
+    count(ARGV[1], record.userId, ARGV[3])
+  end
+end
+return 1
+"""
+)
+# Standalone. ARGV: connectionId, until when to remember it closed (epoch ms).
+_DELETE_LUA: Final = _LIMITS_LUA + "redis.call('DEL', KEYS[5])\nclose(ARGV[1], ARGV[2])\n"
+# Cluster: the limit keys only.
+_ACQUIRE_LUA: Final = (
+    _LIMITS_LUA + "return acquire(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
+)
+_CLOSE_LUA: Final = _LIMITS_LUA + "close(ARGV[1], ARGV[2])\n"
+_COUNT_LUA: Final = _LIMITS_LUA + "return count(ARGV[1], ARGV[2], ARGV[3])\n"
+# Cluster. ARGV: connectionId, the slot's new expiry. 1 when the slot was held (and moved).
+_TOUCH_LUA: Final = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
   return 1
 end
 return 0
 """
-# Standalone. ARGV: connectionId.
-_DELETE_LUA: Final = _LIMITS_LUA + "redis.call('DEL', KEYS[4])\nreturn release_if_held(ARGV[1])\n"
-# Cluster, limit keys only.
-_ACQUIRE_LUA: Final = (
-    _LIMITS_LUA + "return acquire(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
-)
-_RELEASE_LUA: Final = _LIMITS_LUA + "return release_if_held(ARGV[1])\n"
 
 
 def create_redis_client(
@@ -205,19 +257,32 @@ def create_redis_client(
 
 
 class _Scripts:
-    """The client and its registered scripts (standalone: record+limits; cluster: limits)."""
+    """The client and its registered scripts (standalone: record and limits together;
+    cluster: the limits alone)."""
 
-    __slots__ = ("acquire", "client", "cluster", "delete", "refresh", "release", "save")
+    __slots__ = (
+        "acquire",
+        "client",
+        "close",
+        "cluster",
+        "count",
+        "delete",
+        "refresh",
+        "save",
+        "touch",
+    )
 
     def __init__(self, client: RedisClient) -> None:
         self.client = client
         self.cluster = isinstance(client, redis.cluster.RedisCluster)
         register = client.register_script
+        self.count = register(_COUNT_LUA)
         self.save = None if self.cluster else register(_SAVE_LUA)
         self.refresh = None if self.cluster else register(_REFRESH_LUA)
         self.delete = None if self.cluster else register(_DELETE_LUA)
         self.acquire = register(_ACQUIRE_LUA) if self.cluster else None
-        self.release = register(_RELEASE_LUA) if self.cluster else None
+        self.close = register(_CLOSE_LUA) if self.cluster else None
+        self.touch = register(_TOUCH_LUA) if self.cluster else None
 
 
 class RedisConnectionRepository(ConnectionRepository):
@@ -240,9 +305,12 @@ class RedisConnectionRepository(ConnectionRepository):
       slot's expiry;
     - ``get``: ``GET`` and decode; a missing key, or a corrupt value (logged), is
       ``ConnectionNotFoundError``;
-    - ``refresh``: ``EXPIRE`` and, when the record exists, ``ZADD XX`` of its slot; a missing
-      record is ``ConnectionNotFoundError`` and is never created;
-    - ``delete``: ``DEL`` and free the slot (idempotent).
+    - ``refresh``: ``EXPIRE`` and, when the record exists, move its slot's expiry, or count
+      it when it has none (admitted while the limits could not be counted); a missing record
+      is ``ConnectionNotFoundError`` and is never created;
+    - ``delete``: ``DEL``, free the slot, and remember the connection closed (idempotent);
+    - ``count_slot``: count a connection whose record another store holds (never refuses;
+      a connection remembered closed is not counted again).
 
     Every Redis error (connection refused, timeout, auth, cluster down, ...) is
     ``StoreUnavailableError`` naming the operation and the error class, never the URL.
@@ -333,6 +401,8 @@ class RedisConnectionRepository(ConnectionRepository):
     def refresh(self, connection_id: str, ttl_seconds: int) -> None:
         """Make the record expire ``ttl_seconds`` from now, and its slot with it.
 
+        A record without a slot gets one (never refused: the connection is open).
+
         Raises:
             ConnectionNotFoundError: no such record (its slot is left to expire).
             StoreUnavailableError: Redis did not answer or refused the command.
@@ -355,26 +425,88 @@ class RedisConnectionRepository(ConnectionRepository):
             raise ConnectionNotFoundError()
 
     def delete(self, connection_id: str) -> None:
-        """Remove the record and free its slot; a missing record is fine.
+        """Remove the record, free its slot, remember the connection closed; idempotent.
 
         Raises:
             StoreUnavailableError: Redis did not answer or refused the command.
         """
         key = record_key(connection_id)
+        forget_at_ms = self._memory_ms()
         try:
             scripts = self._scripts.get()
             if not scripts.cluster:
-                scripts.delete(keys=[*LIMIT_KEYS, key], args=[connection_id])  # type: ignore[misc]
+                scripts.delete(  # type: ignore[misc]
+                    keys=[*LIMIT_KEYS, key], args=[connection_id, forget_at_ms]
+                )
             else:
-                try:
-                    scripts.client.delete(key)
-                finally:
-                    self._release_best_effort(scripts, connection_id)
+                scripts.client.delete(key)
+                scripts.close(keys=list(LIMIT_KEYS), args=[connection_id, forget_at_ms])  # type: ignore[misc]
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"Redis delete failed: {type(exc).__name__}") from exc
 
+    def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
+        """Count ``connection``, whose record another store holds, for ``ttl_seconds``.
+
+        Never refuses (the connection is open); does nothing for a connection remembered
+        closed (a ping that raced its ``$disconnect``).
+
+        Raises:
+            StoreUnavailableError: Redis did not answer or refused the script.
+        """
+        expires_ms = self._now_ms() + ttl_seconds * 1000 + SLOT_GRACE_MS
+        try:
+            self._scripts.get().count(
+                keys=list(LIMIT_KEYS),
+                args=[connection.connection_id, connection.user_id, expires_ms],
+            )
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis count failed: {type(exc).__name__}") from exc
+
+    def remember_secondary_delete(self, connection_id: str) -> None:
+        """Remember that another store still holds ``connection_id`` (its delete failed there).
+
+        Raises:
+            StoreUnavailableError: Redis did not answer.
+        """
+        try:
+            self._scripts.get().client.zadd(
+                PENDING_SECONDARY_DELETES_KEY, {connection_id: self._memory_ms()}
+            )
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis zadd failed: {type(exc).__name__}") from exc
+
+    def pending_secondary_deletes(self, limit: int) -> list[str]:
+        """Up to ``limit`` connectionIds :meth:`remember_secondary_delete` holds (old ones dropped).
+
+        Raises:
+            StoreUnavailableError: Redis did not answer.
+        """
+        try:
+            client = self._scripts.get().client
+            client.zremrangebyscore(PENDING_SECONDARY_DELETES_KEY, "-inf", self._now_ms())
+            members = client.zrange(PENDING_SECONDARY_DELETES_KEY, 0, limit - 1)
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis zrange failed: {type(exc).__name__}") from exc
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    def forget_secondary_delete(self, connection_id: str) -> None:
+        """The other store took the delete: forget it.
+
+        Raises:
+            StoreUnavailableError: Redis did not answer.
+        """
+        try:
+            self._scripts.get().client.zrem(PENDING_SECONDARY_DELETES_KEY, connection_id)
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis zrem failed: {type(exc).__name__}") from exc
+
     def _now_ms(self) -> int:
         return math.floor(self._clock.now().timestamp() * 1000)
+
+    def _memory_ms(self) -> int:
+        """Until when a closed connection (or a pending delete) is remembered: a day, far
+        longer than any record or slot, or a message in flight, may live."""
+        return self._now_ms() + CLOSED_MEMORY_MS
 
     # -- cluster mode: the limits are a separate, best-effort call ------------------------
 
@@ -383,22 +515,28 @@ class RedisConnectionRepository(ConnectionRepository):
         try:
             return scripts.acquire(keys=list(LIMIT_KEYS), args=limits)  # type: ignore[misc]
         except (RedisError, RedisClusterException) as exc:
-            _limits_not_enforced("save", exc)
+            _limits_not_enforced("save", exc, str(limits[1]))
             return "uncounted"
 
-    @staticmethod
-    def _touch_best_effort(scripts: _Scripts, connection_id: str, expires_ms: int) -> None:
+    def _touch_best_effort(self, scripts: _Scripts, connection_id: str, expires_ms: int) -> None:
         try:
-            scripts.client.zadd(EXPIRY_KEY, {connection_id: expires_ms}, xx=True)
-        except (RedisError, RedisClusterException) as exc:
-            _limits_not_enforced("refresh", exc)
+            if scripts.touch(keys=list(LIMIT_KEYS), args=[connection_id, expires_ms]):  # type: ignore[misc]
+                return
+            raw = scripts.client.get(record_key(connection_id))
+            if raw is not None:  # a record without its slot: count it
+                record = decode_record(raw)
+                scripts.count(
+                    keys=list(LIMIT_KEYS), args=[connection_id, record.user_id, expires_ms]
+                )
+        except (RedisError, RedisClusterException, CorruptRecordError) as exc:
+            _limits_not_enforced("refresh", exc, connection_id)
 
     @staticmethod
     def _release_best_effort(scripts: _Scripts, connection_id: str) -> None:
         try:
-            scripts.release(keys=list(LIMIT_KEYS), args=[connection_id])  # type: ignore[misc]
+            scripts.close(keys=list(LIMIT_KEYS), args=[connection_id, 0])  # type: ignore[misc]
         except (RedisError, RedisClusterException) as exc:
-            _limits_not_enforced("delete", exc)
+            _limits_not_enforced("save", exc, connection_id)
 
 
 _ADMITTED: Final = frozenset({"ok", "uncounted"})
@@ -409,8 +547,12 @@ def _answer(scope: Any) -> str:
     return scope.decode() if isinstance(scope, bytes) else str(scope)
 
 
-def _limits_not_enforced(operation: str, exc: Exception) -> None:
+def _limits_not_enforced(operation: str, exc: Exception, connection_id: str) -> None:
     logger.warning(
         "connection limits not enforced: Redis failed",
-        extra={"operation": operation, "reason": type(exc).__name__},
+        extra={
+            "operation": operation,
+            "reason": type(exc).__name__,
+            "connection_id": connection_id,
+        },
     )

@@ -14,7 +14,10 @@ class InMemoryConnectionRepository(ConnectionRepository):
     """Records with TTLs measured on the given :class:`Clock` (seconds).
 
     ``available = False`` makes every call raise ``StoreUnavailableError``, to test outages.
-    Thread-safe.
+    It also plays either store of the failover repository: the primary's slot counting
+    (``counted``: connectionId -> userId, never for a connection it deleted) and list of the
+    other store's pending deletes (``pending``), the secondary's ``renew`` and tombstones
+    (``buried``). Thread-safe.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -22,6 +25,10 @@ class InMemoryConnectionRepository(ConnectionRepository):
         self._records: dict[str, tuple[Connection, datetime]] = {}
         self._lock = threading.Lock()
         self.available = True
+        self.counted: dict[str, str] = {}
+        self.closed: set[str] = set()
+        self.pending: list[str] = []
+        self.buried: list[str] = []
 
     def _check(self) -> None:
         if not self.available:
@@ -63,10 +70,62 @@ class InMemoryConnectionRepository(ConnectionRepository):
             )
 
     def delete(self, connection_id: str) -> None:
-        """Remove the record if present."""
+        """Remove the record if present (and its count); remember the connection closed."""
         with self._lock:
             self._check()
             self._records.pop(connection_id, None)
+            self.counted.pop(connection_id, None)
+            self.closed.add(connection_id)
+
+    def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
+        """Count the connection in ``counted`` unless it was deleted here."""
+        with self._lock:
+            self._check()
+            if connection.connection_id not in self.closed:
+                self.counted[connection.connection_id] = connection.user_id
+
+    def remember_secondary_delete(self, connection_id: str) -> None:
+        """Add to ``pending``."""
+        with self._lock:
+            self._check()
+            self.pending.append(connection_id)
+
+    def pending_secondary_deletes(self, limit: int) -> list[str]:
+        """The first ``limit`` of ``pending``."""
+        with self._lock:
+            self._check()
+            return self.pending[:limit]
+
+    def forget_secondary_delete(self, connection_id: str) -> None:
+        """Remove from ``pending``."""
+        with self._lock:
+            self._check()
+            self.pending = [pending for pending in self.pending if pending != connection_id]
+
+    def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
+        """``refresh``, returning the record."""
+        self.refresh(connection_id, ttl_seconds)
+        return self.get(connection_id)
+
+    def bury(self, connection_id: str, ttl_seconds: int) -> None:
+        """Replace the record (if any) by a tombstone in ``buried``."""
+        with self._lock:
+            self._check()
+            self._records.pop(connection_id, None)
+            if connection_id not in self.buried:
+                self.buried.append(connection_id)
+
+    def tombstones(self, limit: int) -> list[str]:
+        """The first ``limit`` of ``buried``."""
+        with self._lock:
+            self._check()
+            return self.buried[:limit]
+
+    def unbury(self, connection_id: str) -> None:
+        """Remove from ``buried``."""
+        with self._lock:
+            self._check()
+            self.buried = [buried for buried in self.buried if buried != connection_id]
 
     def ttl(self, connection_id: str) -> float | None:
         """Seconds left for a live record, ``None`` when absent (test helper)."""

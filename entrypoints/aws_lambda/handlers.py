@@ -1,7 +1,8 @@
 """The Lambda handlers API Gateway's routes invoke; ``entrypoints/routes.py`` names them.
 
 Handler strings: ``entrypoints.aws_lambda.handlers.connect_handler`` (``$connect``),
-``…disconnect_handler`` (``$disconnect``), ``…default_handler`` (``$default``). The
+``…disconnect_handler`` (``$disconnect``), ``…default_handler`` (``$default``), and
+``…reconcile_handler`` (every minute, ``infra/schedule.tf``). The
 application is built once, at import (the cold start), from the environment, so warm
 invocations reuse the Redis client, the boto3 clients and the JWKS cache. What each handler
 does is in ``route_handlers.py``.
@@ -16,3 +17,4 @@ container = bootstrap(Settings.from_environ(os.environ))
 connect_handler = container.connect_handler()
 disconnect_handler = container.disconnect_handler()
 default_handler = container.default_handler()
+reconcile_handler = container.reconcile_handler()

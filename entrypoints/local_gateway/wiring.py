@@ -11,10 +11,12 @@ module: every call builds a container of its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from aiohttp import web
@@ -34,6 +36,9 @@ from entrypoints.routes import ROUTES
 from entrypoints.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("timeline_ws.gateway")
+
+RECONCILE_INTERVAL_SECONDS: Final = 2.0
+"""How often ``serve`` runs the reconciler (the scheduled Lambda runs it every minute on AWS)."""
 
 
 def real_cognito_configured(environ: Mapping[str, str]) -> bool:
@@ -172,6 +177,8 @@ def prepare_gateway(
             for route in ROUTES
         }
         app = create_app(integrations, settings)
+        if lambda_settings.connections_table:
+            app.cleanup_ctx.append(reconciling(container.reconcile_handler()))
         if dev is not None:  # the stand-in's JWKS and the development demo page
             document = dev.key.jwks()
 
@@ -192,6 +199,27 @@ def prepare_gateway(
         redis_url=redis_url,
         container=container,
     )
+
+
+def reconciling(reconcile: Any, interval_seconds: float = RECONCILE_INTERVAL_SECONDS) -> Any:
+    """An aiohttp cleanup context that runs ``reconcile`` every ``interval_seconds`` while
+    the app serves, as EventBridge runs the reconciler Lambda (in a thread: it does I/O)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        async def schedule() -> None:
+            while True:
+                await asyncio.sleep(interval_seconds)  # a schedule, as EventBridge's
+                await loop.run_in_executor(None, reconcile, {"source": "timeline-ws serve"}, None)
+
+        task = loop.create_task(schedule())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 def redis_ping_failure(prepared: PreparedGateway) -> str | None:

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.connection_store.dynamodb import TTL_ATTRIBUTE, USER_INDEX_NAME
+from adapters.connection_store.record import (
+    TOMBSTONE_ATTRIBUTE,
+    TOMBSTONE_INDEX_NAME,
+    TTL_ATTRIBUTE,
+    USER_INDEX_NAME,
+)
 from entrypoints.routes import ROUTES
 from tests.infra.terraform import (
     PROJECT_ROOT,
@@ -134,8 +139,27 @@ def test_handler_strings_name_callables_defined_in_the_handlers_module(tf: Stack
         assert path == HANDLERS_FILE and path.is_file(), f"{handler}: {path} is missing"
         assert attribute in top_level_names(path), f"{handler}: no {attribute} in {path.name}"
     function = tf.of("aws_lambda_function")["handler"]
-    assert function["for_each"] == "${local.lambda_handlers}"
+    assert function["for_each"] == "${local.lambda_functions}"
     assert function["handler"] == "${each.value.handler}"
+
+
+def test_the_reconciler_runs_every_minute_and_names_a_callable_of_the_handlers_module(
+    tf: Stack,
+) -> None:
+    assert (
+        tf.locals["lambda_functions"] == "${merge(local.lambda_handlers, local.scheduled_handlers)}"
+    )
+    (name,) = tf.locals["scheduled_handlers"]
+    handler = tf.locals["scheduled_handlers"][name]["handler"]
+    assert handler == "entrypoints.aws_lambda.handlers.reconcile_handler"
+    assert handler.rpartition(".")[2] in top_level_names(HANDLERS_FILE)
+    rule = tf.of("aws_cloudwatch_event_rule")["reconcile"]
+    assert rule["schedule_expression"] == "rate(1 minute)"
+    target = tf.of("aws_cloudwatch_event_target")["reconcile"]
+    assert target["arn"] == '${aws_lambda_function.handler["reconcile"].arn}'
+    permission = tf.of("aws_lambda_permission")["reconcile"]
+    assert permission["principal"] == "events.amazonaws.com"
+    assert permission["source_arn"] == "${aws_cloudwatch_event_rule.reconcile.arn}"
 
 
 def test_the_stage_throttles_every_route_and_keeps_execution_data_out_of_logs(tf: Stack) -> None:
@@ -301,8 +325,15 @@ def test_the_failover_table_matches_the_dynamodb_adapter(tf: Stack) -> None:
     assert block(table, "ttl") == {"attribute_name": TTL_ATTRIBUTE, "enabled": True}
     assert block(table, "point_in_time_recovery") == {"enabled": True}
     assert block(table, "server_side_encryption")["enabled"] is True
-    index = block(table, "global_secondary_index")
-    assert (index["name"], index["hash_key"]) == (USER_INDEX_NAME, "userId")
+    indexes = {index["name"]: index for index in table["global_secondary_index"]}
+    assert indexes[USER_INDEX_NAME]["hash_key"] == "userId"
+    assert indexes[USER_INDEX_NAME]["projection_type"] == "ALL"
+    tombstones = indexes[TOMBSTONE_INDEX_NAME]
+    assert (tombstones["hash_key"], tombstones["projection_type"]) == (
+        TOMBSTONE_ATTRIBUTE,
+        "KEYS_ONLY",
+    )
+    assert set(indexes) == {USER_INDEX_NAME, TOMBSTONE_INDEX_NAME}
 
 
 def test_redis_is_a_cluster_mode_group_with_tls_at_rest_encryption_and_a_generated_token(
@@ -369,7 +400,7 @@ def test_alarms_cover_failovers_lambda_errors_and_integration_errors(tf: Stack) 
     assert failovers["comparison_operator"] == "GreaterThanThreshold"
     errors = alarms["lambda_errors"]
     assert (errors["namespace"], errors["metric_name"]) == ("AWS/Lambda", "Errors")
-    assert errors["for_each"] == "${local.lambda_handlers}"
+    assert errors["for_each"] == "${local.lambda_functions}"
     integration = alarms["integration_errors"]
     assert (integration["namespace"], integration["metric_name"]) == (
         "AWS/ApiGateway",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from adapters.connection_store.dynamodb import (
+    TOMBSTONE_INDEX_NAME,
     TTL_ATTRIBUTE,
     USER_INDEX_NAME,
     DynamoDbConnectionRepository,
@@ -99,12 +100,13 @@ def test_given_a_save_then_the_item_has_exactly_the_documented_attributes(
     }
 
 
-def test_given_the_created_table_then_it_has_the_user_index_and_ttl_on_expires_at(
+def test_given_the_created_table_then_it_has_the_user_and_tombstone_indexes_and_ttl_on_expires_at(
     dynamodb: DynamoDBClient, table_name: str
 ) -> None:
     table = dynamodb.describe_table(TableName=table_name)["Table"]
     assert [index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])] == [
-        USER_INDEX_NAME
+        USER_INDEX_NAME,
+        TOMBSTONE_INDEX_NAME,
     ]
     assert table["KeySchema"] == [{"AttributeName": "connectionId", "KeyType": "HASH"}]
     ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
@@ -267,3 +269,24 @@ def test_importing_the_module_does_not_import_boto3() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_tombstone_replaces_the_record_is_absent_to_reads_and_refreshes_and_is_listed_until_unburied(
+    repository: DynamoDbConnectionRepository,
+) -> None:
+    repository.save(a_connection("a="), 600)
+    repository.save(a_connection("b="), 600)
+
+    repository.bury("a=", 600)
+
+    with pytest.raises(ConnectionNotFoundError):
+        repository.get("a=")
+    with pytest.raises(ConnectionNotFoundError):
+        repository.refresh("a=", 600)  # a refresh never revives a tombstone into a record
+    assert repository.tombstones(10) == ["a="]
+    assert repository.renew("b=", 600) == a_connection("b="), "another record is untouched"
+    repository.unbury("a=")
+    repository.unbury("a=")  # idempotent
+    assert repository.tombstones(10) == []
+    repository.unbury("b=")  # never a record
+    assert repository.get("b=") == a_connection("b=")

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,17 @@ class CountingRepository(ConnectionRepository):
     def delete(self, connection_id: str) -> None:
         self._enter("delete")
         self.inner.delete(connection_id)
+
+    def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
+        self._enter("refresh")
+        return self.inner.renew(connection_id, ttl_seconds)
+
+    def bury(self, connection_id: str, ttl_seconds: int) -> None:
+        self._enter("bury")
+        self.inner.bury(connection_id, ttl_seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # the rest of what a primary / secondary offers
 
 
 class Stores:
@@ -214,21 +226,127 @@ def test_when_deleting_then_both_stores_lose_the_record_and_it_is_idempotent(
     assert len(stores.redis) == 0 and len(stores.dynamodb) == 0
 
 
-@pytest.mark.parametrize("down", ["redis", "dynamodb", "both"])
-def test_given_a_store_down_when_deleting_then_the_other_is_cleaned_and_the_error_raised(
-    stores: Stores, down: str
+# --- deletes are never forgotten ---------------------------------------------------------------
+
+
+def test_given_redis_down_when_deleting_then_a_tombstone_replaces_the_dynamodb_copy_and_is_replayed(
+    stores: Stores,
 ) -> None:
     stores.redis.save(a_connection("a="), 600)
     stores.dynamodb.save(a_connection("a="), 600)
-    stores.redis.available = down == "dynamodb"
-    stores.dynamodb.available = down == "redis"
+    stores.redis.available = False
 
-    with pytest.raises(StoreUnavailableError, match="delete did not reach"):
+    stores.repository.delete("a=")  # no error: the delete is remembered durably
+
+    assert stores.dynamodb.buried == ["a="] and len(stores.dynamodb) == 0
+    stores.redis.available = True
+    assert len(stores.redis) == 1, "Redis still holds it until the replay"
+    report = stores.repository.reconcile()
+    assert (report.primary_deletes, len(stores.redis), stores.dynamodb.buried) == (1, 0, [])
+    assert stores.repository.reconcile().primary_deletes == 0, "a replay is done once"
+
+
+def test_given_dynamodb_down_when_deleting_then_redis_remembers_the_dynamodb_delete(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("a="), 600)
+    stores.dynamodb.save(a_connection("a="), 600)
+    stores.dynamodb.available = False
+
+    stores.repository.delete("a=")
+
+    assert len(stores.redis) == 0 and stores.redis.pending == ["a="]
+    stores.dynamodb.available = True
+    assert stores.repository.reconcile().secondary_deletes == 1
+    assert len(stores.dynamodb) == 0 and stores.redis.pending == []
+
+
+def test_given_both_stores_down_when_deleting_then_this_process_remembers_and_retries(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("a="), 600)
+    stores.dynamodb.save(a_connection("a="), 600)
+    stores.redis.available = stores.dynamodb.available = False
+
+    with pytest.raises(StoreUnavailableError, match="this process will retry it"):
         stores.repository.delete("a=")
 
+    assert stores.repository.reconcile().left_in_process == 1, "still down: kept"
     stores.redis.available = stores.dynamodb.available = True
-    assert len(stores.redis) == (0 if down == "dynamodb" else 1)
-    assert len(stores.dynamodb) == (0 if down == "redis" else 1)
+    report = stores.repository.reconcile()
+    assert (report.primary_deletes, report.secondary_deletes, report.left_in_process) == (1, 1, 0)
+    assert len(stores.redis) == 0 and len(stores.dynamodb) == 0
+
+
+def test_given_the_breaker_open_and_redis_back_when_deleting_then_redis_is_asked_anyway(
+    stores: Stores,
+) -> None:
+    # Issue 14's scenario: Redis answers again, the breaker has not closed yet.
+    stores.redis.save(a_connection("a="), 600)
+    stores.redis.available = False
+    for index in range(3):  # opens the breaker (fail_max 3)
+        stores.repository.save(a_connection(f"x{index}="), 600)
+    assert stores.repository.breaker.current_state == "open"
+    stores.redis.available = True
+
+    stores.repository.delete("a=")
+
+    assert len(stores.redis) == 0, "deleted at once, not when the breaker closes"
+    assert stores.dynamodb.buried == []
+
+
+def test_a_tombstone_deletes_its_own_connection_only() -> None:
+    clock = FixedClock(NOW)
+    redis, dynamodb = InMemoryConnectionRepository(clock), InMemoryConnectionRepository(clock)
+    repository = FailoverConnectionRepository(
+        primary=redis, secondary=dynamodb, breaker=create_circuit_breaker()
+    )
+    redis.save(a_connection("closed=", user_id="alice"), 600)
+    redis.save(a_connection("open=", user_id="alice"), 600)  # same user, another connection
+    redis.available = False
+    repository.delete("closed=")
+    redis.available = True
+
+    repository.reconcile()
+
+    assert redis.get("open=") == a_connection("open=", user_id="alice")
+    with pytest.raises(ConnectionNotFoundError):
+        redis.get("closed=")
+
+
+def test_given_a_record_in_dynamodb_when_redis_answers_a_ping_then_its_slot_is_counted(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.save(a_connection("during="), 600)  # saved while Redis was down
+
+    stores.repository.refresh("during=", 600)
+
+    assert stores.redis.counted == {"during=": "user-1"}
+    stores.repository.delete("during=")
+    # A ping that raced the $disconnect cannot count it again.
+    stores.redis.count_slot(a_connection("during="), 600)
+    assert stores.redis.counted == {}
+
+
+def test_when_the_breaker_closes_after_an_outage_then_the_next_operation_replays_the_tombstones() -> (
+    None
+):
+    stores = Stores(fail_max=1, reset_timeout_seconds=0.05)
+    stores.redis.save(a_connection("a="), 600)
+    stores.redis.available = False
+    stores.repository.save(a_connection("opens="), 600)  # the breaker opens
+    stores.repository.delete("a=")  # tombstoned
+    stores.redis.available = True
+
+    # Bounded poll: the breaker's reset timer is wall time; saves go to Redis once it closes.
+    deadline = time.monotonic() + 5.0
+    index = 0
+    while stores.dynamodb.buried and time.monotonic() < deadline:
+        index += 1
+        stores.repository.save(a_connection(f"after{index}="), 600)
+    assert stores.dynamodb.buried == []
+    with pytest.raises(ConnectionNotFoundError):
+        stores.redis.get("a=")
 
 
 # --- the circuit breaker ---------------------------------------------------------------------
