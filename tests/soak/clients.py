@@ -1,8 +1,9 @@
 """The soak's live clients: N slots, each holding one WebSocket connection at a time.
 
-A slot connects, pings at once (the pong tells it its connectionId), then every 2-6 s, and
-closes after a lifetime drawn from an exponential distribution (mean 30 s by default); then
-it connects again at once. A refused or failed handshake is retried after 0.5-2 s. Slot
+A slot connects, pings at once (the pong tells it its connectionId), then every 5-15 s, and
+closes after a lifetime drawn from an exponential distribution (mean 30 s by default; it
+first waits, at most 10 s, for the pong that names its connection); then it connects again
+at once. A refused or failed handshake is retried after 0.5-2 s. Slot
 ``i`` is user ``soak-user-{i % users}``: several connections per user, so the per-user
 limit and its counts are exercised. Everything a client sees is written into
 :class:`World`, which the invariant checker reads: one event loop, so no locks.
@@ -98,6 +99,10 @@ class World:
     pong_seconds: list[float] = attrs.field(factory=list)
     pong_sent_at: list[float] = attrs.field(factory=list)
     """When each ping of ``pong_seconds`` was sent (same order)."""
+    answered_late: int = 0
+    """Pings reported unanswered whose pong came after all (slow, not lost)."""
+    never_answered: int = 0
+    """Pings reported unanswered still without a pong when their socket closed."""
 
     def open_conns(self) -> list[Conn]:
         return [conn for conn in self.conns if conn.is_open]
@@ -113,7 +118,7 @@ class ClientPlan:
     clients: int
     users: int
     mean_lifetime: float = 30.0
-    ping_interval: tuple[float, float] = (2.0, 6.0)
+    ping_interval: tuple[float, float] = (5.0, 15.0)
     ramp_rate: float = 100.0
     retry_delay: tuple[float, float] = (0.5, 2.0)
     first_pong_wait: float = 10.0
@@ -311,6 +316,8 @@ class Population:
                     conn.named.set_result(None)
             conn.pongs += 1
             self._world.pongs += 1
+            if ping_id is not None and str(ping_id) in conn.late:
+                self._world.answered_late += 1
             if sent is not None:
                 self._world.pong_seconds.append(now - sent)
                 self._world.pong_sent_at.append(sent)
@@ -321,7 +328,11 @@ class Population:
             return
         self._on_bad_frame(conn, json.dumps(frame)[:200])
 
+    def _count_never_answered(self, conn: Conn) -> None:
+        self._world.never_answered += sum(1 for ping_id in conn.pending if ping_id in conn.late)
+
     def _closed_by_server(self, conn: Conn, ws: ClientConnection) -> None:
+        self._count_never_answered(conn)
         conn.closed_at = self._clock()
         conn.closed_by = "server"
         conn.close_code = ws.close_code
@@ -331,6 +342,7 @@ class Population:
     async def _close(self, conn: Conn, ws: ClientConnection) -> None:
         with contextlib.suppress(Exception):  # a broken socket is closed either way
             await ws.close(1000, "soak client done")
+        self._count_never_answered(conn)
         conn.closed_at = self._clock()
         if conn.closed_by is None:
             conn.closed_by = "client"

@@ -50,12 +50,15 @@ class ScheduleReport:
     pings: int = 0
     pongs: int = 0
     pong_seconds: list[float] = attrs.field(factory=list)
+    answered_late: int = 0
+    never_answered: int = 0
     pong_healthy_seconds: list[float] = attrs.field(factory=list)
     """Round trips of the pings sent while no fault was active."""
     loop_lag_max: float = 0.0
     """The soak runner's own event-loop lag, worst seen (s): were the clients on time?"""
     load_average_max: float | None = None
     violations: list[Violation] = attrs.field(factory=list)
+    ghost_causes: Counter[str] = attrs.field(factory=Counter)
     tolerated: dict[str, int] = attrs.field(factory=dict)
     rss_baseline: int | None = None
     rss_peak: int | None = None
@@ -101,6 +104,8 @@ class ScheduleReport:
             "pings": {
                 "sent": self.pings,
                 "pongs": self.pongs,
+                "unansweredButLaterAnswered": self.answered_late,
+                "unansweredWhenTheirSocketClosed": self.never_answered,
                 "pongP50Ms": _ms(percentile(self.pong_seconds, 0.5)),
                 "pongP99Ms": _ms(percentile(self.pong_seconds, 0.99)),
                 "pongMaxMs": _ms(max(self.pong_seconds, default=None)),
@@ -119,6 +124,7 @@ class ScheduleReport:
             },
             "leftAfterDrain": self.leftovers,
             "violationsByKind": dict(self.violations_by_kind()),
+            "ghostCauses": dict(sorted(self.ghost_causes.items())),
             "tolerated": self.tolerated,
             "violations": [v.to_dict() for v in self.violations],
             "workdir": self.workdir,
@@ -134,11 +140,13 @@ def totals(schedules: Sequence[ScheduleReport]) -> dict[str, Any]:
     faults: Counter[str] = Counter()
     violations: Counter[str] = Counter()
     tolerated: Counter[str] = Counter()
+    causes: Counter[str] = Counter()
     pong_seconds: list[float] = []
     for schedule in schedules:
         faults.update(schedule.faults_by_kind())
         violations.update(schedule.violations_by_kind())
         tolerated.update(schedule.tolerated)
+        causes.update(schedule.ghost_causes)
         pong_seconds.extend(schedule.pong_seconds)
     return {
         "schedules": len(schedules),
@@ -153,6 +161,7 @@ def totals(schedules: Sequence[ScheduleReport]) -> dict[str, Any]:
         "violations": sum(violations.values()),
         "violationsByKind": dict(sorted(violations.items())),
         "tolerated": dict(sorted(tolerated.items())),
+        "ghostCauses": dict(sorted(causes.items())),
         "wallSeconds": round(sum(s.wall_seconds for s in schedules), 1),
     }
 

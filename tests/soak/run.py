@@ -34,6 +34,7 @@ import attrs
 
 from entrypoints.local_gateway.dev_cognito import MAX_EXPIRES_IN_SECONDS, load_dev_cognito
 from tests.soak.clients import ClientPlan, Population, World, users_for
+from tests.soak.diagnosis import annotate, read_traces
 from tests.soak.environment import GatewayConfig, SoakEnvironment, timeline_redis_readable
 from tests.soak.faults import FaultKind, HealthTimeline, plan_faults
 from tests.soak.invariants import Checker, CheckerSettings, Violation
@@ -145,7 +146,10 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
     )
     parser.add_argument("--mean-lifetime", type=float, default=30.0, help="seconds (30)")
     parser.add_argument(
-        "--ping-interval", type=_interval, default=(2.0, 6.0), help="LOW-HIGH seconds (2-6)"
+        "--ping-interval",
+        type=_interval,
+        default=(5.0, 15.0),
+        help="LOW-HIGH seconds between a client's pings (5-15)",
     )
     parser.add_argument("--ping-timeout", type=float, default=10.0, help="seconds (10)")
     parser.add_argument("--ramp-rate", type=float, default=100.0, help="connects/s (100)")
@@ -298,7 +302,20 @@ class ScheduleRun:
             await self.environment.close_views()
             self.environment.stop()
             self._fill_report()
+            self._diagnose()
         return self.report
+
+    def _diagnose(self) -> None:
+        """Give every ghost its cause, read from serve's log (see ``diagnosis.py``)."""
+        serve = self.environment.serve
+        if serve is None or self.report.started_wall is None:
+            return
+        traces = read_traces(serve.process.log_path, self.report.started_wall)
+        self.report.violations, self.report.ghost_causes = annotate(
+            self.report.violations, traces, self.timeline
+        )
+        for cause, count in sorted(self.report.ghost_causes.items()):
+            self.display.print(f"  schedule {self.index} ghosts, {cause}: {count}")
 
     async def _run_in_world(self) -> None:
         options = self.options
@@ -437,6 +454,8 @@ class ScheduleRun:
         report.closed_by_server = world.closed_by_server
         report.expired = world.expired
         report.pings = world.pings
+        report.answered_late = world.answered_late
+        report.never_answered = world.never_answered
         report.pongs = world.pongs
         report.pong_seconds = world.pong_seconds
         report.pong_healthy_seconds = [
