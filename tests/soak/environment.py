@@ -60,6 +60,10 @@ class GatewayConfig:
             # The handlers' own level (serve's --log-level is the gateway's): warnings and
             # errors (failovers, breaker changes, pong_unrecorded) stay, per-call INFO goes.
             "LOG_LEVEL": self.log_level,
+            # As in Lambda, the adapters' lines (failovers, breaker changes, the limiter)
+            # then go out as JSON with their extra fields (connection_id, operation, reason):
+            # what tests/soak/diagnosis.py reads to say why a record was left behind.
+            "AWS_LAMBDA_FUNCTION_NAME": "timeline-ws-soak",
         }
 
 
