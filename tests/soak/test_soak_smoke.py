@@ -1,7 +1,7 @@
 """A 60-second soak (``make test`` runs it; ``make soak`` runs the long ones), and its cleanup.
 
-The smoke run is ``python -m tests.soak.run`` exactly as a user runs it: 100 clients, one
-schedule of 60 s whose seed (20) draws five fault kinds — ``dynamodb_down``, ``redis_wipe``,
+The smoke run is ``python -m tests.soak.run`` exactly as a user runs it: 100 clients pinging
+every 2-6 s, one schedule of 60 s whose seed (20) draws five fault kinds — ``dynamodb_down``, ``redis_wipe``,
 ``redis_kill``, ``both_down``, ``redis_latency`` — then the JSON report is read. Today's
 product code violates the invariants (issue 14, see ``tests/soak/FINDINGS.md``), so the
 "no violation" test is a strict xfail, while the others check that the run really did what
@@ -56,6 +56,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "1",
             "--schedule-seconds",
             "60",
+            "--ping-interval",
+            "2-6",
             "--seed",
             str(SMOKE_SEED),
             "--json",
