@@ -90,6 +90,8 @@ class ScheduleReport:
             if self.started_wall is None
             else datetime.fromtimestamp(self.started_wall, UTC).isoformat(timespec="milliseconds"),
             "interrupted": self.interrupted,
+            "timeBase": "times are seconds since startedAt, except plannedFaults[].at: "
+            "seconds since the fault phase began (after the ramp)",
             "plannedFaults": self.planned,
             "faults": self.faults,
             "faultsByKind": dict(self.faults_by_kind()),
