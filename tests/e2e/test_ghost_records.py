@@ -1,58 +1,155 @@
 """Issue 14, "No ghost records, no lost ones": the reported scenario, step by step.
 
-Real parts, as in ``test_failover_e2e.py``: websockets clients, the gateway running the real
-handlers (default breaker settings: 3 failures open it for 10 s), a redis-server with its
-append-only file on (SIGKILLed and restarted on the same port and folder, then SIGSTOPped
-and SIGCONTed), and a moto server for the DynamoDB failover table.
+Exactly the issue's setup: ``timeline-ws serve --redis-url … --connections-table …
+--dynamodb-endpoint …`` (its own process, default breaker settings: 3 failures open the
+circuit for 10 s) against a redis-server with its append-only file on (SIGKILLed and
+restarted on the same port and folder, then SIGSTOPped and SIGCONTed) and a moto_server,
+with real websockets clients. The test reaches the gateway only through its public
+surface (the CLI, the WebSocket, the documented Redis keys and DynamoDB items), so it holds
+whatever the store code's modules become.
 
-The sequence is deterministic: the breaker last opens while Redis hangs (the first of the
-10 hung ``$connect``s trip it) and stays open for 10 s, and the 50 clients close about 2 s
-later, so every ``$disconnect`` finds it open. Today those disconnects skip Redis and
-nothing remembers it: the 20 records written before the outage stay in Redis until their
-TTL (600 s), and each holds its connection-limit slot.
+The sequence is deterministic: the circuit closes again after Redis's restart (a ping
+refreshes a record in Redis), opens when the first hung ``$connect`` times out, and stays
+open for 10 s; the 50 clients close about 2 s after the SIGCONT, so every ``$disconnect``
+finds it open. Today those disconnects skip Redis and nothing remembers it: the 20 records
+written before the outage stay in Redis until their TTL (600 s), each holding its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from adapters.redis_connection_limiter import EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
-from entrypoints.aws_lambda import handlers
-from tests.e2e.test_failover_e2e import FailoverGateway, kill, ping
-from tests.support.servers import RedisServer, running_redis_server
+from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
+from tests.soak.processes import MotoProcess, RedisProcess, ServeProcess
 
 pytestmark = pytest.mark.slow
 
-DEFAULT_BREAKER_RESET_SECONDS = 10.0
-"""``REDIS_BREAKER_RESET_SECONDS``'s default: the issue ran with default breaker settings."""
+TABLE = "ghost-connections"
+RECORD_PREFIX = "ws:connection:"
+EXPIRY_KEY = "ws:limits:{connections}:expiry"
+OWNER_KEY = "ws:limits:{connections}:owner"
+PER_USER_KEY = "ws:limits:{connections}:per-user"
+RECEIVE_TIMEOUT_SECONDS = 10.0
+BREAKER_CLOSES_WITHIN_SECONDS = 25.0
+"""The default ``REDIS_BREAKER_RESET_SECONDS`` (10) and then some."""
 CLEAN_WITHIN_SECONDS = 15.0
 POLL_SECONDS = 0.1
 
 
+class World:
+    """The issue's processes, and direct views of both stores."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.redis_server = RedisProcess(folder / "redis")
+        self.moto = MotoProcess(folder)
+        self.serve: ServeProcess | None = None
+        self.cognito: DevCognito | None = None
+        self.redis: redis.Redis | None = None
+        self.dynamodb: Any = None
+
+    def start(self) -> None:
+        self.redis_server.workdir.mkdir(parents=True, exist_ok=True)
+        self.redis_server.start()
+        self.redis_server.wait_ready()
+        self.moto.start()
+        self.serve = ServeProcess(
+            self.folder,
+            redis_port=self.redis_server.port,
+            dynamodb_port=self.moto.port,
+            table=TABLE,
+            workers=16,
+            log_level="WARNING",
+            extra_env={},
+        )
+        self.serve.start()
+        self.cognito = load_dev_cognito(self.serve.state_dir)
+        self.redis = redis.Redis(
+            host="127.0.0.1", port=self.redis_server.port, decode_responses=True, socket_timeout=2
+        )
+        self.dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=self.moto.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self) -> None:
+        """serve first (its shutdown runs $disconnect for open sockets), then the stores."""
+        if self.redis is not None:
+            self.redis.close()
+        if self.serve is not None:
+            self.serve.stop()
+        self.moto.stop()
+        self.redis_server.stop()
+
+    def url(self, sub: str) -> str:
+        assert self.serve is not None and self.cognito is not None
+        return f"{self.serve.ws_url}?token={self.cognito.access_token(sub=sub)}"
+
+    def redis_records(self) -> set[str]:
+        assert self.redis is not None
+        return {
+            str(key).removeprefix(RECORD_PREFIX) for key in self.redis.keys(RECORD_PREFIX + "*")
+        }
+
+    def dynamodb_items(self) -> set[str]:
+        items = self.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        return {item["connectionId"]["S"] for item in items}
+
+    def leftovers(self) -> dict[str, object]:
+        """What the stores still hold: records (Redis, DynamoDB) and limiter slots."""
+        assert self.redis is not None
+        return {
+            "redis_records": len(self.redis_records()),
+            "dynamodb_items": len(self.dynamodb_items()),
+            "limiter_slots": int(self.redis.zcard(EXPIRY_KEY)),
+            "limiter_owners": int(self.redis.hlen(OWNER_KEY)),
+            "limiter_per_user": self.redis.hgetall(PER_USER_KEY),
+        }
+
+
+NOTHING_LEFT = {
+    "redis_records": 0,
+    "dynamodb_items": 0,
+    "limiter_slots": 0,
+    "limiter_owners": 0,
+    "limiter_per_user": {},
+}
+
+
 @pytest.fixture
-def aof_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, persisting every write to its append-only file."""
-    with running_redis_server("--appendonly", "yes", "--appendfsync", "always") as server:
-        yield server
+def world(tmp_path: Path) -> Iterator[World]:
+    world = World(tmp_path)
+    try:
+        world.start()
+        yield world
+    finally:
+        world.stop()
 
 
-async def connect_wave(
-    gateway: FailoverGateway, prefix: str, count: int
-) -> dict[str, ClientConnection]:
+async def ping(ws: ClientConnection, ping_id: str) -> dict[str, Any]:
+    await ws.send(json.dumps({"action": "ping", "id": ping_id}))
+    reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS))
+    return reply
+
+
+async def connect_wave(world: World, prefix: str, count: int) -> dict[str, ClientConnection]:
     """``count`` clients, one user each, connected together; connectionId -> socket."""
     sockets = await asyncio.gather(
-        *(
-            connect(gateway.running.url(gateway.running.token(sub=f"{prefix}-{index}")))
-            for index in range(count)
-        )
+        *(connect(world.url(f"{prefix}-{index}")) for index in range(count))
     )
     clients: dict[str, ClientConnection] = {}
     for ws in sockets:
@@ -67,75 +164,53 @@ async def pong_actions(clients: dict[str, ClientConnection], round_name: str) ->
     return [reply["action"] for reply in replies]
 
 
-def leftovers(gateway: FailoverGateway) -> dict[str, object]:
-    """What the stores still hold: records (Redis, DynamoDB) and limiter slots."""
-    return {
-        "redis_records": len(gateway.redis_records()),
-        "dynamodb_items": len(gateway.dynamodb_items()),
-        "limiter_slots": int(gateway.redis.zcard(EXPIRY_KEY)),
-        "limiter_owners": int(gateway.redis.hlen(OWNER_KEY)),
-        "limiter_per_user": gateway.redis.hgetall(PER_USER_KEY),
-    }
-
-
-NOTHING_LEFT = {
-    "redis_records": 0,
-    "dynamodb_items": 0,
-    "limiter_slots": 0,
-    "limiter_owners": 0,
-    "limiter_per_user": {},
-}
-
-
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason="issue 14: deletes skipped while the breaker is open are forgotten",
 )
 def test_given_clients_closing_while_the_breaker_is_open_then_no_record_or_slot_outlives_them_by_15_s(
-    aof_redis: RedisServer, moto_endpoint: str, state_dir: Path
+    world: World,
 ) -> None:
-    gateway = FailoverGateway(
-        aof_redis, moto_endpoint, state_dir, breaker_reset_seconds=DEFAULT_BREAKER_RESET_SECONDS
-    )
-    breaker = handlers.container.redis_breaker()
+    assert world.redis is not None
 
     async def scenario() -> None:
         # Given 20 clients connected while Redis is up: their records are in Redis.
-        first = await connect_wave(gateway, "before", 20)
-        assert gateway.redis_records() == set(first)
+        first = await connect_wave(world, "before", 20)
+        assert world.redis_records() == set(first)
 
         # When Redis is killed, 20 more connect: their records are in DynamoDB.
-        kill(aof_redis)
-        second = await connect_wave(gateway, "outage", 20)
-        assert set(gateway.dynamodb_items()) == set(second)
+        world.redis_server.kill()
+        second = await connect_wave(world, "outage", 20)
+        assert world.dynamodb_items() == set(second)
         everyone = {**first, **second}
         assert await pong_actions(everyone, "outage") == ["pong"] * 40
 
-        # Redis restarts from its AOF: the first 20 are back; once the breaker has closed
-        # again (it half-opens after 10 s), a ping refreshes its record in Redis.
-        aof_redis.start()
-        assert gateway.redis_records() == set(first)
-        deadline = time.monotonic() + DEFAULT_BREAKER_RESET_SECONDS + 10
-        while breaker.current_state != "closed" and time.monotonic() < deadline:
-            assert await pong_actions(first, "recovering") == ["pong"] * 20
+        # Redis restarts from its AOF: the first 20 are back. Once the breaker has closed
+        # again (it half-opens 10 s after the last failure), a ping refreshes a record in
+        # Redis: shorten one record's TTL and ping it until the TTL is long again.
+        world.redis_server.start()
+        world.redis_server.wait_ready()
+        assert world.redis_records() == set(first)
+        probe_id, probe = next(iter(first.items()))
+        world.redis.expire(RECORD_PREFIX + probe_id, 100)
+        deadline = time.monotonic() + BREAKER_CLOSES_WITHIN_SECONDS
+        while int(world.redis.ttl(RECORD_PREFIX + probe_id)) <= 500:
+            assert time.monotonic() < deadline, "the breaker never closed after Redis returned"
+            assert (await ping(probe, "probe"))["action"] == "pong"
             await asyncio.sleep(POLL_SECONDS)  # polling interval of a bounded loop
-        assert breaker.current_state == "closed"
         assert await pong_actions(everyone, "recovered") == ["pong"] * 40
-        assert gateway.redis_records() == set(first)
-        assert set(gateway.dynamodb_items()) == set(second)
+        assert world.redis_records() == set(first)
+        assert world.dynamodb_items() == set(second)
 
         # Redis hangs (SIGSTOP); 10 more connect (DynamoDB) and all 50 pings are answered.
-        process = aof_redis.process
-        assert process is not None
-        os.kill(process.pid, signal.SIGSTOP)
+        world.redis_server.send_signal(signal.SIGSTOP)
         try:
-            third = await connect_wave(gateway, "hung", 10)
+            third = await connect_wave(world, "hung", 10)
             everyone.update(third)
             assert await pong_actions(everyone, "hung") == ["pong"] * 50
-            assert breaker.current_state == "open"
         finally:
-            os.kill(process.pid, signal.SIGCONT)
+            world.redis_server.send_signal(signal.SIGCONT)
 
         # One second after Redis resumes, all 50 clients close (the breaker is still open).
         await asyncio.sleep(1.0)  # the scenario's timing, not a synchronisation
@@ -143,15 +218,12 @@ def test_given_clients_closing_while_the_breaker_is_open_then_no_record_or_slot_
         closed_at = time.monotonic()
 
         # Then within 15 s no record is left in either store and no slot is held.
-        left = leftovers(gateway)
+        left = world.leftovers()
         while left != NOTHING_LEFT and time.monotonic() < closed_at + CLEAN_WITHIN_SECONDS:
             await asyncio.sleep(POLL_SECONDS)  # polling interval of a bounded loop
-            left = leftovers(gateway)
+            left = world.leftovers()
         assert left == NOTHING_LEFT, (
             f"{CLEAN_WITHIN_SECONDS:.0f} s after 50 clients closed, the stores still hold {left}"
         )
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        gateway.stop()
+    asyncio.run(scenario())

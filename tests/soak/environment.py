@@ -23,7 +23,6 @@ import boto3
 import redis.asyncio
 from botocore.config import Config
 
-from adapters.redis_connection_limiter import EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
 from tests.soak.clients import World
 from tests.soak.faults import FaultKind, FaultRecord, HealthTimeline, PlannedFault
 from tests.soak.invariants import Snapshot
@@ -35,7 +34,12 @@ from tests.soak.processes import (
     Stoppers,
 )
 
+# The stores' documented layout (README: "The record", "Connection limits"), spelled out here
+# rather than imported, so the checker reads what the contract says whatever module holds it.
 RECORD_PREFIX: Final = "ws:connection:"
+EXPIRY_KEY: Final = "ws:limits:{connections}:expiry"
+OWNER_KEY: Final = "ws:limits:{connections}:owner"
+PER_USER_KEY: Final = "ws:limits:{connections}:per-user"
 TABLE: Final = "soak-connections"
 READ_TIMEOUT_SECONDS: Final = 2.0
 READY_TIMEOUT_SECONDS: Final = 30.0
