@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint redis-server chromium package checks checkov bench
+.PHONY: help install run test lint redis-server chromium package checks checkov bench soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ lint: install ## ruff, mypy and the architecture contracts
 
 bench: install redis-server ## Benchmarks: hot path, cold start, gateway under load (BENCH_ARGS=...; not in make test)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
+
+soak: install redis-server ## Soak under injected Redis/DynamoDB faults (SOAK_ARGS=...; not in make test, a 60 s smoke run is)
+	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
 
 package: install ## Build dist/timeline-ws-lambda.zip for Lambda (LAMBDA_PYTHON, LAMBDA_ARCH, PACKAGE_ARGS)
 	$(BIN)/python infra/package_lambda.py --python-version $(LAMBDA_PYTHON) --architecture $(LAMBDA_ARCH) --output dist/timeline-ws-lambda.zip $(PACKAGE_ARGS)

@@ -1,0 +1,119 @@
+"""Why was a record or a slot left behind? Read serve's log and say, for each ghost.
+
+serve runs with ``AWS_LAMBDA_FUNCTION_NAME`` set, so, as in Lambda, the adapters' lines are
+JSON with their extra fields. Two kinds of line name a connection:
+
+- the handler's ``invocation failed`` for ``$disconnect`` (``reason`` ``store_unavailable``):
+  a store did not take the delete;
+- the failover repository's ``connection store failover: delete went to the secondary
+  store`` with ``reason`` ``circuit_open`` (Redis skipped: the breaker was open) or
+  ``primary_unavailable`` (Redis was called and failed).
+
+So a ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
+reached every store and the record was written again afterwards (a late write).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from tests.soak.faults import HealthTimeline
+from tests.soak.invariants import Violation, ViolationKind
+
+BREAKER_OPEN: Final = "redis delete skipped: breaker open"
+REDIS_FAILED: Final = "redis delete failed"
+DYNAMODB_FAILED: Final = "dynamodb delete failed"
+NOT_LOGGED: Final = "no failed $disconnect logged"
+UNKNOWN_CONNECTION: Final = "connection unknown to the clients"
+CAUSES: Final = (BREAKER_OPEN, REDIS_FAILED, DYNAMODB_FAILED, NOT_LOGGED, UNKNOWN_CONNECTION)
+
+
+@attrs.define
+class DisconnectTrace:
+    """What serve logged about one connection's ``$disconnect``."""
+
+    failed_at: float | None = None
+    primary_skipped: str | None = None
+    """``circuit_open`` or ``primary_unavailable`` when the Redis delete did not happen."""
+
+
+def read_traces(log_path: Path, started_wall: float) -> dict[str, DisconnectTrace]:
+    """connectionId -> what serve's log says about its ``$disconnect`` (times: schedule s)."""
+    traces: dict[str, DisconnectTrace] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return traces
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            entry: dict[str, Any] = json.loads(line)
+        except ValueError:
+            continue
+        connection_id = entry.get("connection_id")
+        if not isinstance(connection_id, str):
+            continue
+        if entry.get("route") == "$disconnect" and entry.get("outcome") == "failed":
+            trace = traces.setdefault(connection_id, DisconnectTrace())
+            trace.failed_at = _schedule_seconds(entry.get("timestamp"), started_wall)
+        elif entry.get("operation") == "delete" and "failover" in str(entry.get("message")):
+            traces.setdefault(connection_id, DisconnectTrace()).primary_skipped = str(
+                entry.get("reason")
+            )
+    return traces
+
+
+def _schedule_seconds(timestamp: Any, started_wall: float) -> float | None:
+    try:
+        moment = datetime.strptime(str(timestamp), "%Y-%m-%d %H:%M:%S,%f%z")
+    except ValueError:
+        return None
+    return round(moment.timestamp() - started_wall, 3)
+
+
+def cause_of(violation: Violation, trace: DisconnectTrace | None) -> str:
+    """Why this ghost record or slot stayed, from its ``$disconnect`` trace."""
+    if violation.fields.get("closedAt") is None:
+        return UNKNOWN_CONNECTION
+    if trace is None or trace.failed_at is None:
+        return NOT_LOGGED
+    store = violation.fields.get("store")
+    if store == "dynamodb":
+        return DYNAMODB_FAILED
+    if trace.primary_skipped == "circuit_open":
+        return BREAKER_OPEN
+    if trace.primary_skipped is not None:
+        return REDIS_FAILED
+    return NOT_LOGGED
+
+
+GHOSTS: Final = frozenset({ViolationKind.GHOST_RECORD, ViolationKind.GHOST_SLOT})
+
+
+def annotate(
+    violations: list[Violation], traces: dict[str, DisconnectTrace], timeline: HealthTimeline
+) -> tuple[list[Violation], Counter[str]]:
+    """The violations with each ghost's ``cause`` (and when its ``$disconnect`` failed), and
+    the count of ghosts by cause."""
+    causes: Counter[str] = Counter()
+    annotated: list[Violation] = []
+    for violation in violations:
+        if violation.kind not in GHOSTS:
+            annotated.append(violation)
+            continue
+        trace = traces.get(violation.connection_id or "")
+        cause = cause_of(violation, trace)
+        causes[f"{violation.kind.value}: {cause}"] += 1
+        extra: dict[str, Any] = {"cause": cause}
+        if trace is not None and trace.failed_at is not None:
+            extra["disconnectFailedAt"] = trace.failed_at
+            extra["disconnectFailedDuring"] = timeline.at(trace.failed_at)
+        annotated.append(attrs.evolve(violation, fields={**violation.fields, **extra}))
+    return annotated, causes

@@ -1,0 +1,120 @@
+"""Each ghost gets its cause from serve's JSON log lines."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.soak.diagnosis import (
+    BREAKER_OPEN,
+    DYNAMODB_FAILED,
+    NOT_LOGGED,
+    REDIS_FAILED,
+    UNKNOWN_CONNECTION,
+    annotate,
+    read_traces,
+)
+from tests.soak.faults import FaultKind, HealthTimeline, PlannedFault
+from tests.soak.invariants import Violation, ViolationKind
+
+STARTED = datetime(2026, 1, 3, 12, 0, 0, tzinfo=UTC).timestamp()
+
+
+def stamp(seconds: float) -> str:
+    moment = datetime.fromtimestamp(STARTED + seconds, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def ghost(kind: ViolationKind, connection_id: str, store: str, closed: bool = True) -> Violation:
+    fields = {"store": store, **({"closedAt": 10.0} if closed else {})}
+    return Violation(
+        kind=kind,
+        at=30.0,
+        schedule=1,
+        seed=5,
+        detail="left behind",
+        connection_id=connection_id,
+        fields=fields,
+    )
+
+
+def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path: Path) -> None:
+    lines = [
+        "2026-01-03 12:00:01,000 WARNING plain text lines are skipped",
+        {
+            "timestamp": stamp(11.5),
+            "route": "$disconnect",
+            "outcome": "failed",
+            "connection_id": "open",
+        },
+        {
+            "timestamp": stamp(11.4),
+            "operation": "delete",
+            "reason": "circuit_open",
+            "message": "connection store failover: delete went to the secondary store (circuit_open)",
+            "connection_id": "open",
+        },
+        {
+            "timestamp": stamp(12.0),
+            "route": "$disconnect",
+            "outcome": "failed",
+            "connection_id": "down",
+        },
+        {
+            "timestamp": stamp(11.9),
+            "operation": "delete",
+            "reason": "primary_unavailable",
+            "message": "connection store failover: delete went to the secondary store (primary_unavailable)",
+            "connection_id": "down",
+        },
+        {
+            "timestamp": stamp(13.0),
+            "route": "$disconnect",
+            "outcome": "failed",
+            "connection_id": "dynamo",
+        },
+        {
+            "timestamp": stamp(14.0),
+            "route": "$default",
+            "outcome": "pong_unrecorded",
+            "connection_id": "quiet",
+        },
+    ]
+    log = tmp_path / "serve.log"
+    log.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    timeline = HealthTimeline()
+    hang = timeline.begin(PlannedFault(kind=FaultKind.REDIS_HANG, at=11, duration=2), 11.0)
+    hang.healed = 13.5
+
+    traces = read_traces(log, STARTED)
+    assert traces["open"].failed_at == 11.5
+    assert traces["open"].primary_skipped == "circuit_open"
+    assert "quiet" not in traces
+
+    found, causes = annotate(
+        [
+            ghost(ViolationKind.GHOST_RECORD, "open", "redis"),
+            ghost(ViolationKind.GHOST_SLOT, "open", "limiter"),
+            ghost(ViolationKind.GHOST_RECORD, "down", "redis"),
+            ghost(ViolationKind.GHOST_RECORD, "dynamo", "dynamodb"),
+            ghost(ViolationKind.GHOST_RECORD, "quiet", "redis"),
+            ghost(ViolationKind.GHOST_RECORD, "stray", "redis", closed=False),
+            ghost(ViolationKind.PING_UNANSWERED, "open", "-"),
+        ],
+        traces,
+        timeline,
+    )
+    assert [v.fields.get("cause") for v in found] == [
+        BREAKER_OPEN,
+        BREAKER_OPEN,
+        REDIS_FAILED,
+        DYNAMODB_FAILED,
+        NOT_LOGGED,
+        UNKNOWN_CONNECTION,
+        None,
+    ]
+    assert found[0].fields["disconnectFailedDuring"] == "during redis_hang"
+    assert causes["ghost_record: " + BREAKER_OPEN] == 1
+    assert causes["ghost_slot: " + BREAKER_OPEN] == 1
+    assert sum(causes.values()) == 6
