@@ -25,11 +25,20 @@ Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive fai
 opens and calls skip that store without paying its timeout; after ``reset_timeout_seconds``
 it half-opens and lets **one** trial call through (the others still skip), closing on its
 success. A missing record or a limit refusal is an answer, not a failure.
+
+**The last store in line is always asked.** When the primary was skipped or failed, the
+secondary is called even while its own breaker is open: a client never gets a 503 (or a
+delete is never left to this process alone) without a store having been asked. Otherwise,
+after an outage of both, every ``$connect`` would be refused until a breaker half-opened
+although the stores answer again. Such a call that gets an answer closes the secondary's
+breaker; one that fails leaves it open. The price, while both stores are down, is the
+secondary's timeout on each such call (the soak's ``both_down`` fault measures it).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -189,7 +198,11 @@ class _Closed(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        if new_state.name == pybreaker.STATE_CLOSED and old_state is not None:
+        if (
+            new_state.name == pybreaker.STATE_CLOSED
+            and old_state is not None
+            and old_state.name != pybreaker.STATE_CLOSED
+        ):
             self._callback()
 
 
@@ -268,7 +281,7 @@ class FailoverConnectionRepository(ConnectionRepository):
         except _Skipped as skipped:
             self._report("save", skipped.reason, connection.connection_id)
         try:
-            with self._guarded(self._secondary_breaker):
+            with self._guarded(self._secondary_breaker, last_resort=True):
                 self._secondary.save(connection, ttl_seconds)
         except _Skipped:
             raise StoreUnavailableError("neither connection store took the record") from None
@@ -290,7 +303,7 @@ class FailoverConnectionRepository(ConnectionRepository):
             primary_answered = False
             self._report("get", skipped.reason, connection_id)
         try:
-            with self._guarded(self._secondary_breaker):
+            with self._guarded(self._secondary_breaker, last_resort=not primary_answered):
                 return self._secondary.get(connection_id)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
@@ -320,7 +333,7 @@ class FailoverConnectionRepository(ConnectionRepository):
             primary_answered = False
             self._report("refresh", skipped.reason, connection_id)
         try:
-            with self._guarded(self._secondary_breaker):
+            with self._guarded(self._secondary_breaker, last_resort=not primary_answered):
                 connection = self._secondary.renew(connection_id, ttl_seconds)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
@@ -347,7 +360,7 @@ class FailoverConnectionRepository(ConnectionRepository):
             )
             self._report("delete", PRIMARY_UNAVAILABLE, connection_id)
             try:
-                with self._guarded(self._secondary_breaker):
+                with self._guarded(self._secondary_breaker, last_resort=True):
                     self._secondary.bury(connection_id, self._tombstone_ttl_seconds)
             except _Skipped:
                 self._remember_in_process(connection_id, "both")
@@ -428,26 +441,51 @@ class FailoverConnectionRepository(ConnectionRepository):
         return report
 
     @contextmanager
-    def _guarded(self, breaker: pybreaker.CircuitBreaker) -> Iterator[None]:
+    def _guarded(
+        self, breaker: pybreaker.CircuitBreaker, *, last_resort: bool = False
+    ) -> Iterator[None]:
         """Run the block on a store through its breaker; one trial at a time when half-open.
 
+        Args:
+            last_resort: the store is the last one in line (module rules): where the
+                breaker would skip it, the block runs anyway, outside the breaker, and an
+                answer closes the breaker.
+
         Raises:
-            _Skipped: the breaker is open (or another trial is under way), or the store
-                failed (error or timeout).
+            _Skipped: the breaker is open (or another trial is under way) and this is not
+                the last resort, or the store failed (error or timeout).
             ConnectionNotFoundError, ConnectionLimitExceededError: the store's answers.
         """
-        trial: threading.Lock | None = None
-        if breaker.current_state == pybreaker.STATE_HALF_OPEN:
-            trial = self._trials[id(breaker)]
-            if not trial.acquire(blocking=False):
-                raise _Skipped(CIRCUIT_OPEN)
+        bypassed = False
         try:
-            # ``calling()`` (unlike ``call()``) does not hold the breaker's lock while the
-            # block runs, so one slow call does not queue the local gateway's threads.
-            with breaker.calling():
-                yield
-        except pybreaker.CircuitBreakerError:
-            raise _Skipped(CIRCUIT_OPEN) from None
+            with contextlib.ExitStack() as stack:
+                if breaker.current_state == pybreaker.STATE_HALF_OPEN:
+                    trial = self._trials[id(breaker)]
+                    if trial.acquire(blocking=False):
+                        stack.callback(trial.release)
+                    elif last_resort:
+                        bypassed = True
+                    else:
+                        raise _Skipped(CIRCUIT_OPEN)
+                if not bypassed:
+                    try:
+                        # ``calling()`` (unlike ``call()``) does not hold the breaker's lock
+                        # while the block runs, so one slow call does not queue the local
+                        # gateway's threads. An open breaker raises here, before the block;
+                        # the block's failures reach the breaker before the handler below.
+                        stack.enter_context(breaker.calling())
+                    except pybreaker.CircuitBreakerError:
+                        if not last_resort:
+                            raise _Skipped(CIRCUIT_OPEN) from None
+                        bypassed = True
+                try:
+                    yield
+                except (ConnectionNotFoundError, ConnectionLimitExceededError):
+                    if bypassed:
+                        breaker.close()  # an answer: the store is back
+                    raise
+                if bypassed:
+                    breaker.close()
         except StoreUnavailableError as exc:
             logger.warning(
                 "%s connection store failed: %s",
@@ -456,9 +494,6 @@ class FailoverConnectionRepository(ConnectionRepository):
                 extra={"reason": exc.message, "store": breaker.name},
             )
             raise _Skipped(PRIMARY_UNAVAILABLE) from exc
-        finally:
-            if trial is not None:
-                trial.release()
 
     def _count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         try:

@@ -11,8 +11,10 @@ whatever the store code's modules become.
 The sequence is deterministic: the circuit closes again after Redis's restart (a ping
 refreshes a record in Redis), opens when the first hung ``$connect`` times out, and stays
 open for 10 s; the 50 clients close about 2 s after the SIGCONT, so every ``$disconnect``
-finds it open. Today those disconnects skip Redis and nothing remembers it: the 20 records
-written before the outage stay in Redis until their TTL (600 s), each holding its slot.
+finds it open. Before the fix those disconnects skipped Redis and nothing remembered it:
+the 20 records written before the outage stayed in Redis until their TTL (600 s), each
+holding its slot. Now each ``$disconnect`` asks Redis whatever the breaker says, a delete
+Redis cannot take becomes a tombstone in DynamoDB, and the reconciler replays it.
 """
 
 from __future__ import annotations
@@ -164,11 +166,6 @@ async def pong_actions(clients: dict[str, ClientConnection], round_name: str) ->
     return [reply["action"] for reply in replies]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 14: deletes skipped while the breaker is open are forgotten",
-)
 def test_given_clients_closing_while_the_breaker_is_open_then_no_record_or_slot_outlives_them_by_15_s(
     world: World,
 ) -> None:

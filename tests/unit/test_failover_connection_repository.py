@@ -82,12 +82,16 @@ class Stores:
         self.primary = CountingRepository(self.redis)
         self.secondary = CountingRepository(self.dynamodb)
         self.events: list[FailoverEvent] = []
+        self.secondary_breaker = create_circuit_breaker(
+            fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds, name="dynamodb"
+        )
         self.repository = FailoverConnectionRepository(
             primary=self.primary,
             secondary=self.secondary,
             breaker=create_circuit_breaker(
                 fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds
             ),
+            secondary_breaker=self.secondary_breaker,
             on_failover=self.events.append,
         )
 
@@ -370,6 +374,75 @@ def test_given_redis_keeps_failing_when_the_breaker_opens_then_redis_is_no_longe
     ] * 7
     assert len(stores.dynamodb) == 10
     assert stores.repository.breaker.current_state == "open"
+
+
+def open_both_breakers(stores: Stores) -> None:
+    """Both stores fail until both breakers are open (fail_max 3), then both come back."""
+    stores.redis.available = False
+    stores.dynamodb.available = False
+    for index in range(3):
+        with pytest.raises(StoreUnavailableError):
+            stores.repository.save(a_connection(f"down{index}="), 600)
+    assert stores.repository.breaker.current_state == "open"
+    assert stores.secondary_breaker.current_state == "open"
+
+
+def test_given_both_breakers_open_and_the_stores_back_when_saving_then_dynamodb_is_asked_anyway(
+    stores: Stores,
+) -> None:
+    open_both_breakers(stores)
+    stores.redis.available = True
+    stores.dynamodb.available = True
+    calls_to_redis = stores.primary.calls["save"]
+
+    stores.repository.save(a_connection("after="), 600)  # no 503 while a store answers
+
+    assert stores.dynamodb.get("after=") == a_connection("after=")
+    assert stores.primary.calls["save"] == calls_to_redis  # Redis's breaker still skips it
+    assert stores.secondary_breaker.current_state == "closed"  # the answer closed it
+    assert stores.repository.breaker.current_state == "open"
+
+
+def test_given_both_breakers_open_and_both_stores_down_then_dynamodb_is_asked_and_stays_open(
+    stores: Stores,
+) -> None:
+    open_both_breakers(stores)
+    calls_to_dynamodb = stores.secondary.calls["save"]
+
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.save(a_connection("still-down="), 600)
+
+    assert stores.secondary.calls["save"] == calls_to_dynamodb + 1
+    assert stores.secondary_breaker.current_state == "open"
+
+
+def test_given_both_breakers_open_when_pinging_a_record_in_dynamodb_then_it_is_found_and_renewed(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.save(a_connection("outage="), 600)
+    open_both_breakers(stores)
+    stores.dynamodb.available = True
+
+    stores.repository.refresh("outage=", 600)
+
+    assert stores.repository.get("outage=") == a_connection("outage=")
+    assert stores.secondary_breaker.current_state == "closed"
+
+
+def test_given_redis_answers_and_dynamodbs_breaker_open_then_dynamodb_is_not_the_last_resort(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.available = False
+    for _ in range(3):
+        with pytest.raises(StoreUnavailableError):
+            stores.repository.get("nowhere=")
+    assert stores.secondary_breaker.current_state == "open"
+    calls_to_dynamodb = stores.secondary.calls["get"]
+
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.get("nowhere=")
+
+    assert stores.secondary.calls["get"] == calls_to_dynamodb  # skipped: Redis was asked
 
 
 def test_given_missing_records_then_the_breaker_does_not_count_them_as_failures(
