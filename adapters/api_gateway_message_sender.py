@@ -64,6 +64,8 @@ class ManagementApiClients:
         read_timeout_seconds: wait for the response, seconds.
         max_attempts: total attempts per call (botocore standard retry mode: throttling and
             5xx are retried, 410 and 413 are not).
+        max_pool_connections: HTTP connections each client keeps (botocore's default 10;
+            the local gateway passes its handler threads).
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class ManagementApiClients:
         connect_timeout_seconds: float = 1.0,
         read_timeout_seconds: float = 2.0,
         max_attempts: int = 2,
+        max_pool_connections: int = 10,
     ) -> None:
         self._region_name = region_name
+        self._max_pool_connections = max_pool_connections
         self._connect_timeout_seconds = connect_timeout_seconds
         self._read_timeout_seconds = read_timeout_seconds
         self._max_attempts = max_attempts
@@ -118,6 +122,7 @@ class ManagementApiClients:
             connect_timeout=self._connect_timeout_seconds,
             read_timeout=self._read_timeout_seconds,
             retries={"mode": "standard", "total_max_attempts": self._max_attempts},
+            max_pool_connections=self._max_pool_connections,
         )
         return session.client(
             "apigatewaymanagementapi",

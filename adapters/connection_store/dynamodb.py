@@ -53,6 +53,7 @@ def create_dynamodb_client(
     connect_timeout_seconds: float = 1.0,
     read_timeout_seconds: float = 1.0,
     max_attempts: int = 2,
+    max_pool_connections: int = 10,
 ) -> DynamoDBClient:
     """Build a boto3 DynamoDB client with short timeouts and a bounded retry policy.
 
@@ -65,6 +66,9 @@ def create_dynamodb_client(
         connect_timeout_seconds, read_timeout_seconds: per HTTP attempt, seconds.
         max_attempts: total attempts including the first, botocore's ``standard`` retry mode
             (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+        max_pool_connections: HTTP connections the client keeps (botocore's default, 10,
+            fits a Lambda, which runs one invocation at a time; the local gateway passes its
+            handler threads so that they do not churn connections).
 
     Imports boto3 when called, not when this module is imported.
     """
@@ -75,6 +79,7 @@ def create_dynamodb_client(
         connect_timeout=connect_timeout_seconds,
         read_timeout=read_timeout_seconds,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
+        max_pool_connections=max_pool_connections,
     )
     session = boto3.session.Session()
     return session.client(

@@ -229,6 +229,17 @@ def test_given_redis_killed_under_100_clients_then_nothing_is_lost_and_nothing_i
     asyncio.run(scenario())
 
 
+def test_the_gateways_aws_clients_keep_one_http_connection_per_handler_thread(
+    failover_gateway: FailoverGateway,
+) -> None:
+    container = failover_gateway.prepared.container
+    workers = GatewaySettings().workers
+    assert workers > 10  # botocore's default pool, which would churn connections
+    assert container.dynamodb_client().meta.config.max_pool_connections == workers
+    sender = container.management_api_clients().sender_for(failover_gateway.running.base_url)
+    assert sender.client.meta.config.max_pool_connections == workers
+
+
 def test_given_both_stores_down_then_connect_is_503_a_ping_still_pongs_and_nothing_crashes(
     aof_redis: RedisServer, state_dir: Path
 ) -> None:
