@@ -459,7 +459,9 @@ class FailoverConnectionRepository(ConnectionRepository):
         bypassed = False
         try:
             with contextlib.ExitStack() as stack:
-                if breaker.current_state == pybreaker.STATE_HALF_OPEN:
+                if breaker.current_state != pybreaker.STATE_CLOSED:
+                    # Open or half-open: at most one call at a time goes to the breaker, so
+                    # the call that half-opens it is the single trial; the others skip.
                     trial = self._trials[id(breaker)]
                     if trial.acquire(blocking=False):
                         stack.callback(trial.release)

@@ -384,9 +384,14 @@ class TimelineSocket:
         self._listeners_of(event).append(listener)
 
     def off(self, event: str, listener: Listener) -> None:
-        """Stop calling ``listener`` on ``event`` (no error when it was not registered)."""
+        """Stop calling ``listener`` on ``event`` (no error when it was not registered).
+
+        Raises:
+            ValueError: an unknown event name (as :meth:`on`).
+        """
+        listeners = self._listeners_of(event)
         with contextlib.suppress(ValueError):
-            self._listeners_of(event).remove(listener)
+            listeners.remove(listener)
 
     def start(self) -> None:
         """Start connecting (in the running event loop); idempotent.

@@ -7,6 +7,7 @@ one script; in cluster mode the record command and the limits script are two cal
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from adapters.connection_store import (
     create_circuit_breaker,
     create_redis_client,
 )
-from adapters.connection_store.redis import EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
+from adapters.connection_store.redis import CLOSED_KEY, EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
 from adapters.in_memory import (
     FixedClock,
     InMemoryConnectionRepository,
@@ -218,6 +219,63 @@ def test_given_pings_then_the_slot_lives_as_long_as_the_record(
     service.connect("another=", "alice")
 
 
+def test_given_redis_lost_its_limit_keys_when_a_connection_pings_then_its_slot_is_counted_again(
+    redis_client: Any,
+) -> None:
+    # An ElastiCache node replacement keeps no key; here only the limit keys go, so the
+    # record survives and its next ping finds it uncounted (issue 14: uncounted_slot).
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=2)
+    service.connect("a=", "alice")
+    service.connect("b=", "alice")
+    for key in (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY):
+        redis_client.delete(key)
+    assert service.counted() == 0
+
+    service.repository.refresh("a=", 600)
+    service.repository.refresh("a=", 600)  # counted once, however many pings
+
+    assert service.counted() == 1 and service.counted_for("alice") == 1
+    service.connect("c=", "alice")  # b= is still uncounted until its own ping
+    with pytest.raises(ConnectionLimitExceededError):
+        service.connect("d=", "alice")
+
+
+def test_given_a_deleted_connection_then_neither_a_late_ping_nor_a_late_count_brings_its_slot_back(
+    redis_client: Any,
+) -> None:
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=1)
+    repository = service.repository
+    assert isinstance(repository, RedisConnectionRepository)
+    service.connect("a=", "alice")
+    service.disconnect("a=")
+
+    # A ping that raced the $disconnect, then a count from the failover's refresh path.
+    with pytest.raises(ConnectionNotFoundError):
+        repository.refresh("a=", 600)
+    repository.count_slot(Connection(connection_id="a=", user_id="alice", connected_at=START), 600)
+
+    assert service.counted() == 0 and service.counted_for("alice") == 0
+    assert redis_client.zscore(CLOSED_KEY, "a=") is not None
+    service.connect("b=", "alice")  # the user's one slot is free
+
+
+def test_given_records_held_elsewhere_then_count_slot_counts_them_once_and_never_refuses(
+    redis_client: Any,
+) -> None:
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=1)
+    repository = service.repository
+    assert isinstance(repository, RedisConnectionRepository)
+    for connection_id in ("x=", "y=", "x="):  # y= is over the limit: open already, counted
+        repository.count_slot(
+            Connection(connection_id=connection_id, user_id="alice", connected_at=START), 600
+        )
+
+    assert service.counted() == 2 and service.counted_for("alice") == 2
+    assert not service.stored("x=")  # only the slot: the record lives in the other store
+    with pytest.raises(ConnectionLimitExceededError):
+        service.connect("z=", "alice")
+
+
 def test_given_a_retried_connect_with_the_same_id_then_it_is_counted_once(
     redis_client: Any,
 ) -> None:
@@ -292,6 +350,34 @@ def test_given_cluster_mode_when_the_record_write_fails_after_the_slot_is_taken_
 
     assert service.counted() == 0 and service.counted_for("alice") == 0
     assert client.hlen(OWNER_KEY) == 0
+    client.close()
+
+
+def test_given_cluster_mode_and_the_limits_call_failing_then_connect_is_admitted_and_the_next_ping_counts_it(
+    cluster: RedisClusterNodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    for server in cluster.servers:
+        redis.Redis.from_url(server.url).flushall()
+    client = create_redis_client(cluster.url, cluster=True)
+    service = Service(client, clock=FixedClock(START))
+    client.set(EXPIRY_KEY, "not a sorted set")  # every limits script now fails (WRONGTYPE)
+
+    # When the limits call fails, the record call decides: admitted, uncounted, logged.
+    with caplog.at_level(logging.WARNING, logger="adapters.connection_store.redis"):
+        service.connect("a=", "alice")
+        service.repository.refresh("a=", 600)  # the touch fails too: the refresh stands
+    assert service.stored("a=")
+    warnings = [r for r in caplog.records if r.getMessage().startswith("connection limits")]
+    assert [(r.operation, r.connection_id) for r in warnings] == [  # type: ignore[attr-defined]
+        ("save", "a="),
+        ("refresh", "a="),
+    ]
+
+    # Once the limit keys work again, the next ping counts the connection it finds uncounted.
+    client.delete(EXPIRY_KEY)
+    service.repository.refresh("a=", 600)
+    assert service.counted() == 1 and service.counted_for("alice") == 1
+    assert client.hget(OWNER_KEY, "a=") in (b"alice", "alice")
     client.close()
 
 

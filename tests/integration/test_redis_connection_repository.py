@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fakeredis
@@ -19,7 +19,12 @@ import redis
 import redis.cluster
 
 from adapters.connection_store.record import record_key
-from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.redis import (
+    PENDING_SECONDARY_DELETES_KEY,
+    RedisConnectionRepository,
+    create_redis_client,
+)
+from adapters.in_memory import FixedClock
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from tests.support.redis_cluster import running_redis_cluster
@@ -161,6 +166,25 @@ def test_records_of_different_connections_are_independent(store) -> None:
 # --- clients and outages (real servers only) ----------------------------------------------
 
 
+def test_pending_secondary_deletes_are_remembered_listed_forgotten_and_dropped_after_a_day(
+    store,
+) -> None:
+    repository, raw = store
+    repository.remember_secondary_delete("a=")
+    repository.remember_secondary_delete("b=")
+    repository.remember_secondary_delete("a=")  # idempotent
+
+    assert sorted(repository.pending_secondary_deletes(10)) == ["a=", "b="]
+    assert len(repository.pending_secondary_deletes(1)) == 1  # bounded by the limit
+    repository.forget_secondary_delete("a=")
+    assert repository.pending_secondary_deletes(10) == ["b="]
+
+    # A day later nobody can still hold the record: the memory is dropped, not replayed.
+    a_day_later = FixedClock(datetime.now(UTC) + timedelta(days=1, minutes=1))
+    assert redis_repository(raw, clock=a_day_later).pending_secondary_deletes(10) == []
+    assert raw.zcard(PENDING_SECONDARY_DELETES_KEY) == 0
+
+
 def test_create_redis_client_builds_a_plain_or_a_cluster_client(redis_url, redis_cluster) -> None:
     plain = create_redis_client(redis_url)
     clustered = create_redis_client(redis_cluster.url, cluster=True)
@@ -182,7 +206,19 @@ def _outage_messages_are_clean(error: StoreUnavailableError, *secrets: str) -> N
     assert isinstance(error.__cause__, redis.exceptions.RedisError)
 
 
-@pytest.mark.parametrize("operation", ["save", "get", "refresh", "delete"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "save",
+        "get",
+        "refresh",
+        "delete",
+        "count_slot",
+        "remember_secondary_delete",
+        "pending_secondary_deletes",
+        "forget_secondary_delete",
+    ],
+)
 def test_an_unreachable_redis_is_store_unavailable(operation) -> None:
     # Given a Redis URL on a loopback port nobody listens on
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
@@ -243,14 +279,17 @@ def test_a_cluster_client_that_cannot_reach_any_node_is_store_unavailable_at_onc
 
 
 def _run(repository: RedisConnectionRepository, operation: str) -> None:
-    if operation == "save":
-        repository.save(CONNECTION, TTL)
-    elif operation == "get":
-        repository.get(CONNECTION.connection_id)
-    elif operation == "refresh":
-        repository.refresh(CONNECTION.connection_id, TTL)
-    else:
-        repository.delete(CONNECTION.connection_id)
+    calls = {
+        "save": lambda: repository.save(CONNECTION, TTL),
+        "get": lambda: repository.get(CONNECTION.connection_id),
+        "refresh": lambda: repository.refresh(CONNECTION.connection_id, TTL),
+        "delete": lambda: repository.delete(CONNECTION.connection_id),
+        "count_slot": lambda: repository.count_slot(CONNECTION, TTL),
+        "remember_secondary_delete": lambda: repository.remember_secondary_delete("a="),
+        "pending_secondary_deletes": lambda: repository.pending_secondary_deletes(10),
+        "forget_secondary_delete": lambda: repository.forget_secondary_delete("a="),
+    }
+    calls[operation]()
 
 
 def test_stored_value_is_json_readable_by_other_services(store) -> None:

@@ -521,6 +521,45 @@ def test_given_one_slow_redis_call_then_other_threads_are_not_queued_behind_it(
         slow.join(timeout=5)
 
 
+@pytest.mark.parametrize("concurrent", ["save", "refresh"])
+def test_given_an_open_breaker_past_its_reset_then_one_trial_reaches_redis_and_the_others_fail_over(
+    concurrent: str,
+) -> None:
+    # reset 0 s: the first call after the breaker opened is its trial (no wall-clock wait).
+    stores = Stores(fail_max=1, reset_timeout_seconds=0.0)
+    stores.dynamodb.save(a_connection("pinging="), 600)  # for the refreshes
+    stores.redis.available = False
+    stores.repository.save(a_connection("opens="), 600)
+    assert stores.repository.breaker.current_state == "open"
+    stores.redis.available = True
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold_the_trial() -> None:
+        entered.set()
+        release.wait(timeout=10)
+
+    stores.primary.before_call = hold_the_trial
+    calls_before = sum(stores.primary.calls.values())
+    trial = threading.Thread(target=stores.repository.save, args=(a_connection("trial="), 600))
+    trial.start()
+    try:
+        assert entered.wait(timeout=5)  # the trial is inside Redis
+        stores.primary.before_call = None
+        for index in range(5):  # meanwhile, nothing else reaches Redis
+            if concurrent == "save":
+                stores.repository.save(a_connection(f"other{index}="), 600)
+                assert stores.dynamodb.get(f"other{index}=") == a_connection(f"other{index}=")
+            else:
+                stores.repository.refresh("pinging=", 600)
+        assert sum(stores.primary.calls.values()) == calls_before + 1
+    finally:
+        release.set()
+        trial.join(timeout=5)
+    assert stores.redis.get("trial=") == a_connection("trial=")
+    assert stores.repository.breaker.current_state == "closed"
+
+
 # --- through the Heartbeat use case ----------------------------------------------------------
 
 
