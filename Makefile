@@ -29,10 +29,11 @@ install: $(STAMP) ## Create .venv and install the project (editable) with its de
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@echo "Installing timeline-ws and its dev tools into $(VENV) (about 2 minutes the first time)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-run: install ## Start the local gateway on ws://$(HOST):$(PORT)/ws
+run: install ## Start the local gateway (ws://127.0.0.1:8080/ws; HOST=, PORT= to change)
 	$(BIN)/timeline-ws serve --host $(HOST) --port $(PORT)
 
 redis-server: ## Make sure a redis-server binary exists (apt-get installs it when missing)

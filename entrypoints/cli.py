@@ -52,9 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises:
         SystemExit: 2 with a usage message on bad arguments or a missing command (argparse);
             0 after ``--help``.
+
+    Ctrl-C (KeyboardInterrupt) that reaches here prints one line and returns 130.
     """
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:  # Ctrl-C before a command installs its own handling
+        print(f"timeline-ws {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

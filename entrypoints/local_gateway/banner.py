@@ -41,6 +41,12 @@ def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
             else "embedded fakeredis (in-process)"
         ),
     ]
+    handler_settings = prepared.container.settings()
+    if handler_settings.connections_table:
+        lines.append(
+            f"  Failover        DynamoDB table {handler_settings.connections_table}"
+            f" at {handler_settings.dynamodb_endpoint_url or 'AWS'} (when Redis fails)"
+        )
     dev = prepared.dev_cognito
     if dev is None:
         lines.append("  Cognito         the user pool in COGNITO_USER_POOL_ID (real tokens)")

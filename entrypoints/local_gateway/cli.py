@@ -267,6 +267,20 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_log_handler() -> logging.Handler:
+    """The terminal's handler: one plain line per record on stderr.
+
+    It skips the handlers' own logger (``timeline-ws``): Powertools already writes each of
+    its records once, as the JSON line CloudWatch would show, on stdout.
+    """
+    from entrypoints.observability import SERVICE_NAME
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(lambda record: record.name != SERVICE_NAME)
+    return handler
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``timeline-ws serve``: prepare, print the banner, serve until a signal; 1 on a startup error."""
     from entrypoints.local_gateway.emulator.events import ApiIdentity
@@ -275,9 +289,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from entrypoints.local_gateway.wiring import prepare_gateway, redis_ping_failure
     from entrypoints.settings import ConfigurationError
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=args.log_level, handlers=[plain_log_handler()])
     soft, _hard = raise_open_file_limit()
     settings = GatewaySettings(
         api=ApiIdentity(stage=args.stage),

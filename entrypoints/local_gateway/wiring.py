@@ -46,6 +46,27 @@ def real_cognito_configured(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("COGNITO_USER_POOL_ID", "").strip())
 
 
+STAND_IN_OVERRIDES: Final = (
+    "COGNITO_REGION",
+    "COGNITO_APP_CLIENT_IDS",
+    "COGNITO_TOKEN_USE",
+    "COGNITO_JWKS",
+    "COGNITO_JWKS_URL",
+)
+"""Cognito variables the development stand-in replaces when no user pool is named."""
+
+
+def ignored_cognito_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``COGNITO_*`` variables set in ``environ`` that the stand-in will ignore.
+
+    Empty when ``COGNITO_USER_POOL_ID`` is set (real Cognito: nothing is ignored) or when
+    none of :data:`STAND_IN_OVERRIDES` is set.
+    """
+    if real_cognito_configured(environ):
+        return []
+    return [name for name in STAND_IN_OVERRIDES if environ.get(name, "").strip()]
+
+
 def gateway_environment(
     *,
     base_url: str,
@@ -155,6 +176,13 @@ def prepare_gateway(
     try:
         base_url = f"http://{connect_host(host)}:{sock.getsockname()[1]}"
         dev = None if real_cognito_configured(environ) else load_dev_cognito(state_dir)
+        ignored = ignored_cognito_variables(environ)
+        if ignored:
+            logger.warning(
+                "%s set without COGNITO_USER_POOL_ID: ignored, the development Cognito "
+                "stand-in verifies tokens (set COGNITO_USER_POOL_ID to use a real user pool)",
+                ", ".join(ignored),
+            )
         variables = gateway_environment(
             base_url=base_url,
             redis_url=redis_url,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import queue
 import re
@@ -119,6 +120,30 @@ def test_given_no_configuration_when_serving_then_embedded_redis_and_the_stand_i
         loop.call_soon_threadsafe(stop.set)
         thread.join(PROCESS_TIMEOUT_SECONDS)
     assert not thread.is_alive()
+
+
+def test_given_cognito_variables_without_a_user_pool_then_serve_warns_that_the_stand_in_ignores_them(
+    tmp_path: Path, restored_environment: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if k not in COGNITO_VARIABLES}
+    environ.update(COGNITO_REGION="eu-west-1", COGNITO_TOKEN_USE="id")
+    with caplog.at_level(logging.WARNING, logger="timeline_ws.gateway"):
+        prepared = prepare_gateway(
+            host="127.0.0.1",
+            port=0,
+            settings=GatewaySettings(),
+            redis_url=None,
+            state_dir=tmp_path,
+            environ=environ,
+        )
+    prepared.sock.close()
+    assert prepared.dev_cognito is not None
+    assert prepared.container.settings().cognito_token_use == "access"  # the stand-in's
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "COGNITO_REGION, COGNITO_TOKEN_USE set without COGNITO_USER_POOL_ID"
+    )
 
 
 def test_given_a_real_user_pool_in_the_environment_then_its_tokens_work_and_the_stand_in_is_off(
@@ -295,6 +320,11 @@ def test_smoke_the_installed_command_serves_the_printed_command_and_stops_on_sig
     assert any("route=$disconnect status=200" in line for line in log_lines)
     assert any('"disconnect_status_code":1001' in line for line in log_lines)
     assert all(token not in line for line in log_lines)  # the banner prints it; logs never do
+    # Each handler outcome is written once (Powertools' JSON line), not again as plain text.
+    assert [line for line in log_lines if "disconnected" in line] == [
+        line for line in log_lines if '"message":"disconnected"' in line
+    ]
+    assert len([line for line in log_lines if '"message":"connected"' in line]) == 1
 
 
 # A gateway whose shutdown never ends (as when $disconnect waits on a hung store), served by

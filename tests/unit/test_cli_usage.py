@@ -171,6 +171,32 @@ def test_serve_with_a_corrupt_key_prints_one_line_and_exits_1(
     assert str(folder / KEY_FILE_NAME) in err
 
 
+@pytest.mark.parametrize("host", ["999.1.1.1", "203.0.113.1"])
+def test_serve_on_an_address_it_cannot_listen_on_names_it_in_one_line_and_exits_1(
+    host: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--host", host, "--port", "0", "--state-dir", str(tmp_path)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("timeline-ws serve: [Errno ")
+    assert f"cannot listen on {host}:0: " in err
+    assert err.count("\n") == 1
+
+
+def test_ctrl_c_before_a_command_handles_it_prints_one_line_and_exits_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from entrypoints.local_gateway import cli as gateway_cli
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gateway_cli, "run_serve", interrupted)
+
+    assert main(["serve"]) == 130
+    assert capsys.readouterr().err == "timeline-ws serve: interrupted\n"
+
+
 def test_the_key_error_is_a_value_error_for_callers_that_catch_those(tmp_path: Path) -> None:
     with pytest.raises(DevKeyError):
         load_dev_cognito(corrupt_state_dir(tmp_path))

@@ -17,7 +17,7 @@ from entrypoints.local_gateway.wiring import (
     gateway_environment,
     real_cognito_configured,
 )
-from tests.support.app import make_container
+from tests.support.app import make_container, make_settings
 
 
 @pytest.mark.parametrize(
@@ -107,6 +107,27 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
     assert "'/opt/my python' -m websockets 'ws://127.0.0.1:8080/ws?token=ey" in text
     assert "Redis at redis://:***@127.0.0.1:6379/0" in text
     assert "pw@" not in text
+    assert "Failover" not in text  # no CONNECTIONS_TABLE, no failover
+
+
+def test_the_banner_names_the_failover_table_and_its_endpoint(tmp_path: Path) -> None:
+    settings = make_settings(
+        CONNECTIONS_TABLE="ws-connections",
+        AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:5000",
+    )
+    prepared = PreparedGateway(
+        app=Any,
+        sock=None,
+        base_url="http://127.0.0.1:8080",
+        ws_url="ws://127.0.0.1:8080/ws",
+        dev_cognito=load_dev_cognito(tmp_path),
+        redis_url="redis://127.0.0.1:6379/0",
+        container=make_container(settings),
+    )
+    assert (
+        "  Failover        DynamoDB table ws-connections at http://127.0.0.1:5000 (when Redis fails)"
+        in banner(prepared).splitlines()
+    )
 
 
 @pytest.mark.parametrize(

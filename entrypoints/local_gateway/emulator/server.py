@@ -717,15 +717,21 @@ class GatewayRunner(web.AppRunner):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound, listening TCP socket (``port`` 0 picks a free one); SO_REUSEADDR is set."""
+    """A bound, listening TCP socket (``port`` 0 picks a free one); SO_REUSEADDR is set.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not this machine's, or not an
+            address); its message names ``host:port`` and keeps the system's reason and errno.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
         sock.listen(1024)
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {reason}") from error
     sock.setblocking(False)
     return sock
