@@ -53,7 +53,7 @@ from entrypoints.client.events import (
     PongEvent,
 )
 from entrypoints.client.timeline_socket import url_with_token as url_with_token  # re-exported
-from entrypoints.loadtest.server_process import RssSampler
+from entrypoints.loadtest.server_process import ServerSampler
 from entrypoints.loadtest.stats import Distribution, LoadtestReport
 
 MAX_CONNECTIONS: Final = 20_000
@@ -176,6 +176,10 @@ class LiveStats:
         self.peak_open = max(self.peak_open, self.open)
         self.connect_seconds.append(connect_seconds)
 
+    def handshakes_settled(self) -> bool:
+        """Whether every handshake attempted so far has opened, been refused or failed."""
+        return self.attempted <= (self.established + self.rejected.total() + self.failed.total())
+
     def recent_rtt(self, last: int = 2000) -> Distribution:
         """Round trips of the last ``last`` pongs (for the live display)."""
         return Distribution.of_seconds(self.rtt_seconds[-last:])
@@ -292,13 +296,14 @@ async def run_load(
     plan: LoadtestPlan,
     tokens: Sequence[str],
     *,
-    sampler: RssSampler | None = None,
+    sampler: ServerSampler | None = None,
     tick: Tick | None = None,
     interrupt: asyncio.Event | None = None,
 ) -> LoadtestReport:
     """Run ``plan`` with ``tokens`` (connection ``i`` uses ``tokens[i % len(tokens)]``).
 
-    ``sampler`` samples a local server's RSS every tick; ``tick`` is called every 0.5 s with
+    ``sampler`` samples a local server's RSS every tick, and its CPU over the hold once
+    every handshake has settled; ``tick`` is called every 0.5 s with
     the running counts (the progress display); setting ``interrupt`` ends the ramp or hold
     early (then the drain runs and the report says ``interrupted``). Returns the report;
     never raises for what the clients observe.
@@ -335,6 +340,8 @@ async def run_load(
             if not interrupt.is_set():
                 stats.phase = "hold"
                 await _interrupted_within(interrupt, plan.duration_seconds)
+            if sampler is not None:
+                sampler.end_window(stats.pongs_received)
             stats.phase = "drain"
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -388,10 +395,12 @@ async def _interrupted_within(interrupt: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def _tick_forever(stats: LiveStats, sampler: RssSampler | None, tick: Tick | None) -> None:
+async def _tick_forever(stats: LiveStats, sampler: ServerSampler | None, tick: Tick | None) -> None:
     while True:
         if sampler is not None:
             stats.server_rss_bytes = sampler.sample()
+            if stats.phase == "hold" and stats.handshakes_settled():
+                sampler.start_window(stats.pongs_received)
         if tick is not None:
             tick(stats)
         await asyncio.sleep(TICK_SECONDS)

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from entrypoints.loadtest.clients import LoadtestPlan, PlanError, Tick, run_load
 from entrypoints.loadtest.server_process import (
-    RssSampler,
+    ServerSampler,
     is_local_host,
     pid_listening_on,
     rss_bytes,
@@ -252,7 +252,7 @@ def check_json_path(path: Path) -> None:
         raise ValueError(f"--json {path}: the folder {folder} cannot be written")
 
 
-def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> RssSampler | None:
+def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> ServerSampler | None:
     pid = args.server_pid
     if pid is not None:
         if pid <= 0 or rss_bytes(pid) is None:
@@ -262,12 +262,12 @@ def _sampler(args: argparse.Namespace, plan: LoadtestPlan) -> RssSampler | None:
                 file=sys.stderr,
             )
             return None
-        return RssSampler(pid)
+        return ServerSampler(pid)
     parts = urllib.parse.urlsplit(plan.url)
     if parts.hostname is None or not is_local_host(parts.hostname):
         return None
     found = pid_listening_on(parts.port or (443 if parts.scheme == "wss" else 80))
-    return None if found is None else RssSampler(found)
+    return None if found is None else ServerSampler(found)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run_until_done_or_interrupted(
-    plan: LoadtestPlan, tokens: list[str], sampler: RssSampler | None, tick: Tick | None
+    plan: LoadtestPlan, tokens: list[str], sampler: ServerSampler | None, tick: Tick | None
 ) -> LoadtestReport:
     """``run_load`` with SIGINT and SIGTERM turned into its ``interrupt`` (the first one only)."""
     loop = asyncio.get_running_loop()

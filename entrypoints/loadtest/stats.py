@@ -80,16 +80,27 @@ class Distribution:
 
 @attrs.frozen(slots=True, kw_only=True)
 class ServerFigures:
-    """Memory of a server process on this machine, sampled from ``/proc/{pid}/status``.
+    """Memory and CPU of a server process on this machine, read from ``/proc/{pid}``.
 
     ``rss_per_connection_bytes`` is (peak RSS - RSS before the first connection) divided by
     the most connections open at once; ``None`` when no connection was open.
+    ``hold_cpu_seconds`` (user + system) and ``hold_pongs`` cover the hold from the moment
+    every handshake had settled to its end; ``None`` when that window never opened.
     """
 
     pid: int
     rss_before_bytes: int
     peak_rss_bytes: int
     rss_per_connection_bytes: int | None
+    hold_cpu_seconds: float | None = None
+    hold_pongs: int | None = None
+
+    @property
+    def cpu_ms_per_pong(self) -> float | None:
+        """Server CPU milliseconds per pong during the hold, ``None`` without a window or pongs."""
+        if self.hold_cpu_seconds is None or not self.hold_pongs:
+            return None
+        return self.hold_cpu_seconds * 1000 / self.hold_pongs
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -198,6 +209,9 @@ class LoadtestReport:
                 "rssBeforeBytes": self.server.rss_before_bytes,
                 "peakRssBytes": self.server.peak_rss_bytes,
                 "rssPerConnectionBytes": self.server.rss_per_connection_bytes,
+                "holdCpuSeconds": self.server.hold_cpu_seconds,
+                "holdPongs": self.server.hold_pongs,
+                "cpuMsPerPong": self.server.cpu_ms_per_pong,
             }
         return {
             "url": self.url,
@@ -261,5 +275,11 @@ class LoadtestReport:
                 f"peak {self.server.peak_rss_bytes / 2**20:.1f} MiB, "
                 f"per connection {'-' if per is None else f'{per / 1024:.1f} KiB'}"
             )
+            per_pong = self.server.cpu_ms_per_pong
+            if per_pong is not None:
+                lines.append(
+                    f"  server CPU    {self.server.hold_cpu_seconds:.2f} s for "
+                    f"{self.server.hold_pongs} pongs in the hold: {per_pong:.3f} ms per pong"
+                )
         lines.append(f"  wall time     {self.wall_seconds:.1f} s")
         return lines

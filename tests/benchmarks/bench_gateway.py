@@ -43,6 +43,17 @@ def wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("timeline-ws serve did not become healthy")
 
 
+def serve_command(tree: Path | None) -> list[str]:
+    """``timeline-ws serve`` of this checkout, or of ``tree`` (its own modules first on
+    ``sys.path``; run it with ``cwd=tree``)."""
+    if tree is None:
+        return [TIMELINE_WS, "serve"]
+    program = (
+        "import sys; sys.path.insert(0, '.'); from entrypoints.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", program, "serve"]
+
+
 def run(
     *,
     connections: int,
@@ -51,10 +62,14 @@ def run(
     ramp_rate_per_second: float,
     extra_loadtest_args: list[str] | None = None,
     keep_logs: Path | None = None,
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     """Run one load test against a fresh gateway; returns the loadtest's JSON report.
 
-    The report gets ``exitStatus`` (the loadtest's) and ``command`` (to reproduce it).
+    ``tree`` serves another checkout of the project instead (e.g. a ``git worktree`` of an
+    earlier commit, with this virtualenv's libraries); the load tester is always this one.
+    The report gets ``exitStatus`` (the loadtest's), ``command`` (to reproduce it) and
+    ``tree`` (the checkout served).
     """
     with (
         running_redis_server() as redis_server,
@@ -71,8 +86,7 @@ def run(
         with server_log.open("wb") as log:
             server = subprocess.Popen(
                 [
-                    TIMELINE_WS,
-                    "serve",
+                    *serve_command(tree),
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -83,7 +97,7 @@ def run(
                     "WARNING",
                 ],
                 env=environ,
-                cwd=REPO_ROOT,
+                cwd=tree or REPO_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -114,6 +128,7 @@ def run(
                 )
                 report: dict[str, Any] = json.loads(report_path.read_text())
                 report["exitStatus"] = completed.returncode
+                report["tree"] = str(tree or REPO_ROOT)
                 report["command"] = (
                     f"timeline-ws loadtest ws://127.0.0.1:PORT/ws --connections {connections} "
                     f"--duration {duration_seconds:g} --ping-interval {ping_interval_seconds:g} "
@@ -138,6 +153,7 @@ def render(report: dict[str, Any]) -> str:
         f"Local gateway under load ({report['connections']} connections, "
         f"{report['durationSeconds']:g} s hold, {report['pingIntervalSeconds']:g} s pings, "
         f"ramp {report['rampRatePerSecond']:g}/s; serve + redis-server + loadtest on one machine)",
+        f"  serving {report.get('tree', REPO_ROOT)}",
         "",
         f"  attempted {report['attempted']}, established {report['established']}, "
         f"rejected {report['rejectedTotal']}{_counts(report['rejected'])}, "
@@ -157,6 +173,11 @@ def render(report: dict[str, Any]) -> str:
             f"{server['peakRssBytes'] / 2**20:.1f} MiB, per connection "
             f"{'-' if per is None else f'{per / 1024:.1f} KiB'}"
         )
+    if server.get("cpuMsPerPong") is not None:
+        lines.append(
+            f"  serve CPU in the hold: {server['holdCpuSeconds']:.2f} s for "
+            f"{server['holdPongs']} pongs, {server['cpuMsPerPong']:.3f} ms per pong"
+        )
     lines.append(f"  verdict: {report['verdict']} (exit {report['exitStatus']})")
     return "\n".join(lines)
 
@@ -171,3 +192,47 @@ def _cells(distribution: dict[str, Any]) -> str:
 def _counts(counts: dict[str, int]) -> str:
     """`` (401: 2, HTTP 503: 1)`` for a non-empty count map, else nothing."""
     return f" ({', '.join(f'{key}: {n}' for key, n in counts.items())})" if counts else ""
+
+
+def cpu_comparison(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gateway CPU per pong, before (another tree) against after (this one), medians of the
+    rounds; ``lowerBy`` is before / after (issue 11's target: at least 2)."""
+    import statistics
+
+    def per_pong(reports: list[dict[str, Any]]) -> float | None:
+        values = [
+            r["server"]["cpuMsPerPong"]
+            for r in reports
+            if r.get("server") and r["server"].get("cpuMsPerPong") is not None
+        ]
+        return statistics.median(values) if values else None
+
+    was, now = per_pong(before), per_pong(after)
+    lower_by = None if not was or not now else was / now
+    return {
+        "beforeTree": before[0]["tree"] if before else None,
+        "beforeCpuMsPerPong": was,
+        "afterCpuMsPerPong": now,
+        "lowerBy": lower_by,
+        "target": 2.0,
+        "met": None if lower_by is None else lower_by >= 2.0,
+        "rounds": len(after),
+    }
+
+
+def render_cpu_comparison(comparison: dict[str, Any]) -> str:
+    """One paragraph: CPU per pong before and after, the ratio, the verdict."""
+    from tests.benchmarks.support import verdict
+
+    was, now, by = (
+        comparison["beforeCpuMsPerPong"],
+        comparison["afterCpuMsPerPong"],
+        comparison["lowerBy"],
+    )
+    if by is None:
+        return "Gateway CPU per pong: not measured (no CPU window in one of the runs)"
+    return (
+        f"Gateway CPU per pong (median of {comparison['rounds']} round(s), runs alternated): "
+        f"before {was:.3f} ms ({comparison['beforeTree']}), after {now:.3f} ms: "
+        f"{by:.2f}x lower (target >= 2x) {verdict(comparison['met'])}"
+    )

@@ -5,7 +5,8 @@ Every figure is a ratio against a baseline measured in the same run. Parts:
 - ``hot``: warm handlers vs the work they cannot avoid (``bench_hot_path``).
 - ``cold``: cold start of each handler vs ``import boto3`` (``bench_cold_start``).
 - ``load``: ``timeline-ws loadtest`` against ``timeline-ws serve`` with a real Redis
-  (``bench_gateway``); ``--load-connections`` and friends size it.
+  (``bench_gateway``); ``--load-connections`` and friends size it; ``--load-tree PATH``
+  serves another checkout too, alternating, and compares the gateway's CPU per pong.
 - ``telemetry``: log bytes and Management API requests per ping (``bench_telemetry``);
   ``--telemetry-tree PATH`` measures another checkout beside this one (e.g. a ``git worktree``
   of an earlier commit).
@@ -142,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-duration", type=float, default=120.0)
     parser.add_argument("--load-ping-interval", type=float, default=30.0)
     parser.add_argument("--load-ramp-rate", type=float, default=200.0)
+    parser.add_argument(
+        "--load-tree",
+        type=Path,
+        default=None,
+        help="load: also serve this checkout (e.g. a git worktree of an earlier commit) and "
+        "compare the gateway's CPU per pong",
+    )
+    parser.add_argument("--load-rounds", type=int, default=1, help="load with --load-tree")
     parser.add_argument("--telemetry-pings", type=int, default=2000)
     parser.add_argument("--telemetry-tree", type=Path, action="append", default=[])
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
@@ -191,14 +200,26 @@ def main(argv: list[str] | None = None) -> int:
     if "load" in parts:
         from tests.benchmarks import bench_gateway
 
-        load = bench_gateway.run(
-            connections=args.load_connections,
-            duration_seconds=args.load_duration,
-            ping_interval_seconds=args.load_ping_interval,
-            ramp_rate_per_second=args.load_ramp_rate,
-        )
-        print(bench_gateway.render(load), flush=True)
-        figures["load"] = load
+        sizing = {
+            "connections": args.load_connections,
+            "duration_seconds": args.load_duration,
+            "ping_interval_seconds": args.load_ping_interval,
+            "ramp_rate_per_second": args.load_ramp_rate,
+        }
+        if args.load_tree is None:
+            load = bench_gateway.run(**sizing)
+            print(bench_gateway.render(load), flush=True)
+            figures["load"] = load
+        else:  # before (another checkout) and after (this one), alternated, round by round
+            before: list[dict[str, Any]] = []
+            after: list[dict[str, Any]] = []
+            for _ in range(max(1, args.load_rounds)):
+                for tree, reports in ((args.load_tree, before), (None, after)):
+                    reports.append(bench_gateway.run(**sizing, tree=tree))
+                    print(bench_gateway.render(reports[-1]) + "\n", flush=True)
+            comparison = bench_gateway.cpu_comparison(before, after)
+            print(bench_gateway.render_cpu_comparison(comparison), flush=True)
+            figures["load"] = {"before": before, "after": after, "cpuPerPong": comparison}
 
     if "telemetry" in parts:
         from tests.benchmarks import bench_telemetry

@@ -9,6 +9,7 @@ process: it drains, reports, writes its JSON and exits 130.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -78,6 +79,13 @@ def test_given_the_gateway_when_50_clients_ping_for_10_s_then_all_connect_and_ev
     assert report["errorFrames"] == 0
     assert report["passed"] is True
     assert "token=" not in summary and "token" not in report["url"]
+    # The gateway runs in this process: its CPU over the hold, once every handshake settled
+    server = report["server"]
+    assert server["pid"] == os.getpid()
+    assert CONNECTIONS * 5 <= server["holdPongs"] <= report["pongsReceived"]
+    assert server["holdCpuSeconds"] > 0
+    assert server["cpuMsPerPong"] == server["holdCpuSeconds"] * 1000 / server["holdPongs"]
+    assert "ms per pong" in summary
 
 
 def test_given_tokens_the_pool_does_not_accept_when_loadtesting_then_rejections_are_counted_by_status(

@@ -17,7 +17,8 @@ from entrypoints.loadtest.clients import LiveStats, LoadtestPlan, PlanError, url
 from entrypoints.loadtest.command import _sampler, raise_open_file_limit, ramp_rate
 from entrypoints.loadtest.display import ProgressDisplay
 from entrypoints.loadtest.server_process import (
-    RssSampler,
+    ServerSampler,
+    cpu_seconds,
     is_local_host,
     listening_socket_inodes,
     pid_listening_on,
@@ -294,7 +295,7 @@ def test_the_listening_process_is_found_by_port_and_its_rss_read(tmp_path: Path)
 
 def test_the_sampler_keeps_the_peak_and_shares_the_growth_per_connection(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path / "proc", port=1, inode="1", pid=5, rss_kb=1000)
-    sampler = RssSampler(5, proc)
+    sampler = ServerSampler(5, proc)
     (proc / "5" / "status").write_text("VmRSS:\t 3000 kB\n")
     sampler.sample()
     (proc / "5" / "status").write_text("VmRSS:\t 2000 kB\n")
@@ -303,6 +304,61 @@ def test_the_sampler_keeps_the_peak_and_shares_the_growth_per_connection(tmp_pat
     assert figures.peak_rss_bytes == 3000 * 1024
     assert figures.rss_per_connection_bytes == 2000 * 1024 // 10
     assert sampler.figures(peak_open=0).rss_per_connection_bytes is None
+
+
+def write_stat(proc: Path, pid: int, *, utime: int, stime: int) -> None:
+    # proc(5): pid (comm) state ppid ... utime(14) stime(15) ...; comm may hold ") ".
+    fields = ["S", *["0"] * 10, str(utime), str(stime), *["0"] * 10]
+    (proc / str(pid) / "stat").write_text(f"{pid} (timeline-ws) x) {' '.join(fields)}\n")
+
+
+def test_cpu_seconds_reads_utime_plus_stime_in_clock_ticks(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path / "proc", port=1, inode="1", pid=5, rss_kb=1000)
+    ticks = os.sysconf("SC_CLK_TCK")
+    write_stat(proc, 5, utime=3 * ticks, stime=ticks)
+    assert cpu_seconds(5, proc) == 4.0
+    assert cpu_seconds(6, proc) is None
+    (proc / "5" / "stat").write_text("5 (truncated")
+    assert cpu_seconds(5, proc) is None
+
+
+def test_the_sampler_gives_cpu_per_pong_over_its_window_only(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path / "proc", port=1, inode="1", pid=5, rss_kb=1000)
+    ticks = os.sysconf("SC_CLK_TCK")
+    write_stat(proc, 5, utime=10 * ticks, stime=0)  # the handshakes' CPU: left out
+    sampler = ServerSampler(5, proc)
+    assert sampler.figures(peak_open=1).cpu_ms_per_pong is None  # no window yet
+    sampler.start_window(pongs=100)
+    assert sampler.window_started
+    write_stat(proc, 5, utime=11 * ticks, stime=ticks)
+    sampler.start_window(pongs=150)  # a second start changes nothing
+    sampler.end_window(pongs=600)
+    write_stat(proc, 5, utime=99 * ticks, stime=0)
+    sampler.end_window(pongs=900)  # nor a second end
+    figures = sampler.figures(peak_open=1)
+    assert (figures.hold_cpu_seconds, figures.hold_pongs) == (2.0, 500)
+    assert figures.cpu_ms_per_pong == 4.0
+
+
+def test_a_window_with_no_pongs_has_no_cpu_per_pong() -> None:
+    figures = ServerFigures(
+        pid=1,
+        rss_before_bytes=0,
+        peak_rss_bytes=0,
+        rss_per_connection_bytes=None,
+        hold_cpu_seconds=1.0,
+        hold_pongs=0,
+    )
+    assert figures.cpu_ms_per_pong is None
+
+
+def test_handshakes_settle_when_every_attempt_opened_was_refused_or_failed() -> None:
+    stats = LiveStats(attempted=4, established=1)
+    stats.rejected[401] += 1
+    stats.failed["OSError"] += 1
+    assert not stats.handshakes_settled()
+    stats.failed["TimeoutError"] += 1
+    assert stats.handshakes_settled()
 
 
 def test_only_loopback_hosts_are_local() -> None:
