@@ -73,6 +73,18 @@ def restored_environment() -> Iterator[None]:
         os.environ.update(snapshot)
 
 
+def prepare_local(environ: dict[str, str], state_dir: Path, redis_url: str | None = None) -> Any:
+    """``prepare_gateway`` on 127.0.0.1, a free port and the default gateway settings."""
+    return prepare_gateway(
+        host="127.0.0.1",
+        port=0,
+        settings=GatewaySettings(),
+        redis_url=redis_url,
+        state_dir=state_dir,
+        environ=environ,
+    )
+
+
 def serve_in_thread(
     prepared: Any,
 ) -> tuple[threading.Thread, asyncio.AbstractEventLoop, asyncio.Event]:
@@ -91,14 +103,7 @@ def test_given_no_configuration_when_serving_then_embedded_redis_and_the_stand_i
     tmp_path: Path, restored_environment: None
 ) -> None:
     environ = {k: v for k, v in os.environ.items() if k not in COGNITO_VARIABLES}
-    prepared = prepare_gateway(
-        host="127.0.0.1",
-        port=0,
-        settings=GatewaySettings(),
-        redis_url=None,
-        state_dir=tmp_path,
-        environ=environ,
-    )
+    prepared = prepare_local(environ, tmp_path)
     handler_settings = prepared.container.settings()
     assert handler_settings.management_api_endpoint == prepared.base_url
     assert (
@@ -128,14 +133,7 @@ def test_given_cognito_variables_without_a_user_pool_then_serve_warns_that_the_s
     environ = {k: v for k, v in os.environ.items() if k not in COGNITO_VARIABLES}
     environ.update(COGNITO_REGION="eu-west-1", COGNITO_TOKEN_USE="id")
     with caplog.at_level(logging.WARNING, logger="timeline_ws.gateway"):
-        prepared = prepare_gateway(
-            host="127.0.0.1",
-            port=0,
-            settings=GatewaySettings(),
-            redis_url=None,
-            state_dir=tmp_path,
-            environ=environ,
-        )
+        prepared = prepare_local(environ, tmp_path)
     prepared.sock.close()
     assert prepared.dev_cognito is not None
     assert prepared.container.settings().cognito_token_use == "access"  # the stand-in's
@@ -157,14 +155,7 @@ def test_given_a_real_user_pool_in_the_environment_then_its_tokens_work_and_the_
         COGNITO_APP_CLIENT_IDS=TEST_CLIENT_ID,
         COGNITO_JWKS=json.dumps(jwks_document(key)),
     )
-    prepared = prepare_gateway(
-        host="127.0.0.1",
-        port=0,
-        settings=GatewaySettings(),
-        redis_url=redis_url,
-        state_dir=tmp_path,
-        environ=environ,
-    )
+    prepared = prepare_local(environ, tmp_path, redis_url=redis_url)
     assert prepared.dev_cognito is None
     assert prepared.container.settings().cognito_user_pool_id == TEST_USER_POOL_ID
     thread, loop, stop = serve_in_thread(prepared)
