@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from adapters.connection_store.record import (
     TOMBSTONE_ATTRIBUTE,
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
+
+BATCH_WRITE_MAX_ITEMS: Final = 25
+"""Requests one ``BatchWriteItem`` call takes at most (DynamoDB API reference, BatchWriteItem)."""
 
 DynamoDbClientFactory = Callable[[], "DynamoDBClient"]
 
@@ -151,7 +154,8 @@ class DynamoDbConnectionRepository(ConnectionRepository):
     - ``delete``: ``DeleteItem`` (idempotent).
     - Tombstones, for the failover repository: ``bury`` replaces a connection's item by a
       tombstone (its Redis delete is still due), ``tombstones`` lists them (a query of the
-      sparse tombstone index), ``unbury`` removes one once Redis took the delete. Reads
+      sparse tombstone index), ``delete_many`` removes them once Redis took the deletes
+      (and the records of closed connections whose delete DynamoDB missed). Reads
       and refreshes treat a tombstone as absent.
 
     "now" comes from ``clock`` (aware UTC). Every boto3 error (unreachable endpoint, timeout,
@@ -292,24 +296,33 @@ class DynamoDbConnectionRepository(ConnectionRepository):
             )
         return [item["connectionId"]["S"] for item in answer.get("Items", [])]
 
-    def unbury(self, connection_id: str) -> None:
-        """Remove the connection's tombstone (only a tombstone: never a record); idempotent.
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        """Delete the items (tombstones or records) of these closed connections:
+        ``BatchWriteItem`` with up to 25 ``DeleteRequest``s a call; idempotent.
+
+        Unconditional, and safe so: API Gateway never reuses a connectionId, so whatever
+        item a closed connection's key holds belongs to that connection and must go.
+        Unprocessed items are sent again, twice at most.
 
         Raises:
-            StoreUnavailableError: DynamoDB could not be reached or refused the delete.
+            StoreUnavailableError: DynamoDB could not be reached, refused a call, or left
+                items unprocessed (the deletes before them may have been done).
         """
-        try:
-            with self._calling(
-                "DeleteItem", not_found_code="ConditionalCheckFailedException"
-            ) as client:
-                client.delete_item(
-                    TableName=self._table_name,
-                    Key={"connectionId": {"S": connection_id}},
-                    ConditionExpression="attribute_exists(#tombstone)",
-                    ExpressionAttributeNames={"#tombstone": TOMBSTONE_ATTRIBUTE},
+        for first in range(0, len(connection_ids), BATCH_WRITE_MAX_ITEMS):
+            requests: list[Any] = [
+                {"DeleteRequest": {"Key": {"connectionId": {"S": connection_id}}}}
+                for connection_id in connection_ids[first : first + BATCH_WRITE_MAX_ITEMS]
+            ]
+            for _attempt in range(3):
+                with self._calling("BatchWriteItem") as client:
+                    answer = client.batch_write_item(RequestItems={self._table_name: requests})
+                requests = list(answer.get("UnprocessedItems", {}).get(self._table_name, []))
+                if not requests:
+                    break
+            else:
+                raise StoreUnavailableError(
+                    f"DynamoDB BatchWriteItem left {len(requests)} item(s) unprocessed"
                 )
-        except ConnectionNotFoundError:
-            return  # no tombstone (any more): nothing to do
 
     def _now_seconds(self) -> int:
         return math.floor(self._clock.now().timestamp())

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final, Protocol
 
@@ -66,10 +66,25 @@ PRIMARY_UNAVAILABLE: Final = "primary_unavailable"
 """``FailoverEvent.reason`` when the primary was called and failed (error or timeout)."""
 
 RECONCILE_BATCH: Final = 200
-"""Deletes replayed per store and per :meth:`FailoverConnectionRepository.reconcile`."""
+"""Deletes read and replayed per batch (one Redis round trip, eight DynamoDB batch writes)."""
+
+RECONCILE_MAX_BATCHES: Final = 10
+"""Batches per kind of delete and per :meth:`FailoverConnectionRepository.reconcile`: a
+backlog bigger than that is left for the next run (which comes at once: ``reconcile``
+marks itself due)."""
 
 IN_PROCESS_MEMORY: Final = 10_000
-"""Deletes this process remembers when both stores failed (the oldest are dropped, logged)."""
+"""Deletes this process remembers (the oldest are dropped, logged): those both stores
+failed, and a copy of those DynamoDB failed, which Redis holds but would lose with its data."""
+
+_BOTH: Final = "both"
+"""In-process: neither store took the delete."""
+
+_SECONDARY: Final = "secondary"
+"""In-process: the secondary's delete is due, and Redis did not take the reminder."""
+
+_SECONDARY_COPY: Final = "secondary-copy"
+"""In-process: the secondary's delete is due, and Redis holds the reminder too."""
 
 
 class PrimaryStore(ConnectionRepository, Protocol):
@@ -87,8 +102,12 @@ class PrimaryStore(ConnectionRepository, Protocol):
         """Up to ``limit`` connectionIds remembered by :meth:`remember_secondary_delete`."""
         ...
 
-    def forget_secondary_delete(self, connection_id: str) -> None:
-        """The secondary took the delete."""
+    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
+        """The secondary took these deletes."""
+        ...
+
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        """``delete`` each, in as few round trips as the store allows."""
         ...
 
 
@@ -107,8 +126,8 @@ class SecondaryStore(ConnectionRepository, Protocol):
         """Up to ``limit`` connectionIds with a tombstone."""
         ...
 
-    def unbury(self, connection_id: str) -> None:
-        """Remove a tombstone (never a record); idempotent."""
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        """Remove the items (tombstones or records) of these closed connections; idempotent."""
         ...
 
 
@@ -363,7 +382,7 @@ class FailoverConnectionRepository(ConnectionRepository):
                 with self._guarded(self._secondary_breaker, last_resort=True):
                     self._secondary.bury(connection_id, self._tombstone_ttl_seconds)
             except _Skipped:
-                self._remember_in_process(connection_id, "both")
+                self._remember_in_process(connection_id, _BOTH)
                 raise StoreUnavailableError(
                     "neither store took the delete; this process will retry it"
                 ) from None
@@ -372,58 +391,66 @@ class FailoverConnectionRepository(ConnectionRepository):
             with self._guarded(self._secondary_breaker):
                 self._secondary.delete(connection_id)
         except _Skipped:
+            # Redis remembers it durably across Lambda environments, this process against
+            # Redis losing its data (a restart without its data, a node replaced).
             try:
                 self._primary.remember_secondary_delete(connection_id)
             except StoreUnavailableError:
-                self._remember_in_process(connection_id, "secondary")
+                self._remember_in_process(connection_id, _SECONDARY)
+            else:
+                self._remember_in_process(connection_id, _SECONDARY_COPY)
         self._reconcile_if_due()
 
-    def reconcile(self, limit: int = RECONCILE_BATCH) -> ReconcileReport:
-        """Replay the deletes a store could not take; each replay is idempotent.
+    def reconcile(
+        self, limit: int = RECONCILE_BATCH, max_batches: int = RECONCILE_MAX_BATCHES
+    ) -> ReconcileReport:
+        """Replay the deletes a store could not take, in batches of ``limit``; idempotent.
 
-        In order: those this process remembers alone (both stores had failed), the
-        tombstones in the secondary (the primary's deletes), the primary's list of the
-        secondary's deletes. Stops at a store that fails; never raises.
+        In order: the tombstones in the secondary (the primary's deletes), the primary's
+        list of the secondary's deletes, then what this process remembers (both stores had
+        failed, or a copy of the list in case Redis lost it); each kind stops at a store
+        that fails, or after ``max_batches`` batches (then the next operation a store
+        answers runs the rest). Never raises.
         """
         primary_deletes = secondary_deletes = 0
-        with self._lock:
-            remembered = list(self._in_process.items())
-        for connection_id, which in remembered:
-            try:
-                if which == "both":
-                    self._primary.delete(connection_id)
-                    primary_deletes += 1
-                    with self._lock:
-                        self._in_process[connection_id] = "secondary"
-                with self._guarded(self._secondary_breaker):
-                    self._secondary.delete(connection_id)
-                secondary_deletes += 1
-            except (StoreUnavailableError, _Skipped):
-                break
-            with self._lock:
-                self._in_process.pop(connection_id, None)
+        more = False
         try:
-            with self._guarded(self._secondary_breaker):
-                buried = self._secondary.tombstones(limit)
-            for connection_id in buried:
-                self._primary.delete(connection_id)
+            for _ in range(max_batches):
                 with self._guarded(self._secondary_breaker):
-                    self._secondary.unbury(connection_id)
-                primary_deletes += 1
+                    buried = self._secondary.tombstones(limit)
+                if buried:
+                    self._primary.delete_many(buried)
+                    with self._guarded(self._secondary_breaker):
+                        self._secondary.delete_many(buried)
+                    primary_deletes += len(buried)
+                more = len(buried) >= limit
+                if not more:
+                    break
         except (StoreUnavailableError, _Skipped) as exc:
             logger.info("tombstones not replayed now: %s", exc, extra={"reason": str(exc)})
         try:
-            pending = self._primary.pending_secondary_deletes(limit)
-            for connection_id in pending:
-                with self._guarded(self._secondary_breaker):
-                    self._secondary.delete(connection_id)
-                self._primary.forget_secondary_delete(connection_id)
-                secondary_deletes += 1
+            for _ in range(max_batches):
+                pending = self._primary.pending_secondary_deletes(limit)
+                if pending:
+                    with self._guarded(self._secondary_breaker):
+                        self._secondary.delete_many(pending)
+                    self._primary.forget_secondary_deletes(pending)
+                    secondary_deletes += len(pending)
+                    self._forget_in_process(pending)
+                if len(pending) < limit:
+                    break
+            else:
+                more = True
         except (StoreUnavailableError, _Skipped) as exc:
             logger.info("pending deletes not replayed now: %s", exc, extra={"reason": str(exc)})
+        in_process = self._replay_in_process(limit * max_batches, limit)
+        primary_deletes += in_process[0]
+        secondary_deletes += in_process[1]
         with self._lock:
             left = len(self._in_process)
-            self._reconcile_due = left > 0
+            self._reconcile_due = more or any(
+                which != _SECONDARY_COPY for which in self._in_process.values()
+            )
         report = ReconcileReport(
             primary_deletes=primary_deletes,
             secondary_deletes=secondary_deletes,
@@ -439,6 +466,36 @@ class FailoverConnectionRepository(ConnectionRepository):
                 },
             )
         return report
+
+    def _replay_in_process(self, most: int, batch: int) -> tuple[int, int]:
+        """Replay up to ``most`` deletes this process remembers; (primary, secondary) deletes."""
+        with self._lock:
+            remembered = list(self._in_process.items())[:most]
+        primary_deletes = secondary_deletes = 0
+        try:
+            both = [connection_id for connection_id, which in remembered if which == _BOTH]
+            if both:
+                self._primary.delete_many(both)
+                primary_deletes = len(both)
+                with self._lock:
+                    for connection_id in both:
+                        if connection_id in self._in_process:
+                            self._in_process[connection_id] = _SECONDARY
+            ids = [connection_id for connection_id, _ in remembered]
+            for first in range(0, len(ids), batch):
+                chunk = ids[first : first + batch]
+                with self._guarded(self._secondary_breaker):
+                    self._secondary.delete_many(chunk)
+                secondary_deletes += len(chunk)
+                self._forget_in_process(chunk)
+        except (StoreUnavailableError, _Skipped):
+            pass  # kept: the next run tries again
+        return primary_deletes, secondary_deletes
+
+    def _forget_in_process(self, connection_ids: Sequence[str]) -> None:
+        with self._lock:
+            for connection_id in connection_ids:
+                self._in_process.pop(connection_id, None)
 
     @contextmanager
     def _guarded(
@@ -511,9 +568,12 @@ class FailoverConnectionRepository(ConnectionRepository):
         with self._lock:
             self._in_process[connection_id] = which
             self._in_process.move_to_end(connection_id)
-            self._reconcile_due = True
+            if which != _SECONDARY_COPY:  # a copy waits for the breaker or the schedule
+                self._reconcile_due = True
             while len(self._in_process) > IN_PROCESS_MEMORY:
-                dropped, _ = self._in_process.popitem(last=False)
+                dropped, kind = self._in_process.popitem(last=False)
+                if kind == _SECONDARY_COPY:  # Redis still holds it
+                    continue
                 logger.error(
                     "a delete neither store took is forgotten: its record lives until its TTL",
                     extra={"connection_id": dropped},
@@ -533,7 +593,7 @@ class FailoverConnectionRepository(ConnectionRepository):
                 return
             self._reconcile_due = False
             self._last_reconcile = now
-        self.reconcile()
+        self.reconcile(max_batches=1)  # inside an invocation: one batch, the next one later
 
     def _report(self, operation: str, reason: str, connection_id: str) -> None:
         logger.warning(

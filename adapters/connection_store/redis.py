@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import redis
@@ -444,6 +444,34 @@ class RedisConnectionRepository(ConnectionRepository):
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"Redis delete failed: {type(exc).__name__}") from exc
 
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        """:meth:`delete` each of ``connection_ids``: one round trip on a standalone Redis
+        (a pipeline of the delete script), one ``delete`` after the other in cluster mode.
+
+        Raises:
+            StoreUnavailableError: Redis did not answer or refused a command; the deletes
+                before it may have been done (each is idempotent).
+        """
+        if not connection_ids:
+            return
+        forget_at_ms = self._memory_ms()
+        try:
+            scripts = self._scripts.get()
+            if scripts.cluster:
+                for connection_id in connection_ids:
+                    self.delete(connection_id)
+                return
+            pipeline = scripts.client.pipeline(transaction=False)
+            for connection_id in connection_ids:
+                scripts.delete(  # type: ignore[misc]
+                    keys=[*LIMIT_KEYS, record_key(connection_id)],
+                    args=[connection_id, forget_at_ms],
+                    client=pipeline,
+                )
+            pipeline.execute()
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis delete failed: {type(exc).__name__}") from exc
+
     def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         """Count ``connection``, whose record another store holds, for ``ttl_seconds``.
 
@@ -489,14 +517,16 @@ class RedisConnectionRepository(ConnectionRepository):
             raise StoreUnavailableError(f"Redis zrange failed: {type(exc).__name__}") from exc
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
-    def forget_secondary_delete(self, connection_id: str) -> None:
-        """The other store took the delete: forget it.
+    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
+        """The other store took these deletes: forget them (one ``ZREM``).
 
         Raises:
             StoreUnavailableError: Redis did not answer.
         """
+        if not connection_ids:
+            return
         try:
-            self._scripts.get().client.zrem(PENDING_SECONDARY_DELETES_KEY, connection_id)
+            self._scripts.get().client.zrem(PENDING_SECONDARY_DELETES_KEY, *connection_ids)
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"Redis zrem failed: {type(exc).__name__}") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from application.ports import Clock, ConnectionRepository
@@ -96,11 +97,18 @@ class InMemoryConnectionRepository(ConnectionRepository):
             self._check()
             return self.pending[:limit]
 
-    def forget_secondary_delete(self, connection_id: str) -> None:
+    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
         """Remove from ``pending``."""
         with self._lock:
             self._check()
-            self.pending = [pending for pending in self.pending if pending != connection_id]
+            self.pending = [pending for pending in self.pending if pending not in connection_ids]
+
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        """``delete`` each, and remove their tombstones from ``buried``."""
+        for connection_id in connection_ids:
+            self.delete(connection_id)
+        with self._lock:
+            self.buried = [buried for buried in self.buried if buried not in connection_ids]
 
     def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
         """``refresh``, returning the record."""
@@ -120,12 +128,6 @@ class InMemoryConnectionRepository(ConnectionRepository):
         with self._lock:
             self._check()
             return self.buried[:limit]
-
-    def unbury(self, connection_id: str) -> None:
-        """Remove from ``buried``."""
-        with self._lock:
-            self._check()
-            self.buried = [buried for buried in self.buried if buried != connection_id]
 
     def ttl(self, connection_id: str) -> float | None:
         """Seconds left for a live record, ``None`` when absent (test helper)."""

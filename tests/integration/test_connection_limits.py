@@ -259,6 +259,26 @@ def test_given_a_deleted_connection_then_neither_a_late_ping_nor_a_late_count_br
     service.connect("b=", "alice")  # the user's one slot is free
 
 
+def test_delete_many_frees_each_record_and_slot_and_remembers_each_closed_and_nothing_else(
+    redis_client: Any,
+) -> None:
+    # The reconciler's replay of tombstones: one round trip on a standalone Redis.
+    service = Service(redis_client, clock=FixedClock(START), per_user_limit=10)
+    repository = service.repository
+    assert isinstance(repository, RedisConnectionRepository)
+    for connection_id in ("a=", "b=", "c="):
+        service.connect(connection_id, "alice")
+
+    repository.delete_many(["a=", "b=", "never="])
+    repository.delete_many(["a="])  # idempotent
+    repository.delete_many([])
+
+    assert [service.stored(c) for c in ("a=", "b=", "c=")] == [False, False, True]
+    assert service.counted() == 1 and service.counted_for("alice") == 1
+    assert all(redis_client.zscore(CLOSED_KEY, c) is not None for c in ("a=", "b=", "never="))
+    assert redis_client.zscore(CLOSED_KEY, "c=") is None
+
+
 def test_given_records_held_elsewhere_then_count_slot_counts_them_once_and_never_refuses(
     redis_client: Any,
 ) -> None:

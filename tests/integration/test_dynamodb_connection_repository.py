@@ -271,7 +271,7 @@ def test_importing_the_module_does_not_import_boto3() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_tombstone_replaces_the_record_is_absent_to_reads_and_refreshes_and_is_listed_until_unburied(
+def test_a_tombstone_replaces_the_record_is_absent_to_reads_and_refreshes_and_is_listed_until_deleted(
     repository: DynamoDbConnectionRepository,
 ) -> None:
     repository.save(a_connection("a="), 600)
@@ -285,8 +285,28 @@ def test_a_tombstone_replaces_the_record_is_absent_to_reads_and_refreshes_and_is
         repository.refresh("a=", 600)  # a refresh never revives a tombstone into a record
     assert repository.tombstones(10) == ["a="]
     assert repository.renew("b=", 600) == a_connection("b="), "another record is untouched"
-    repository.unbury("a=")
-    repository.unbury("a=")  # idempotent
+    repository.delete_many(["a="])
+    repository.delete_many(["a=", "never="])  # idempotent
     assert repository.tombstones(10) == []
-    repository.unbury("b=")  # never a record
     assert repository.get("b=") == a_connection("b=")
+
+
+def test_delete_many_removes_tombstones_and_records_in_batches_of_25_and_nothing_else(
+    repository: DynamoDbConnectionRepository,
+) -> None:
+    closed = [f"closed-{index:03d}=" for index in range(60)]  # three BatchWriteItem calls
+    for index, connection_id in enumerate(closed):
+        if index % 2:
+            repository.bury(connection_id, 600)
+        else:
+            repository.save(a_connection(connection_id), 600)
+    repository.save(a_connection("open="), 600)
+
+    repository.delete_many(closed)
+
+    assert repository.tombstones(100) == []
+    for connection_id in closed:
+        with pytest.raises(ConnectionNotFoundError):
+            repository.get(connection_id)
+    assert repository.get("open=") == a_connection("open=")
+    repository.delete_many([])  # nothing to do, no call

@@ -176,8 +176,12 @@ def test_pending_secondary_deletes_are_remembered_listed_forgotten_and_dropped_a
 
     assert sorted(repository.pending_secondary_deletes(10)) == ["a=", "b="]
     assert len(repository.pending_secondary_deletes(1)) == 1  # bounded by the limit
-    repository.forget_secondary_delete("a=")
+    repository.forget_secondary_deletes(["a="])
     assert repository.pending_secondary_deletes(10) == ["b="]
+    repository.remember_secondary_delete("c=")
+    repository.forget_secondary_deletes(["b=", "c=", "never="])
+    repository.forget_secondary_deletes([])
+    assert repository.pending_secondary_deletes(10) == []
 
     # A day later nobody can still hold the record: the memory is dropped, not replayed.
     a_day_later = FixedClock(datetime.now(UTC) + timedelta(days=1, minutes=1))
@@ -216,7 +220,8 @@ def _outage_messages_are_clean(error: StoreUnavailableError, *secrets: str) -> N
         "count_slot",
         "remember_secondary_delete",
         "pending_secondary_deletes",
-        "forget_secondary_delete",
+        "forget_secondary_deletes",
+        "delete_many",
     ],
 )
 def test_an_unreachable_redis_is_store_unavailable(operation) -> None:
@@ -287,7 +292,8 @@ def _run(repository: RedisConnectionRepository, operation: str) -> None:
         "count_slot": lambda: repository.count_slot(CONNECTION, TTL),
         "remember_secondary_delete": lambda: repository.remember_secondary_delete("a="),
         "pending_secondary_deletes": lambda: repository.pending_secondary_deletes(10),
-        "forget_secondary_delete": lambda: repository.forget_secondary_delete("a="),
+        "forget_secondary_deletes": lambda: repository.forget_secondary_deletes(["a="]),
+        "delete_many": lambda: repository.delete_many(["a=", "b="]),
     }
     calls[operation]()
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +69,10 @@ class CountingRepository(ConnectionRepository):
     def bury(self, connection_id: str, ttl_seconds: int) -> None:
         self._enter("bury")
         self.inner.bury(connection_id, ttl_seconds)
+
+    def delete_many(self, connection_ids: Sequence[str]) -> None:
+        self._enter("delete_many")
+        self.inner.delete_many(connection_ids)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)  # the rest of what a primary / secondary offers
@@ -263,6 +267,70 @@ def test_given_dynamodb_down_when_deleting_then_redis_remembers_the_dynamodb_del
     stores.dynamodb.available = True
     assert stores.repository.reconcile().secondary_deletes == 1
     assert len(stores.dynamodb) == 0 and stores.redis.pending == []
+
+
+def test_given_redis_loses_its_data_after_remembering_a_dynamodb_delete_then_this_process_still_replays_it(
+    stores: Stores,
+) -> None:
+    # Soak run G, seed 20000: dynamodb_down, then redis_wipe before the next reconcile.
+    stores.dynamodb.save(a_connection("a="), 600)
+    stores.dynamodb.available = False
+    stores.repository.delete("a=")
+    assert stores.redis.pending == ["a="]
+
+    stores.redis.pending = []  # Redis restarted without its data
+    stores.dynamodb.available = True
+    report = stores.repository.reconcile()
+
+    assert (report.secondary_deletes, report.left_in_process) == (1, 0)
+    assert len(stores.dynamodb) == 0
+
+
+def test_a_dynamodb_delete_redis_remembers_is_replayed_once_and_not_right_after_it_failed(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.save(a_connection("a="), 600)
+    stores.dynamodb.available = False
+    stores.repository.delete("a=")
+    stores.repository.save(a_connection("b="), 600)  # Redis answers: nothing is due yet
+
+    assert stores.secondary.calls["delete_many"] == 0
+    assert stores.secondary_breaker.current_state == "closed"
+    stores.dynamodb.available = True
+    assert stores.repository.reconcile().secondary_deletes == 1  # not twice (list and copy)
+    assert stores.repository.reconcile().secondary_deletes == 0
+
+
+def test_a_backlog_larger_than_a_batch_is_replayed_in_one_scheduled_run() -> None:
+    stores = Stores()
+    for index in range(5):
+        stores.redis.save(a_connection(f"c{index}="), 600)
+    stores.redis.available = False
+    for index in range(5):
+        stores.repository.delete(f"c{index}=")
+    stores.redis.available = True
+
+    report = stores.repository.reconcile(limit=2)
+
+    assert report.primary_deletes == 5 and len(stores.redis) == 0
+    assert stores.dynamodb.buried == []
+    assert stores.primary.calls["delete_many"] == 3  # batches of 2, 2 and 1
+
+
+def test_a_run_bounded_to_one_batch_leaves_the_rest_for_the_next_run() -> None:
+    stores = Stores()
+    for index in range(3):
+        stores.redis.save(a_connection(f"c{index}="), 600)
+    stores.redis.available = False
+    for index in range(3):
+        stores.repository.delete(f"c{index}=")
+    stores.redis.available = True
+
+    report = stores.repository.reconcile(limit=2, max_batches=1)
+
+    assert report.primary_deletes == 2 and stores.dynamodb.buried == ["c2="]
+    assert stores.repository.reconcile(limit=2, max_batches=1).primary_deletes == 1
+    assert len(stores.redis) == 0 and stores.dynamodb.buried == []
 
 
 def test_given_both_stores_down_when_deleting_then_this_process_remembers_and_retries(
