@@ -172,7 +172,8 @@ def run(
         )
 
     def baseline_delete_with_limits() -> None:
-        delete_script(keys=gone_keys, args=[GONE_CONNECTION_ID])
+        forget_at_ms = int(time.time() * 1000) + scripts.CLOSED_MEMORY_MS
+        delete_script(keys=gone_keys, args=[GONE_CONNECTION_ID, forget_at_ms])
 
     def connect() -> None:
         assert handlers.connect_handler(connect_event, context)["statusCode"] == 200

@@ -307,6 +307,8 @@ class Population:
             return
         ping_id = frame.get("id")
         sent = conn.pending.pop(str(ping_id), None) if ping_id is not None else None
+        if sent is not None and str(ping_id) in conn.late:
+            self._world.answered_late += 1  # a pong, or connection_expired, after the timeout
         action = frame.get("action")
         if action == "pong":
             if conn.connection_id is None and isinstance(frame.get("connectionId"), str):
@@ -316,8 +318,6 @@ class Population:
                     conn.named.set_result(None)
             conn.pongs += 1
             self._world.pongs += 1
-            if ping_id is not None and str(ping_id) in conn.late:
-                self._world.answered_late += 1
             if sent is not None:
                 self._world.pong_seconds.append(now - sent)
                 self._world.pong_sent_at.append(sent)
