@@ -412,37 +412,33 @@ class FailoverConnectionRepository(ConnectionRepository):
         that fails, or after ``max_batches`` batches (then the next operation a store
         answers runs the rest). Never raises.
         """
-        primary_deletes = secondary_deletes = 0
-        more = False
-        try:
-            for _ in range(max_batches):
-                with self._guarded(self._secondary_breaker):
-                    buried = self._secondary.tombstones(limit)
-                if buried:
-                    self._primary.delete_many(buried)
-                    with self._guarded(self._secondary_breaker):
-                        self._secondary.delete_many(buried)
-                    primary_deletes += len(buried)
-                more = len(buried) >= limit
-                if not more:
-                    break
-        except (StoreUnavailableError, _Skipped) as exc:
-            logger.info("tombstones not replayed now: %s", exc, extra={"reason": str(exc)})
-        try:
-            for _ in range(max_batches):
-                pending = self._primary.pending_secondary_deletes(limit)
-                if pending:
-                    with self._guarded(self._secondary_breaker):
-                        self._secondary.delete_many(pending)
-                    self._primary.forget_secondary_deletes(pending)
-                    secondary_deletes += len(pending)
-                    self._forget_in_process(pending)
-                if len(pending) < limit:
-                    break
-            else:
-                more = True
-        except (StoreUnavailableError, _Skipped) as exc:
-            logger.info("pending deletes not replayed now: %s", exc, extra={"reason": str(exc)})
+
+        def read_tombstones() -> list[str]:
+            with self._guarded(self._secondary_breaker):
+                return self._secondary.tombstones(limit)
+
+        def replay_tombstones(buried: list[str]) -> None:
+            self._primary.delete_many(buried)
+            with self._guarded(self._secondary_breaker):
+                self._secondary.delete_many(buried)
+
+        def replay_pending(pending: list[str]) -> None:
+            with self._guarded(self._secondary_breaker):
+                self._secondary.delete_many(pending)
+            self._primary.forget_secondary_deletes(pending)
+            self._forget_in_process(pending)
+
+        primary_deletes, more_buried = self._replay_batches(
+            "tombstones", read_tombstones, replay_tombstones, limit, max_batches
+        )
+        secondary_deletes, more_pending = self._replay_batches(
+            "pending deletes",
+            lambda: self._primary.pending_secondary_deletes(limit),
+            replay_pending,
+            limit,
+            max_batches,
+        )
+        more = more_buried or more_pending
         in_process = self._replay_in_process(limit * max_batches, limit)
         primary_deletes += in_process[0]
         secondary_deletes += in_process[1]
@@ -466,6 +462,33 @@ class FailoverConnectionRepository(ConnectionRepository):
                 },
             )
         return report
+
+    @staticmethod
+    def _replay_batches(
+        what: str,
+        read: Callable[[], list[str]],
+        replay: Callable[[list[str]], None],
+        limit: int,
+        max_batches: int,
+    ) -> tuple[int, bool]:
+        """Read and replay batches of up to ``limit`` deletes, ``max_batches`` at most.
+
+        Returns the deletes replayed and whether the last batch read was full (more may
+        remain). Stops at a store that fails (logged); never raises.
+        """
+        replayed, full = 0, False
+        try:
+            for _ in range(max_batches):
+                batch = read()
+                full = len(batch) >= limit
+                if batch:
+                    replay(batch)
+                    replayed += len(batch)
+                if not full:
+                    break
+        except (StoreUnavailableError, _Skipped) as exc:
+            logger.info("%s not replayed now: %s", what, exc, extra={"reason": str(exc)})
+        return replayed, full
 
     def _replay_in_process(self, most: int, batch: int) -> tuple[int, int]:
         """Replay up to ``most`` deletes this process remembers; (primary, secondary) deletes."""

@@ -454,13 +454,13 @@ class RedisConnectionRepository(ConnectionRepository):
         """
         if not connection_ids:
             return
-        forget_at_ms = self._memory_ms()
         try:
             scripts = self._scripts.get()
             if scripts.cluster:
                 for connection_id in connection_ids:
                     self.delete(connection_id)
                 return
+            forget_at_ms = self._memory_ms()
             pipeline = scripts.client.pipeline(transaction=False)
             for connection_id in connection_ids:
                 scripts.delete(  # type: ignore[misc]

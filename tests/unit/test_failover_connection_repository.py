@@ -301,14 +301,20 @@ def test_a_dynamodb_delete_redis_remembers_is_replayed_once_and_not_right_after_
     assert stores.repository.reconcile().secondary_deletes == 0
 
 
-def test_a_backlog_larger_than_a_batch_is_replayed_in_one_scheduled_run() -> None:
+def tombstoned(count: int) -> Stores:
+    """Stores where ``count`` connections were deleted while Redis was down (tombstones)."""
     stores = Stores()
-    for index in range(5):
+    for index in range(count):
         stores.redis.save(a_connection(f"c{index}="), 600)
     stores.redis.available = False
-    for index in range(5):
+    for index in range(count):
         stores.repository.delete(f"c{index}=")
     stores.redis.available = True
+    return stores
+
+
+def test_a_backlog_larger_than_a_batch_is_replayed_in_one_scheduled_run() -> None:
+    stores = tombstoned(5)
 
     report = stores.repository.reconcile(limit=2)
 
@@ -318,13 +324,7 @@ def test_a_backlog_larger_than_a_batch_is_replayed_in_one_scheduled_run() -> Non
 
 
 def test_a_run_bounded_to_one_batch_leaves_the_rest_for_the_next_run() -> None:
-    stores = Stores()
-    for index in range(3):
-        stores.redis.save(a_connection(f"c{index}="), 600)
-    stores.redis.available = False
-    for index in range(3):
-        stores.repository.delete(f"c{index}=")
-    stores.redis.available = True
+    stores = tombstoned(3)
 
     report = stores.repository.reconcile(limit=2, max_batches=1)
 
