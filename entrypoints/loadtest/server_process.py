@@ -2,8 +2,9 @@
 
 Linux only, from ``/proc`` (no psutil): ``/proc/net/tcp`` and ``/proc/net/tcp6`` give the
 inode of the socket listening on a port, ``/proc/{pid}/fd`` tells which process holds it,
-``/proc/{pid}/status`` gives ``VmRSS`` and ``/proc/{pid}/stat`` its CPU time (proc(5)). Processes of other users are invisible without
-privileges; then nothing is found and the report has no server figures.
+``/proc/{pid}/status`` gives ``VmRSS`` and ``/proc/{pid}/stat`` its CPU time (proc(5)).
+Processes of other users are invisible without privileges; then nothing is found and the
+report has no server figures.
 """
 
 from __future__ import annotations
@@ -111,11 +112,6 @@ class ServerSampler:
         self.peak = self.before
         self._window_start: tuple[float, int] | None = None
         self._window: tuple[float, int] | None = None
-
-    @property
-    def window_started(self) -> bool:
-        """Whether :meth:`start_window` has run."""
-        return self._window_start is not None
 
     def start_window(self, pongs: int) -> None:
         """Open the CPU window now, with ``pongs`` received so far (once; later calls do nothing)."""
