@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -834,6 +835,60 @@ def test_the_access_log_has_one_line_per_event_and_never_the_token_or_query(
     everything = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text}" for r in server_lines)
     assert "SECRET-TOKEN-VALUE" not in everything
     assert "QUERY-VALUE" not in everything
+
+
+def test_an_invocation_that_waits_for_a_free_worker_is_logged_with_its_wait(
+    stub_gateway: Callable[..., RunningGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    # One worker, held by a's message for HOLD_SECONDS (a slow handler, not a sleep to
+    # synchronise): b's message waits that long for the worker, a's did not wait at all.
+    hold_seconds = 0.6
+    recorder = Recorder()
+    held = threading.Event()
+
+    def hook(event: dict[str, Any]) -> Any:
+        if event["body"] == "hold":
+            held.set()
+            time.sleep(hold_seconds)  # the slow handler itself
+        return {"statusCode": 200}
+
+    recorder.default_hook = hook
+    settings = GatewaySettings(workers=1, queue_warning_seconds=0.3)
+    running = stub_gateway(recorder.handlers, settings)
+    caplog.set_level(logging.INFO)
+
+    async def scenario() -> None:
+        async with connect(running.url("a")) as a_ws, connect(running.url("b")) as b_ws:
+            await a_ws.send("hold")
+            await asyncio.to_thread(held.wait, RELEASE_TIMEOUT_SECONDS)
+            await b_ws.send("waits")
+            await asyncio.to_thread(
+                wait_until,
+                lambda: any(e.get("body") == "waits" for e in recorder.events),
+                RECEIVE_TIMEOUT_SECONDS,
+                "the waiting message",
+            )
+
+    run(scenario())
+    messages = {e["body"]: e["requestContext"]["connectionId"] for e in recorder.of_type("MESSAGE")}
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "timeline_ws.gateway" and "free worker" in r.getMessage()
+    ]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"$default of connectionId={messages['waits']} waited ")
+    assert "(all 1 busy;" in warnings[0]
+    waited = float(warnings[0].split(" waited ")[1].split()[0])
+    assert 0.3 <= waited <= hold_seconds + RECEIVE_TIMEOUT_SECONDS
+    access = [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway.access"]
+    queued_ms = {
+        line.split("connectionId=")[1].split()[0]: float(line.split("queued_ms=")[1])
+        for line in access
+        if line.startswith("message ")
+    }
+    assert queued_ms[messages["waits"]] >= 300.0
+    assert queued_ms[messages["hold"]] < 300.0
 
 
 # -- two-way routes: the route response ------------------------------------------------------------

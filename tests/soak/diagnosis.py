@@ -11,12 +11,19 @@ JSON with their extra fields. Two kinds of line name a connection:
 
 So a ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
 reached every store and the record was written again afterwards (a late write).
+
+The gateway's own plain lines say when an invocation waited a second or more for a free
+worker (``$default of connectionId=… waited 2.31 s for a free worker``): an unanswered ping
+gets the longest such wait of its connection after it was sent (``queuedSeconds``), which
+tells a reply delayed by an overloaded gateway from a lost one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -70,6 +77,49 @@ def read_traces(log_path: Path, started_wall: float) -> dict[str, DisconnectTrac
     return traces
 
 
+QUEUE_WAIT: Final = re.compile(
+    r"^(?P<stamp>\S+ \S+) WARNING timeline_ws\.gateway (?P<route>\S+) of "
+    r"connectionId=(?P<connection_id>\S+) waited (?P<seconds>[0-9.]+) s for a free worker"
+)
+
+
+@attrs.frozen
+class QueueWait:
+    """One invocation that waited for a free worker: logged at ``at`` (schedule s, when it
+    finished), after waiting ``seconds``."""
+
+    at: float
+    route: str
+    connection_id: str
+    seconds: float
+
+
+def read_queue_waits(log_path: Path, started_wall: float) -> list[QueueWait]:
+    """The gateway's ``waited … for a free worker`` lines (serve's plain format)."""
+    waits: list[QueueWait] = []
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return waits
+    for line in lines:
+        found = QUEUE_WAIT.match(line)
+        if found is None:
+            continue
+        try:  # logging's asctime: local time, this machine's, like serve's
+            moment = datetime.strptime(found["stamp"], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        waits.append(
+            QueueWait(
+                round(moment.timestamp() - started_wall, 3),
+                found["route"],
+                found["connection_id"],
+                float(found["seconds"]),
+            )
+        )
+    return waits
+
+
 def _schedule_seconds(timestamp: Any, started_wall: float) -> float | None:
     try:
         moment = datetime.strptime(str(timestamp), "%Y-%m-%d %H:%M:%S,%f%z")
@@ -98,13 +148,20 @@ GHOSTS: Final = frozenset({ViolationKind.GHOST_RECORD, ViolationKind.GHOST_SLOT}
 
 
 def annotate(
-    violations: list[Violation], traces: dict[str, DisconnectTrace], timeline: HealthTimeline
+    violations: list[Violation],
+    traces: dict[str, DisconnectTrace],
+    timeline: HealthTimeline,
+    waits: Sequence[QueueWait] = (),
 ) -> tuple[list[Violation], Counter[str]]:
-    """The violations with each ghost's ``cause`` (and when its ``$disconnect`` failed), and
-    the count of ghosts by cause."""
+    """The violations with each ghost's ``cause`` (and when its ``$disconnect`` failed), each
+    unanswered ping's ``queuedSeconds`` (see the module docstring), and the count of ghosts
+    by cause."""
     causes: Counter[str] = Counter()
     annotated: list[Violation] = []
     for violation in violations:
+        if violation.kind is ViolationKind.PING_UNANSWERED:
+            annotated.append(_with_queue_wait(violation, waits))
+            continue
         if violation.kind not in GHOSTS:
             annotated.append(violation)
             continue
@@ -117,3 +174,18 @@ def annotate(
             extra["disconnectFailedDuring"] = timeline.at(trace.failed_at)
         annotated.append(attrs.evolve(violation, fields={**violation.fields, **extra}))
     return annotated, causes
+
+
+def _with_queue_wait(violation: Violation, waits: Sequence[QueueWait]) -> Violation:
+    sent = violation.fields.get("sentAt")
+    if not isinstance(sent, (int, float)):
+        return violation
+    longest = max(
+        (
+            wait.seconds
+            for wait in waits
+            if wait.connection_id == violation.connection_id and wait.at >= sent
+        ),
+        default=0.0,
+    )
+    return attrs.evolve(violation, fields={**violation.fields, "queuedSeconds": longest})

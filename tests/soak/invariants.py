@@ -352,6 +352,7 @@ class Checker:
                         f"(sent {self.timeline.at(sent)})",
                         key=f"ping-{ping_id}",
                         connection_id=conn.connection_id,
+                        sentAt=round(sent, 3),
                     )
 
     def check_memory(self, now: float, rss: int | None) -> None:

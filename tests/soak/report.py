@@ -57,6 +57,9 @@ class ScheduleReport:
     loop_lag_max: float = 0.0
     """The soak runner's own event-loop lag, worst seen (s): were the clients on time?"""
     load_average_max: float | None = None
+    queue_waits: int = 0
+    """Invocations that waited 1 s or more for one of serve's workers (from its log)."""
+    queue_wait_max: float = 0.0
     violations: list[Violation] = attrs.field(factory=list)
     ghost_causes: Counter[str] = attrs.field(factory=Counter)
     tolerated: dict[str, int] = attrs.field(factory=dict)
@@ -117,6 +120,8 @@ class ScheduleReport:
                 "runnerLoopLagMaxMs": _ms(self.loop_lag_max),
                 "loadAverageMax": self.load_average_max,
                 "cpus": os.cpu_count(),
+                "gatewayQueueWaitsOver1s": self.queue_waits,
+                "gatewayQueueWaitMaxSeconds": round(self.queue_wait_max, 2),
             },
             "gatewayRss": {
                 "baselineBytes": self.rss_baseline,

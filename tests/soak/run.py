@@ -34,7 +34,7 @@ import attrs
 
 from entrypoints.local_gateway.dev_cognito import MAX_EXPIRES_IN_SECONDS, load_dev_cognito
 from tests.soak.clients import ClientPlan, Population, World, users_for
-from tests.soak.diagnosis import annotate, read_traces
+from tests.soak.diagnosis import annotate, read_queue_waits, read_traces
 from tests.soak.environment import GatewayConfig, SoakEnvironment, timeline_redis_readable
 from tests.soak.faults import FaultKind, HealthTimeline, plan_faults
 from tests.soak.invariants import Checker, CheckerSettings, Violation
@@ -311,8 +311,11 @@ class ScheduleRun:
         if serve is None or self.report.started_wall is None:
             return
         traces = read_traces(serve.process.log_path, self.report.started_wall)
+        waits = read_queue_waits(serve.process.log_path, self.report.started_wall)
+        self.report.queue_waits = len(waits)
+        self.report.queue_wait_max = max((wait.seconds for wait in waits), default=0.0)
         self.report.violations, self.report.ghost_causes = annotate(
-            self.report.violations, traces, self.timeline
+            self.report.violations, traces, self.timeline, waits
         )
         for cause, count in sorted(self.report.ghost_causes.items()):
             self.display.print(f"  schedule {self.index} ghosts, {cause}: {count}")

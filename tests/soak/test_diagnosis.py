@@ -13,6 +13,7 @@ from tests.soak.diagnosis import (
     REDIS_FAILED,
     UNKNOWN_CONNECTION,
     annotate,
+    read_queue_waits,
     read_traces,
 )
 from tests.soak.faults import FaultKind, HealthTimeline, PlannedFault
@@ -118,3 +119,59 @@ def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path:
     assert causes["ghost_record: " + BREAKER_OPEN] == 1
     assert causes["ghost_slot: " + BREAKER_OPEN] == 1
     assert sum(causes.values()) == 6
+
+
+def local_stamp(seconds: float) -> str:
+    """``asctime`` as serve's plain lines write it: this machine's local time."""
+    moment = datetime.fromtimestamp(STARTED + seconds)
+    return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{moment.microsecond // 1000:03d}"
+
+
+def test_an_unanswered_ping_gets_the_longest_wait_for_a_worker_of_its_connection(
+    tmp_path: Path,
+) -> None:
+    def waited(at: float, connection_id: str, seconds: float) -> str:
+        return (
+            f"{local_stamp(at)} WARNING timeline_ws.gateway $default of "
+            f"connectionId={connection_id} waited {seconds:.2f} s for a free worker "
+            f"(all 16 busy; Lambda would have run it at once: this gateway is overloaded)"
+        )
+
+    log = tmp_path / "serve.log"
+    log.write_text(
+        "\n".join(
+            [
+                waited(5.0, "slow=", 4.0),  # before the ping was sent: not its wait
+                waited(21.0, "slow=", 1.5),
+                waited(22.5, "slow=", 11.25),
+                waited(22.6, "other=", 12.0),  # another connection
+                f"{local_stamp(23.0)} WARNING urllib3.connectionpool Connection pool is full",
+                json.dumps({"timestamp": stamp(24.0), "message": "waited 9 s for a free worker"}),
+            ]
+        )
+        + "\n"
+    )
+    waits = read_queue_waits(log, STARTED)
+    assert [(w.at, w.route, w.connection_id, w.seconds) for w in waits] == [
+        (5.0, "$default", "slow=", 4.0),
+        (21.0, "$default", "slow=", 1.5),
+        (22.5, "$default", "slow=", 11.25),
+        (22.6, "$default", "other=", 12.0),
+    ]
+
+    def unanswered(connection_id: str, sent: float) -> Violation:
+        return Violation(
+            kind=ViolationKind.PING_UNANSWERED,
+            at=sent + 10,
+            schedule=1,
+            seed=5,
+            detail="unanswered",
+            connection_id=connection_id,
+            fields={"sentAt": sent},
+        )
+
+    found, causes = annotate(
+        [unanswered("slow=", 11.0), unanswered("quick=", 11.0)], {}, HealthTimeline(), waits
+    )
+    assert [v.fields["queuedSeconds"] for v in found] == [11.25, 0.0]
+    assert causes == {}

@@ -119,6 +119,10 @@ class GatewaySettings:
             take within this long answers 429 ``LimitExceededException``.
         workers: threads running handlers (Lambda would scale out; a few threads keep the
             event loop responsive under the GIL).
+        queue_warning_seconds: an invocation that waited at least this long for a free
+            worker is logged as a WARNING (its wait is on every access line as ``queued_ms``).
+            Lambda would have run it at once (up to the account's concurrency), so such a
+            wait is this emulator being overloaded, not the handlers being slow.
     """
 
     api: ApiIdentity = attrs.field(factory=ApiIdentity)
@@ -133,6 +137,7 @@ class GatewaySettings:
     shutdown_timeout_seconds: float = 35.0
     workers: int = 16
     client_send_timeout_seconds: float = 10.0
+    queue_warning_seconds: float = 1.0
 
 
 @attrs.frozen(slots=True)
@@ -212,9 +217,12 @@ class Gateway:
         context = lambda_context(integration.function_name, timeout)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        began: list[float] = []  # when a worker took it: the wait for a free worker
         outcome: Invocation
         try:
-            future = loop.run_in_executor(self.executor, handler, event, context)
+            future = loop.run_in_executor(
+                self.executor, _run_handler, handler, event, context, began
+            )
             response = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             outcome = Invocation(None, None, "timeout")
@@ -232,15 +240,27 @@ class Gateway:
                 outcome = Invocation(None, None, "malformed_response")
             else:
                 outcome = Invocation(status, response)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        finished = time.perf_counter()
+        queued = (began[0] if began else finished) - started
+        connection_id = event["requestContext"]["connectionId"]
         access_log.info(
-            "%s connectionId=%s route=%s status=%s ms=%.1f",
+            "%s connectionId=%s route=%s status=%s ms=%.1f queued_ms=%.1f",
             event["requestContext"]["eventType"].lower(),
-            event["requestContext"]["connectionId"],
+            connection_id,
             route_key,
             outcome.status if outcome.status is not None else outcome.failure,
-            elapsed_ms,
+            (finished - started) * 1000,
+            queued * 1000,
         )
+        if queued >= self.settings.queue_warning_seconds:
+            logger.warning(
+                "%s of connectionId=%s waited %.2f s for a free worker (all %d busy; "
+                "Lambda would have run it at once: this gateway is overloaded)",
+                route_key,
+                connection_id,
+                queued,
+                self.settings.workers,
+            )
         return outcome
 
     # -- WebSocket sessions --------------------------------------------------------------
@@ -478,6 +498,12 @@ class Gateway:
             await asyncio.wait(sessions, timeout=self.settings.shutdown_timeout_seconds)
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_handler(handler: Handler, event: dict[str, Any], context: Any, began: list[float]) -> Any:
+    """Call ``handler`` in a worker, first noting when the worker took it (``perf_counter``)."""
+    began.append(time.perf_counter())
+    return handler(event, context)
 
 
 PROXY_RESPONSE_KEYS: Final = frozenset(
