@@ -4,6 +4,8 @@ The rules:
 
 - ``save``: the primary (Redis); on its error or timeout, or while its circuit breaker is
   open, the secondary (DynamoDB). Every failover is logged and reported to ``on_failover``.
+  A save neither store took is remembered as a delete (below): a store that failed may
+  have written the record before its reply was lost, and the connection is refused.
 - ``get`` / ``refresh``: the primary, then the secondary when the primary did not have the
   record or did not answer, so records written during an outage keep being found and
   refreshed after Redis comes back. A ping that refreshes such a record while Redis answers
@@ -289,7 +291,10 @@ class FailoverConnectionRepository(ConnectionRepository):
         """Primary; on failure or an open circuit, secondary.
 
         Raises:
-            StoreUnavailableError: neither store took the record.
+            StoreUnavailableError: neither store took the record. One of them may still
+                hold it (a write whose reply was lost): this process remembers a delete
+                for it, which :meth:`reconcile` replays (module rules), so a refused
+                ``$connect`` leaves no record or slot behind.
             ConnectionLimitExceededError: the primary refused it over a limit.
         """
         try:
@@ -303,6 +308,10 @@ class FailoverConnectionRepository(ConnectionRepository):
             with self._guarded(self._secondary_breaker, last_resort=True):
                 self._secondary.save(connection, ttl_seconds)
         except _Skipped:
+            # A store that failed may have written the record before failing (its reply
+            # lost to a timeout or a kill): the connection is refused, so its record and
+            # slot go the way a $disconnect's would, replayed by this process.
+            self._remember_in_process(connection.connection_id, _BOTH)
             raise StoreUnavailableError("neither connection store took the record") from None
 
     def get(self, connection_id: str) -> Connection:

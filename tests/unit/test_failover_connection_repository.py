@@ -148,6 +148,35 @@ def test_given_both_stores_down_when_saving_then_store_unavailable(stores: Store
         stores.repository.save(a_connection(), 600)
 
 
+@pytest.mark.parametrize("landed_in", ["redis", "dynamodb"])
+def test_given_a_save_that_landed_but_failed_when_no_store_took_it_then_its_record_is_deleted_by_the_replay(
+    stores: Stores, landed_in: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both saves fail; one of them reached its store before its reply was lost (a timeout,
+    # a kill). $connect is refused with 503, so that record (and its slot) must not stay.
+    def failed(landed: InMemoryConnectionRepository | None) -> Callable[[Connection, int], None]:
+        def save(connection: Connection, ttl_seconds: int) -> None:
+            if landed is not None:
+                landed.save(connection, ttl_seconds)
+            raise StoreUnavailableError("save failed: TimeoutError")
+
+        return save
+
+    landed = stores.redis if landed_in == "redis" else stores.dynamodb
+    monkeypatch.setattr(stores.primary, "save", failed(landed if landed_in == "redis" else None))
+    monkeypatch.setattr(
+        stores.secondary, "save", failed(landed if landed_in == "dynamodb" else None)
+    )
+
+    with pytest.raises(StoreUnavailableError, match="neither"):
+        stores.repository.save(a_connection("refused="), 600)
+    assert landed.get("refused=") == a_connection("refused=")
+
+    report = stores.repository.reconcile()
+    assert (report.primary_deletes, report.secondary_deletes, report.left_in_process) == (1, 1, 0)
+    assert len(stores.redis) == 0 and len(stores.dynamodb) == 0
+
+
 # --- get and refresh -------------------------------------------------------------------------
 
 
