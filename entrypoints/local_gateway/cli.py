@@ -204,8 +204,7 @@ def add_serve_command(commands: Any) -> None:
         type=_workers,
         default=16,
         metavar="N",
-        help="threads running each Lambda function's handler (its concurrency), 1..512 "
-        "(default 16)",
+        help="threads running the handlers, 1..512 (default 16)",
     )
     parser.add_argument(
         "--binary-frames",

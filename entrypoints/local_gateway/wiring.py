@@ -196,11 +196,9 @@ def prepare_gateway(
         ensure_local_failover_table(lambda_settings)
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
         container = bootstrap(lambda_settings, **overrides)
-        # One HTTP connection per handler thread (each function has its own workers) and
-        # one for the reconciler: botocore's pool of 10 is one Lambda environment's size.
-        functions = {route.function for route in ROUTES}
+        # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
         for clients in (container.dynamodb_client, container.management_api_clients):
-            clients.add_kwargs(max_pool_connections=settings.workers * len(functions) + 1)
+            clients.add_kwargs(max_pool_connections=settings.workers)
         integrations = {
             route.route_key: Integration(
                 handler=getattr(container, route.handler)(),

@@ -878,7 +878,7 @@ def test_an_invocation_that_waits_for_a_free_worker_is_logged_with_its_wait(
     ]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"$default of connectionId={messages['waits']} waited ")
-    assert "(all 1 of local-function busy;" in warnings[0]
+    assert "(all 1 busy;" in warnings[0]
     waited = float(warnings[0].split(" waited ")[1].split()[0])
     assert 0.3 <= waited <= hold_seconds + RECEIVE_TIMEOUT_SECONDS
     access = [r.getMessage() for r in caplog.records if r.name == "timeline_ws.gateway.access"]
@@ -889,42 +889,6 @@ def test_an_invocation_that_waits_for_a_free_worker_is_logged_with_its_wait(
     }
     assert queued_ms[messages["waits"]] >= 300.0
     assert queued_ms[messages["hold"]] < 300.0
-
-
-def test_each_lambda_function_has_workers_of_its_own(
-    stub_gateway: Callable[..., RunningGateway],
-) -> None:
-    # One worker per function: $default's, held, does not hold up $connect's (on AWS each
-    # function has its own concurrency).
-    recorder = Recorder()
-    held = threading.Event()
-    release = threading.Event()
-
-    def hook(event: dict[str, Any]) -> Any:
-        if event["body"] == "hold":
-            held.set()
-            release.wait(RELEASE_TIMEOUT_SECONDS)
-        return {"statusCode": 200}
-
-    recorder.default_hook = hook
-    handlers = {
-        "$connect": Integration(handler=recorder.connect, function_name="connect-fn"),
-        "$disconnect": Integration(handler=recorder.disconnect, function_name="disconnect-fn"),
-        "$default": Integration(handler=recorder.default, function_name="default-fn"),
-    }
-    running = stub_gateway(handlers, GatewaySettings(workers=1))
-
-    async def scenario() -> bool:
-        async with connect(running.url("a")) as a_ws:
-            await a_ws.send("hold")
-            await asyncio.to_thread(held.wait, RELEASE_TIMEOUT_SECONDS)
-            async with connect(running.url("b"), open_timeout=RELEASE_TIMEOUT_SECONDS / 2):
-                connected_while_held = not release.is_set()
-            release.set()
-            return connected_while_held
-
-    assert run(scenario()) is True
-    assert len(recorder.of_type("CONNECT")) == 2
 
 
 # -- two-way routes: the route response ------------------------------------------------------------

@@ -134,7 +134,7 @@ def test_an_unanswered_ping_gets_the_longest_wait_for_a_worker_of_its_connection
         return (
             f"{local_stamp(at)} WARNING timeline_ws.gateway $default of "
             f"connectionId={connection_id} waited {seconds:.2f} s for a free worker "
-            f"(all 16 of timeline-ws-default busy; Lambda would have run it at once: this gateway is overloaded)"
+            f"(all 16 busy; Lambda would have run it at once: this gateway is overloaded)"
         )
 
     log = tmp_path / "serve.log"

@@ -117,11 +117,8 @@ class GatewaySettings:
         shutdown_timeout_seconds: how long shutdown waits for ``$disconnect`` handlers.
         client_send_timeout_seconds: a ``POST @connections`` whose frame the client does not
             take within this long answers 429 ``LimitExceededException``.
-        workers: threads running each Lambda function's handler: every distinct
-            :attr:`Integration.function_name` has a pool of its own, as every function has
-            its own concurrency on AWS (the Terraform reserves it per function), so a slow
-            ``$disconnect`` never holds up a ``$default``. Lambda would scale further; a few
-            threads keep the event loop responsive under the GIL.
+        workers: threads running handlers (Lambda would scale out; a few threads keep the
+            event loop responsive under the GIL).
         queue_warning_seconds: an invocation that waited at least this long for a free
             worker is logged as a WARNING (its wait is on every access line as ``queued_ms``).
             Lambda would have run it at once (up to the account's concurrency), so such a
@@ -177,8 +174,7 @@ class Gateway:
             route); needs ``$connect``, ``$disconnect`` and ``$default`` (custom route keys
             in ``settings.route_keys`` need one too).
         settings: see :class:`GatewaySettings`.
-        executor: where every handler runs; by default a private thread pool per Lambda
-            function (``settings.workers`` threads each).
+        executor: where handlers run; a private thread pool by default.
 
     Raises:
         ValueError: a configured route has no handler.
@@ -205,13 +201,9 @@ class Gateway:
             send_timeout_seconds=self.settings.client_send_timeout_seconds,
         )
         self._own_executor = executor is None
-        self.executors: dict[str, concurrent.futures.Executor] = {}
-        for integration in self.integrations.values():
-            function = integration.function_name
-            if function not in self.executors:
-                self.executors[function] = executor or concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self.settings.workers, thread_name_prefix=function
-                )
+        self.executor = executor or concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.workers, thread_name_prefix="lambda"
+        )
         self._sessions: set[asyncio.Task[Any]] = set()
         self.shutting_down = False
 
@@ -229,12 +221,7 @@ class Gateway:
         outcome: Invocation
         try:
             future = loop.run_in_executor(
-                self.executors[integration.function_name],
-                _run_handler,
-                handler,
-                event,
-                context,
-                began,
+                self.executor, _run_handler, handler, event, context, began
             )
             response = await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -267,13 +254,12 @@ class Gateway:
         )
         if queued >= self.settings.queue_warning_seconds:
             logger.warning(
-                "%s of connectionId=%s waited %.2f s for a free worker (all %d of %s busy; "
+                "%s of connectionId=%s waited %.2f s for a free worker (all %d busy; "
                 "Lambda would have run it at once: this gateway is overloaded)",
                 route_key,
                 connection_id,
                 queued,
                 self.settings.workers,
-                integration.function_name,
             )
         return outcome
 
@@ -511,8 +497,7 @@ class Gateway:
         if sessions:
             await asyncio.wait(sessions, timeout=self.settings.shutdown_timeout_seconds)
         if self._own_executor:
-            for pool in self.executors.values():
-                pool.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_handler(handler: Handler, event: dict[str, Any], context: Any, began: list[float]) -> Any:
