@@ -53,11 +53,7 @@ class DisconnectTrace:
 def read_traces(log_path: Path, started_wall: float) -> dict[str, DisconnectTrace]:
     """connectionId -> what serve's log says about its ``$disconnect`` (times: schedule s)."""
     traces: dict[str, DisconnectTrace] = {}
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return traces
-    for line in lines:
+    for line in _log_lines(log_path):
         if not line.startswith("{"):
             continue
         try:
@@ -97,11 +93,7 @@ class QueueWait:
 def read_queue_waits(log_path: Path, started_wall: float) -> list[QueueWait]:
     """The gateway's ``waited … for a free worker`` lines (serve's plain format)."""
     waits: list[QueueWait] = []
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return waits
-    for line in lines:
+    for line in _log_lines(log_path):
         found = QUEUE_WAIT.match(line)
         if found is None:
             continue
@@ -118,6 +110,14 @@ def read_queue_waits(log_path: Path, started_wall: float) -> list[QueueWait]:
             )
         )
     return waits
+
+
+def _log_lines(log_path: Path) -> list[str]:
+    """serve's log, line by line; none when it cannot be read (the run reports without it)."""
+    try:
+        return log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 def _schedule_seconds(timestamp: Any, started_wall: float) -> float | None:
