@@ -13,15 +13,20 @@ The rules:
 - "Not found" is definite only when every store answered: a record that may sit in a store
   that did not answer is ``StoreUnavailableError``, never ``ConnectionNotFoundError`` (the
   Heartbeat use case pongs on the first and closes the connection on the second).
-- ``delete``: **never forgotten**. Redis is asked even while its breaker is open (a delete
-  is idempotent, comes once per connection and nobody waits for ``$disconnect``'s answer),
-  then DynamoDB. A delete a store could not take is remembered in the other one, durably:
-  a Redis delete as a *tombstone* in DynamoDB (which also replaces the DynamoDB copy), a
-  DynamoDB delete in a Redis set. Only when both stores fail is it remembered in this
-  process alone. :meth:`FailoverConnectionRepository.reconcile` replays them: when the
-  primary's breaker closes after an outage, and on a schedule (the reconciler Lambda; a
-  timer in the local gateway). Replays are idempotent; a tombstone names one connectionId,
-  so it can only delete that connection's record and slot, never another's.
+- ``delete``: **never forgotten**. Redis through its breaker, like every operation, then
+  DynamoDB. A delete a store could not take (it failed, or its breaker skipped it) is
+  remembered in the other one, durably: a Redis delete as a *tombstone* in DynamoDB (which
+  also replaces the DynamoDB copy), a DynamoDB delete in a Redis set. Only when both stores
+  fail is it remembered in this process alone.
+  :meth:`FailoverConnectionRepository.reconcile` replays them: when a breaker closes after
+  an outage, and on a schedule (the reconciler Lambda; a timer in the local gateway), and
+  the schedule asks Redis whatever the breakers say, so a replay never waits for traffic.
+  Replays are idempotent; a tombstone names one connectionId, so it can only delete that
+  connection's record and slot, never another's. While Redis's breaker is open a
+  ``$disconnect`` costs one DynamoDB write instead of Redis's timeout and its retry (about
+  0.6 s of Lambda time, and in the local gateway a worker the pings wait for: soak finding
+  14); the price is a record that outlives its connection until the breaker closes or the
+  schedule runs, when Redis came back before its breaker noticed.
 
 Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive failures it
 opens and calls skip that store without paying its timeout; after ``reset_timeout_seconds``
@@ -379,14 +384,10 @@ class FailoverConnectionRepository(ConnectionRepository):
                 process remembers it and :meth:`reconcile` retries it.
         """
         try:
-            self._primary.delete(connection_id)  # not through the breaker: see the module rules
-        except StoreUnavailableError as exc:
-            logger.warning(
-                "primary connection store failed: %s",
-                exc.message,
-                extra={"reason": exc.message, "connection_id": connection_id},
-            )
-            self._report("delete", PRIMARY_UNAVAILABLE, connection_id)
+            with self._guarded(self._breaker):
+                self._primary.delete(connection_id)
+        except _Skipped as skipped:
+            self._report("delete", skipped.reason, connection_id)
             try:
                 with self._guarded(self._secondary_breaker, last_resort=True):
                     self._secondary.bury(connection_id, self._tombstone_ttl_seconds)

@@ -13,8 +13,9 @@ refreshes a record in Redis), opens when the first hung ``$connect`` times out, 
 open for 10 s; the 50 clients close about 2 s after the SIGCONT, so every ``$disconnect``
 finds it open. Before the fix those disconnects skipped Redis and nothing remembered it:
 the 20 records written before the outage stayed in Redis until their TTL (600 s), each
-holding its slot. Now each ``$disconnect`` asks Redis whatever the breaker says, a delete
-Redis cannot take becomes a tombstone in DynamoDB, and the reconciler replays it.
+holding its slot. Now a delete Redis cannot take, or its open breaker skips, becomes a
+tombstone in DynamoDB, and the reconciler replays it (every 2 s under ``serve``, whatever
+the breakers say).
 """
 
 from __future__ import annotations
