@@ -9,13 +9,17 @@ JSON with their extra fields. Two kinds of line name a connection:
   store`` with ``reason`` ``circuit_open`` (Redis skipped: the breaker was open) or
   ``primary_unavailable`` (Redis was called and failed).
 
-So a ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
+A delete Redis skipped or failed is a tombstone, so such a ghost is a replay that came
+late. So a ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
 reached every store and the record was written again afterwards (a late write).
 
 The gateway's own plain lines say when an invocation waited a second or more for a free
 worker (``$default of connectionId=… waited 2.31 s for a free worker``): an unanswered ping
 gets the longest such wait of its connection after it was sent (``queuedSeconds``), which
-tells a reply delayed by an overloaded gateway from a lost one.
+tells a reply delayed by an overloaded gateway from a lost one; a ghost whose
+``$disconnect`` left no failover line but waited for a worker gets ``DISCONNECT_QUEUED``
+(``disconnectQueuedSeconds``, and ``disconnectFinishedAt``: after the check, it merely ran
+late).
 """
 
 from __future__ import annotations
@@ -36,9 +40,17 @@ from tests.soak.invariants import Violation, ViolationKind
 BREAKER_OPEN: Final = "redis delete skipped: breaker open"
 REDIS_FAILED: Final = "redis delete failed"
 DYNAMODB_FAILED: Final = "dynamodb delete failed"
+DISCONNECT_QUEUED: Final = "its $disconnect waited for a worker"
 NOT_LOGGED: Final = "no failed $disconnect logged"
 UNKNOWN_CONNECTION: Final = "connection unknown to the clients"
-CAUSES: Final = (BREAKER_OPEN, REDIS_FAILED, DYNAMODB_FAILED, NOT_LOGGED, UNKNOWN_CONNECTION)
+CAUSES: Final = (
+    BREAKER_OPEN,
+    REDIS_FAILED,
+    DYNAMODB_FAILED,
+    DISCONNECT_QUEUED,
+    NOT_LOGGED,
+    UNKNOWN_CONNECTION,
+)
 
 
 @attrs.define
@@ -128,19 +140,22 @@ def _schedule_seconds(timestamp: Any, started_wall: float) -> float | None:
     return round(moment.timestamp() - started_wall, 3)
 
 
-def cause_of(violation: Violation, trace: DisconnectTrace | None) -> str:
-    """Why this ghost record or slot stayed, from its ``$disconnect`` trace."""
+def cause_of(
+    violation: Violation, trace: DisconnectTrace | None, queued: QueueWait | None = None
+) -> str:
+    """Why this ghost record or slot stayed, from its ``$disconnect``'s trace and its
+    longest wait for a worker (``None``: under a second, or none logged)."""
     if violation.fields.get("closedAt") is None:
         return UNKNOWN_CONNECTION
-    if trace is None or trace.failed_at is None:
-        return NOT_LOGGED
-    store = violation.fields.get("store")
-    if store == "dynamodb":
-        return DYNAMODB_FAILED
-    if trace.primary_skipped == "circuit_open":
-        return BREAKER_OPEN
-    if trace.primary_skipped is not None:
-        return REDIS_FAILED
+    if trace is not None:
+        if violation.fields.get("store") == "dynamodb" and trace.failed_at is not None:
+            return DYNAMODB_FAILED
+        if trace.primary_skipped == "circuit_open":
+            return BREAKER_OPEN
+        if trace.primary_skipped is not None:
+            return REDIS_FAILED
+    if queued is not None:
+        return DISCONNECT_QUEUED
     return NOT_LOGGED
 
 
@@ -153,9 +168,9 @@ def annotate(
     timeline: HealthTimeline,
     waits: Sequence[QueueWait] = (),
 ) -> tuple[list[Violation], Counter[str]]:
-    """The violations with each ghost's ``cause`` (and when its ``$disconnect`` failed), each
-    unanswered ping's ``queuedSeconds`` (see the module docstring), and the count of ghosts
-    by cause."""
+    """The violations with each ghost's ``cause`` (and when its ``$disconnect`` failed or
+    how long it queued), each unanswered ping's ``queuedSeconds`` (see the module
+    docstring), and the count of ghosts by cause."""
     causes: Counter[str] = Counter()
     annotated: list[Violation] = []
     for violation in violations:
@@ -166,14 +181,24 @@ def annotate(
             annotated.append(violation)
             continue
         trace = traces.get(violation.connection_id or "")
-        cause = cause_of(violation, trace)
+        queued = _disconnect_wait(violation.connection_id, waits)
+        cause = cause_of(violation, trace, queued)
         causes[f"{violation.kind.value}: {cause}"] += 1
         extra: dict[str, Any] = {"cause": cause}
         if trace is not None and trace.failed_at is not None:
             extra["disconnectFailedAt"] = trace.failed_at
             extra["disconnectFailedDuring"] = timeline.at(trace.failed_at)
+        if queued is not None:
+            extra["disconnectQueuedSeconds"] = queued.seconds
+            extra["disconnectFinishedAt"] = queued.at
         annotated.append(attrs.evolve(violation, fields={**violation.fields, **extra}))
     return annotated, causes
+
+
+def _disconnect_wait(connection_id: str | None, waits: Sequence[QueueWait]) -> QueueWait | None:
+    """The longest logged wait of this connection's ``$disconnect``, if any."""
+    own = [w for w in waits if w.route == "$disconnect" and w.connection_id == connection_id]
+    return max(own, key=lambda wait: wait.seconds, default=None)
 
 
 def _with_queue_wait(violation: Violation, waits: Sequence[QueueWait]) -> Violation:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.soak.diagnosis import (
     BREAKER_OPEN,
+    DISCONNECT_QUEUED,
     DYNAMODB_FAILED,
     NOT_LOGGED,
     REDIS_FAILED,
@@ -81,6 +82,16 @@ def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path:
             "outcome": "pong_unrecorded",
             "connection_id": "quiet",
         },
+        {  # skipped Redis, and its tombstone was written: no failed $disconnect
+            "timestamp": stamp(12.5),
+            "operation": "delete",
+            "reason": "circuit_open",
+            "message": "connection store failover: delete went to the secondary store (circuit_open)",
+            "connection_id": "buried",
+        },
+        f"{local_stamp(31.0)} WARNING timeline_ws.gateway $disconnect of connectionId=late "
+        "waited 4.87 s for a free worker (all 16 busy; Lambda would have run it at once: "
+        "this gateway is overloaded)",
     ]
     log = tmp_path / "serve.log"
     log.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
@@ -102,9 +113,12 @@ def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path:
             ghost(ViolationKind.GHOST_RECORD, "quiet", "redis"),
             ghost(ViolationKind.GHOST_RECORD, "stray", "redis", closed=False),
             ghost(ViolationKind.PING_UNANSWERED, "open", "-"),
+            ghost(ViolationKind.GHOST_RECORD, "buried", "redis"),
+            ghost(ViolationKind.GHOST_SLOT, "late", "limiter"),
         ],
         traces,
         timeline,
+        read_queue_waits(log, STARTED),
     )
     assert [v.fields.get("cause") for v in found] == [
         BREAKER_OPEN,
@@ -114,11 +128,19 @@ def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path:
         NOT_LOGGED,
         UNKNOWN_CONNECTION,
         None,
+        BREAKER_OPEN,
+        DISCONNECT_QUEUED,
     ]
     assert found[0].fields["disconnectFailedDuring"] == "during redis_hang"
-    assert causes["ghost_record: " + BREAKER_OPEN] == 1
+    assert "disconnectFailedAt" not in found[7].fields
+    assert (found[8].fields["disconnectQueuedSeconds"], found[8].fields["disconnectFinishedAt"]) == (
+        4.87,
+        31.0,
+    )
+    assert causes["ghost_record: " + BREAKER_OPEN] == 2  # "open" and "buried"
     assert causes["ghost_slot: " + BREAKER_OPEN] == 1
-    assert sum(causes.values()) == 6
+    assert causes["ghost_slot: " + DISCONNECT_QUEUED] == 1
+    assert sum(causes.values()) == 8
 
 
 def local_stamp(seconds: float) -> str:
