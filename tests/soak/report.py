@@ -57,6 +57,10 @@ class ScheduleReport:
     loop_lag_max: float = 0.0
     """The soak runner's own event-loop lag, worst seen (s): were the clients on time?"""
     load_average_max: float | None = None
+    cpu_steal_percent: float | None = None
+    """CPU time the hypervisor gave to other guests during the schedule (% of all vCPUs)."""
+    cpu_steal_max_percent: float | None = None
+    """The same over the worst half-second (the display's cadence)."""
     queue_waits: int = 0
     """Invocations that waited 1 s or more for one of serve's workers (from its log)."""
     queue_wait_max: float = 0.0
@@ -119,6 +123,8 @@ class ScheduleReport:
             "machine": {
                 "runnerLoopLagMaxMs": _ms(self.loop_lag_max),
                 "loadAverageMax": self.load_average_max,
+                "cpuStealPercent": self.cpu_steal_percent,
+                "cpuStealMaxPercent": self.cpu_steal_max_percent,
                 "cpus": os.cpu_count(),
                 "gatewayQueueWaitsOver1s": self.queue_waits,
                 "gatewayQueueWaitMaxSeconds": round(self.queue_wait_max, 2),
@@ -184,6 +190,7 @@ def summary_table(schedules: Sequence[ScheduleReport]) -> Table:
         "pings",
         "pong p99",
         "RSS peak",
+        "CPU steal",
         "violations",
     ):
         table.add_column(header)
@@ -197,9 +204,17 @@ def summary_table(schedules: Sequence[ScheduleReport]) -> Table:
             f"{s.pongs}/{s.pings}",
             "-" if p99 is None else f"{p99 * 1000:.0f} ms",
             _mib(s.rss_peak),
+            _steal(s.cpu_steal_percent, s.cpu_steal_max_percent),
             ", ".join(f"{k} {n}" for k, n in sorted(s.violations_by_kind().items())) or "0",
         )
     return table
+
+
+def _steal(mean: float | None, worst: float | None) -> str:
+    """``"3.1% (max 40.0%)"``: the schedule's stolen CPU share, and its worst half-second."""
+    if mean is None:
+        return "-"
+    return f"{mean:.1f}% (max {worst or 0.0:.1f}%)"
 
 
 @attrs.define

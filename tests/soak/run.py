@@ -38,6 +38,7 @@ from tests.soak.diagnosis import annotate, read_queue_waits, read_traces
 from tests.soak.environment import GatewayConfig, SoakEnvironment, timeline_redis_readable
 from tests.soak.faults import FaultKind, HealthTimeline, plan_faults
 from tests.soak.invariants import Checker, CheckerSettings, Violation
+from tests.soak.machine import StealMeter
 from tests.soak.report import LiveState, ProgressDisplay, ScheduleReport, summary_table, totals
 
 DEFAULT_CLIENTS: Final = 500
@@ -237,6 +238,7 @@ class ScheduleRun:
         self.started = time.monotonic()
         self.loop_lag_max = 0.0
         self.load_average_max: float | None = None
+        self.steal = StealMeter()
         self.world = World()
         self.timeline = HealthTimeline()
         self.state = LiveState(schedule=index, schedules=options.schedules, seed=self.seed)
@@ -426,6 +428,7 @@ class ScheduleRun:
     async def _show_forever(self) -> None:
         while True:
             self.load_average_max = max(self.load_average_max or 0.0, os.getloadavg()[0])
+            self.steal.sample()
             state = self.state
             state.elapsed = self.clock()
             state.open = len(self.world.open_conns())
@@ -468,6 +471,8 @@ class ScheduleRun:
         ]
         report.loop_lag_max = self.loop_lag_max
         report.load_average_max = self.load_average_max
+        report.cpu_steal_percent = self.steal.mean_percent
+        report.cpu_steal_max_percent = self.steal.worst_percent
         report.violations = list(checker.violations)
         report.tolerated = dict(checker.tolerated)
         report.rss_baseline = checker.memory_baseline

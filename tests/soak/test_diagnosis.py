@@ -133,7 +133,10 @@ def test_every_ghost_is_given_the_cause_its_disconnect_left_in_the_log(tmp_path:
     ]
     assert found[0].fields["disconnectFailedDuring"] == "during redis_hang"
     assert "disconnectFailedAt" not in found[7].fields
-    assert (found[8].fields["disconnectQueuedSeconds"], found[8].fields["disconnectFinishedAt"]) == (
+    assert (
+        found[8].fields["disconnectQueuedSeconds"],
+        found[8].fields["disconnectFinishedAt"],
+    ) == (
         4.87,
         31.0,
     )
