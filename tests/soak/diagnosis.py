@@ -10,7 +10,7 @@ JSON with their extra fields. Two kinds of line name a connection:
   ``primary_unavailable`` (Redis was called and failed).
 
 A delete Redis skipped or failed is a tombstone, so such a ghost is a replay that came
-late. So a ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
+late. A ghost's cause is one of :data:`CAUSES`. ``came_back`` would be the worst: the delete
 reached every store and the record was written again afterwards (a late write).
 
 The gateway's own plain lines say when an invocation waited a second or more for a free
