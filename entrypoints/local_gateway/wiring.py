@@ -197,8 +197,9 @@ def prepare_gateway(
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
         container = bootstrap(lambda_settings, **overrides)
         # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
-        for clients in (container.dynamodb_client, container.management_api_clients):
-            clients.add_kwargs(max_pool_connections=settings.workers)
+        # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
+        container.dynamodb_client.add_kwargs(max_pool_connections=settings.workers + 1)
+        container.management_api_clients.add_kwargs(max_pool_connections=settings.workers)
         integrations = {
             route.route_key: Integration(
                 handler=getattr(container, route.handler)(),
