@@ -42,7 +42,7 @@ class StealMeter:
 
     path: Path = PROC_STAT
     first: tuple[int, int] | None = None
-    previous: tuple[int, int] | None = None
+    last: tuple[int, int] | None = None
     worst_percent: float | None = None
 
     def sample(self) -> None:
@@ -50,20 +50,20 @@ class StealMeter:
         now = read_cpu_times(self.path)
         if now is None:
             return
-        if self.first is None:
+        if self.last is None:
             self.first = now
-        elif self.previous is not None:
-            share = _percent(self.previous, now)
+        else:
+            share = _percent(self.last, now)
             if share is not None:
                 self.worst_percent = max(self.worst_percent or 0.0, share)
-        self.previous = now
+        self.last = now
 
     @property
     def mean_percent(self) -> float | None:
         """Stolen share from the first sample to the last."""
-        if self.first is None or self.previous is None:
+        if self.first is None or self.last is None:
             return None
-        return _percent(self.first, self.previous)
+        return _percent(self.first, self.last)
 
 
 def _percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
