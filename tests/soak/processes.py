@@ -301,15 +301,25 @@ class ProxyProcess:
         self.process.stop()
 
 
+MOTO_PORT_ATTEMPTS: Final = 3
+"""Ports ``MotoProcess.start`` tries: one taken between :func:`free_port` and moto's bind
+(by an outgoing connection's ephemeral port) made a ``make test`` smoke run fail once."""
+
+
 class MotoProcess:
-    """``moto_server`` (DynamoDB, in memory) on a free port."""
+    """``moto_server`` (DynamoDB, in memory) on a free port (``port`` is final once started)."""
 
     def __init__(self, workdir: Path) -> None:
+        self.log_path = workdir / "moto.log"
+        self.port = 0
+        self.process = self._on_free_port()
+
+    def _on_free_port(self) -> ManagedProcess:
         self.port = free_port()
-        self.process = ManagedProcess(
+        return ManagedProcess(
             "moto_server",
             [venv_binary("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-            log_path=workdir / "moto.log",
+            log_path=self.log_path,
             env=_aws_environment(os.environ),
         )
 
@@ -318,14 +328,30 @@ class MotoProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process.start()
+        """Start it and wait until it answers; on another free port if its port was taken.
 
-        def ready() -> bool:
-            if not self.process.running():
-                raise RuntimeError("moto_server exited while starting")
-            return _http_ok(f"{self.endpoint}/moto-api/")
+        Raises:
+            RuntimeError: it exited while starting (other than over a taken port, or on
+                ``MOTO_PORT_ATTEMPTS`` ports), or did not answer in time.
+        """
+        for attempt in range(1, MOTO_PORT_ATTEMPTS + 1):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self.process.start()
+            try:
+                poll_until(self._ready, timeout=READY_TIMEOUT_SECONDS, what="moto_server answering")
+                return
+            except RuntimeError:
+                with self.log_path.open(errors="replace") as log:
+                    log.seek(logged)
+                    port_taken = "Address already in use" in log.read()
+                if self.process.running() or not port_taken or attempt == MOTO_PORT_ATTEMPTS:
+                    raise
+            self.process = self._on_free_port()
 
-        poll_until(ready, timeout=READY_TIMEOUT_SECONDS, what="moto_server answering")
+    def _ready(self) -> bool:
+        if not self.process.running():
+            raise RuntimeError(f"moto_server exited while starting (log: {self.log_path})")
+        return _http_ok(f"{self.endpoint}/moto-api/")
 
     def stop(self) -> None:
         self.process.stop()
