@@ -66,6 +66,8 @@ class ManagementApiClients:
             5xx are retried, 410 and 413 are not).
         max_pool_connections: HTTP connections each client keeps (botocore's default 10;
             the local gateway passes its handler threads).
+        aws_access_key_id, aws_secret_access_key: sign with these instead of boto3's own
+            resolution (the local gateway passes the credentials it accepts).
     """
 
     def __init__(
@@ -76,8 +78,12 @@ class ManagementApiClients:
         read_timeout_seconds: float = 2.0,
         max_attempts: int = 2,
         max_pool_connections: int = 10,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
     ) -> None:
         self._region_name = region_name
+        self._aws_access_key_id = aws_access_key_id
+        self._aws_secret_access_key = aws_secret_access_key
         self._max_pool_connections = max_pool_connections
         self._connect_timeout_seconds = connect_timeout_seconds
         self._read_timeout_seconds = read_timeout_seconds
@@ -129,6 +135,8 @@ class ManagementApiClients:
             endpoint_url=endpoint_url,
             region_name=self._region_name,
             config=config,
+            aws_access_key_id=self._aws_access_key_id,
+            aws_secret_access_key=self._aws_secret_access_key,
         )
 
 

@@ -28,11 +28,23 @@ def connect_host(host: str) -> str:
 
 def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
     """What ``serve`` prints on start: URLs, the store, Cognito mode, a ready token, a client command."""
+    # Imported here: the CLI imports this module, and must not load aiohttp or botocore.
+    from entrypoints.local_gateway.emulator.server import GATEWAY_KEY
+    from entrypoints.local_gateway.emulator.sigv4 import DEFAULT_CREDENTIALS
+
+    gateway = prepared.app[GATEWAY_KEY].settings
+    management = f"{prepared.base_url}/{gateway.api.stage}"
+    key = gateway.credentials[0]
+    secret = (
+        key.secret_access_key if key == DEFAULT_CREDENTIALS else "the secret given to --credentials"
+    )
     lines = [
         "timeline-ws local gateway: API Gateway WebSocket API emulation running the real handlers",
         f"  WebSocket       {prepared.ws_url}?token=<access token>",
-        f"  @connections    {prepared.base_url}/@connections/{{connectionId}}"
-        f"  (boto3 endpoint_url={prepared.base_url})",
+        f"  @connections    {management}/@connections/{{connectionId}}"
+        f"  (boto3 endpoint_url={management})",
+        f"  SigV4           service execute-api, region {gateway.region}, "
+        f"access key {key.access_key_id}, secret {secret}",
         f"  Health          {prepared.base_url}/health",
         "  Store           "
         + (

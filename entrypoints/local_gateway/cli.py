@@ -88,6 +88,44 @@ def _workers(text: str) -> int:
     return value
 
 
+def _credentials(text: str) -> tuple[str, str]:
+    key, separator, secret = text.partition(":")
+    if not separator or not key or not secret:
+        # never quotes the text: it holds a secret
+        raise argparse.ArgumentTypeError("expected KEY:SECRET, both non-empty")
+    return key, secret
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate per second, got {text!r}") from None
+    if not math.isfinite(value) or not value > 0:
+        raise argparse.ArgumentTypeError("must be a finite number greater than 0")
+    return value
+
+
+def _burst(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be within 0..1")
+    return value
+
+
 def _redis_url(text: str) -> str:
     from entrypoints.settings import redis_url_problem
 
@@ -214,6 +252,52 @@ def add_serve_command(commands: Any) -> None:
         "base64: deliver them with isBase64Encoded",
     )
     parser.add_argument(
+        "--credentials",
+        type=_credentials,
+        default=("test", "test"),
+        metavar="KEY:SECRET",
+        help="the only AWS credentials @connections accepts, SigV4-signed for service "
+        "execute-api and the region of AWS_REGION / AWS_DEFAULT_REGION (default us-east-1); "
+        "the handlers sign with them (default test:test)",
+    )
+    parser.add_argument(
+        "--deny-manage-connections",
+        action="store_true",
+        help="answer every signed @connections request 403 AccessDeniedException, as AWS does "
+        "for a caller without execute-api:ManageConnections (default off)",
+    )
+    parser.add_argument(
+        "--connect-rate",
+        type=_rate,
+        default=500.0,
+        metavar="N",
+        help="new connections per second; a handshake over it gets 429 (default 500, AWS's)",
+    )
+    parser.add_argument(
+        "--request-rate",
+        type=_rate,
+        default=10000.0,
+        metavar="N",
+        help="the account's requests per second, shared by messages and @connections calls "
+        "(default 10000, AWS's)",
+    )
+    parser.add_argument(
+        "--request-burst",
+        type=_burst,
+        default=5000,
+        metavar="N",
+        help="the account's request bucket; over it a message gets a 'Too Many Requests' frame "
+        "and @connections 429 LimitExceededException (default 5000, AWS's)",
+    )
+    parser.add_argument(
+        "--disconnect-loss",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="skip this share (0..1) of $disconnect invocations, each skip logged: AWS delivers "
+        "$disconnect best-effort (default 0)",
+    )
+    parser.add_argument(
         "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
     )
     parser.add_argument(
@@ -285,6 +369,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """``timeline-ws serve``: prepare, print the banner, serve until a signal; 1 on a startup error."""
     from entrypoints.local_gateway.emulator.events import ApiIdentity
     from entrypoints.local_gateway.emulator.server import GatewaySettings
+    from entrypoints.local_gateway.emulator.sigv4 import AwsCredentials
     from entrypoints.local_gateway.lifecycle import raise_open_file_limit, serve_until_stopped
     from entrypoints.local_gateway.wiring import prepare_gateway, redis_ping_failure
     from entrypoints.settings import ConfigurationError
@@ -298,6 +383,13 @@ def run_serve(args: argparse.Namespace) -> int:
         integration_timeout_seconds=args.integration_timeout,
         workers=args.workers,
         binary_frames=args.binary_frames,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        credentials=(AwsCredentials(*args.credentials),),
+        deny_manage_connections=args.deny_manage_connections,
+        connect_rate=args.connect_rate,
+        request_rate=args.request_rate,
+        request_burst=args.request_burst,
+        disconnect_loss=args.disconnect_loss,
     )
     if args.redis_cluster and not args.redis_url:
         print("timeline-ws serve: --redis-cluster needs --redis-url", file=sys.stderr)
@@ -305,8 +397,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.dynamodb_endpoint and not args.connections_table:
         print("timeline-ws serve: --dynamodb-endpoint needs --connections-table", file=sys.stderr)
         return 2
-    # boto3 signs the handlers' Management API calls (and reaches a local DynamoDB) with the
-    # process's credentials: any will do locally, so this process gets dummies when it has none.
+    # boto3 reaches a local DynamoDB with the process's credentials: any will do locally, so
+    # this process gets dummies when it has none. (@connections calls sign with --credentials.)
     for name, value in DUMMY_AWS_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     try:

@@ -9,7 +9,8 @@ see :func:`entrypoints.local_gateway.wiring.prepare_gateway`). Routes:
 - ``POST /dev/token``: ``{"token": "<access token>"}`` for ``sub`` ``demo-user`` (or the
   JSON body's ``"sub"``), valid ``"expiresIn"`` seconds (default 3600, 1..86400).
 - ``POST /dev/connections/{connectionId}/drop``: a Management API ``DeleteConnection`` of that
-  connection through the gateway's own ``@connections`` (boto3, SigV4 as on AWS): the socket
+  connection through the gateway's own ``/{stage}/@connections`` (boto3, signed with the
+  credentials the gateway accepts, for its region): the socket
   closes with 1000 and the client reconnects. Answers ``{"status": <the DELETE's status>}``.
 - ``POST /dev/handshake-status``: body ``{"token": ...}``; performs a real handshake with that
   token against the gateway's ``/ws`` and answers ``{"status": 101 | 401 | 429 | ...}``
@@ -35,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from entrypoints.local_gateway.dev_cognito import MAX_EXPIRES_IN_SECONDS, DevCognito
+from entrypoints.local_gateway.emulator.server import GATEWAY_KEY, GatewaySettings
 
 logger = logging.getLogger("timeline_ws.gateway.demo")
 
@@ -105,7 +107,10 @@ def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: 
 
     async def drop_connection(request: web.Request) -> web.Response:
         connection_id = request.match_info["connection_id"]
-        status = await asyncio.to_thread(_delete_connection, base_url, connection_id)
+        settings = request.app[GATEWAY_KEY].settings
+        status = await asyncio.to_thread(
+            _delete_connection, f"{base_url}/{settings.api.stage}", settings, connection_id
+        )
         logger.info("demo: DeleteConnection %s answered %d", connection_id, status)
         return web.json_response({"status": status}, headers=_NO_STORE)
 
@@ -123,14 +128,20 @@ def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: 
     app.router.add_post("/dev/handshake-status", handshake_status)
 
 
-def _delete_connection(base_url: str, connection_id: str) -> int:
-    """``DeleteConnection`` through the gateway's ``@connections`` with the real boto3 client."""
+def _delete_connection(endpoint_url: str, settings: GatewaySettings, connection_id: str) -> int:
+    """``DeleteConnection`` through the gateway's staged ``@connections`` with the real boto3
+    client, signed as the gateway requires (its region, the credentials it accepts)."""
     import boto3
     from botocore.exceptions import ClientError
 
-    # Credentials: the environment's (serve sets dummy ones when there are none); the
-    # local gateway checks that requests are signed, not the signature.
-    api = boto3.client("apigatewaymanagementapi", endpoint_url=base_url, region_name="us-east-1")
+    credentials = settings.credentials[0]
+    api = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+    )
     try:
         response = api.delete_connection(ConnectionId=connection_id)
     except ClientError as error:

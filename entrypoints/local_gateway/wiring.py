@@ -70,6 +70,7 @@ def ignored_cognito_variables(environ: Mapping[str, str]) -> list[str]:
 def gateway_environment(
     *,
     base_url: str,
+    stage: str,
     redis_url: str | None,
     dev_cognito: DevCognito | None,
     redis_cluster: bool = False,
@@ -79,12 +80,12 @@ def gateway_environment(
 ) -> dict[str, str]:
     """The variables the gateway provides to the handlers' settings, over ``environ``.
 
-    ``MANAGEMENT_API_ENDPOINT`` is always the gateway (``base_url``); EMF metrics are off
+    ``MANAGEMENT_API_ENDPOINT`` is always the gateway's stage (``base_url/stage``); EMF metrics are off
     unless ``POWERTOOLS_METRICS_DISABLED`` is set (they are CloudWatch's, and would lengthen
     every access line on a terminal); ``REDIS_URL`` and the store options when given; the
     stand-in's ``COGNITO_*`` when given, with ``COGNITO_JWKS_URL`` at ``base_url``.
     """
-    variables = {"MANAGEMENT_API_ENDPOINT": base_url}
+    variables = {"MANAGEMENT_API_ENDPOINT": f"{base_url}/{stage}"}
     if "POWERTOOLS_METRICS_DISABLED" not in environ:
         variables["POWERTOOLS_METRICS_DISABLED"] = "true"
     if not environ.get("AWS_REGION") and not environ.get("AWS_DEFAULT_REGION"):
@@ -185,6 +186,7 @@ def prepare_gateway(
             )
         variables = gateway_environment(
             base_url=base_url,
+            stage=settings.api.stage,
             redis_url=redis_url,
             dev_cognito=dev,
             redis_cluster=redis_cluster,
@@ -199,7 +201,14 @@ def prepare_gateway(
         # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
         # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
         container.dynamodb_client.add_kwargs(max_pool_connections=settings.workers + 1)
-        container.management_api_clients.add_kwargs(max_pool_connections=settings.workers)
+        # The handlers sign @connections calls as the gateway requires: its region, the
+        # first of the credentials it accepts.
+        container.management_api_clients.add_kwargs(
+            max_pool_connections=settings.workers,
+            region_name=settings.region,
+            aws_access_key_id=settings.credentials[0].access_key_id,
+            aws_secret_access_key=settings.credentials[0].secret_access_key,
+        )
         integrations = {
             route.route_key: Integration(
                 handler=getattr(container, route.handler)(),

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import boto3
 import pytest
 import redis
 
@@ -30,7 +29,7 @@ from entrypoints.local_gateway.emulator.server import (
     listening_socket,
 )
 from entrypoints.local_gateway.wiring import prepare_gateway
-from tests.support.gateway import BackgroundGateway
+from tests.support.gateway import BackgroundGateway, management_client
 from tests.support.http import wait_for_health
 
 # A JWT (three base64url segments, the first a JSON header) or a token query parameter.
@@ -81,12 +80,11 @@ class RunningGateway:
         assert self.dev_cognito is not None
         return self.dev_cognito.access_token(sub=sub, expires_in_seconds=expires_in_seconds)
 
-    def management(self, stage: str | None = None) -> Any:
-        """A real boto3 ``apigatewaymanagementapi`` client pointed at this gateway."""
-        endpoint = self.base_url + (f"/{stage}" if stage else "")
-        return boto3.client(
-            "apigatewaymanagementapi", endpoint_url=endpoint, region_name="us-east-1"
-        )
+    def management(self, **replaced: Any) -> Any:
+        """A real boto3 ``apigatewaymanagementapi`` client of this gateway's staged
+        ``@connections``, signed as it requires unless ``replaced`` says otherwise (``stage``,
+        ``access_key_id``, ``secret_access_key``, ``region``: see :func:`management_client`)."""
+        return management_client(self.base_url, self.background.gateway.settings, **replaced)
 
     def stop(self) -> None:
         self.background.stop()

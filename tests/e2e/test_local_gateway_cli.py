@@ -105,7 +105,7 @@ def test_given_no_configuration_when_serving_then_embedded_redis_and_the_stand_i
     environ = {k: v for k, v in os.environ.items() if k not in COGNITO_VARIABLES}
     prepared = prepare_local(environ, tmp_path)
     handler_settings = prepared.container.settings()
-    assert handler_settings.management_api_endpoint == prepared.base_url
+    assert handler_settings.management_api_endpoint == prepared.base_url + "/local"
     assert (
         handler_settings.cognito_jwks_url
         == prepared.base_url + "/local_timelinews/.well-known/jwks.json"

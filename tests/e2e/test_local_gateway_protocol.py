@@ -34,6 +34,7 @@ from entrypoints.local_gateway.emulator.server import (
 )
 from tests.e2e.conftest import RunningGateway
 from tests.support.http import wait_until
+from tests.support.sigv4 import signed_request
 
 EVENTS = Path(__file__).parent.parent / "events"
 RECEIVE_TIMEOUT_SECONDS = 10.0
@@ -628,16 +629,11 @@ def test_shutdown_closes_every_socket_with_1001_and_runs_disconnect(
 def _request(
     url: str, method: str = "GET", data: bytes | None = None, signed: bool = True
 ) -> tuple[int, dict[str, str], bytes]:
-    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=local/..."} if signed else {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return reply.status, dict(reply.headers), reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    """A raw request, SigV4-signed with the gateway's default credentials unless ``signed`` is false."""
+    return signed_request(url, method, data, signed=signed)
 
 
-def test_connections_paths_accept_the_stage_prefix_and_an_encoded_at_sign(
+def test_connections_paths_take_the_stage_and_an_encoded_at_sign(
     stub_gateway: Callable[..., RunningGateway],
 ) -> None:
     recorder = Recorder()
@@ -648,14 +644,15 @@ def test_connections_paths_accept_the_stage_prefix_and_an_encoded_at_sign(
             connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
             encoded = urllib.parse.quote(connection_id, safe="")
             urls = [
-                f"{running.base_url}/@connections/{encoded}",
                 f"{running.base_url}/local/@connections/{encoded}",
-                f"{running.base_url}/%40connections/{encoded}",
                 f"{running.base_url}/local/%40connections/{encoded}",
+                f"{running.base_url}/@connections/{encoded}",  # no stage: AWS answers 403
+                f"{running.base_url}/%40connections/{encoded}",
+                f"{running.base_url}/other/@connections/{encoded}",  # another stage: 403
             ]
             return [(await asyncio.to_thread(_request, url))[0] for url in urls]
 
-    assert run(scenario()) == [200, 200, 200, 200]
+    assert run(scenario()) == [200, 200, 403, 403, 403]
 
 
 def test_connections_errors_carry_the_aws_error_type(
@@ -663,21 +660,27 @@ def test_connections_errors_carry_the_aws_error_type(
 ) -> None:
     recorder = Recorder()
     running = stub_gateway(recorder.handlers)
-    base = running.base_url
+    base = running.base_url + "/local"
 
     status, headers, body = _request(f"{base}/@connections/AAAAAAAAAAAAAAA%3D")
     assert (status, headers["x-amzn-ErrorType"]) == (410, "GoneException")
-    assert json.loads(body) == {"message": "Connection is gone"}
-    status, headers, _ = _request(f"{base}/@connections/AAAAAAAAAAAAAAA%3D", signed=False)
+    assert body == b"", "AWS's 410 has an empty body"
+    status, headers, body = _request(f"{base}/@connections/AAAAAAAAAAAAAAA%3D", signed=False)
     assert (status, headers["x-amzn-ErrorType"]) == (403, "ForbiddenException")
-    assert _request(f"{base}/other-stage/@connections/x")[0] == 404
-    assert _request(f"{base}/@connections/")[0] == 404
-    assert _request(f"{base}/@connections/x", method="PUT", data=b"")[0] == 405
+    assert json.loads(body) == {"message": "Missing Authentication Token"}
+    status, headers, body = _request(f"{running.base_url}/other-stage/@connections/x")
+    assert (status, headers["x-amzn-ErrorType"]) == (403, "ForbiddenException")
+    assert json.loads(body) == {"message": "Forbidden"}
+    assert _request(f"{base}/@connections/")[0] == 403
+    status, headers, body = _request(f"{base}/@connections/x")
+    assert (status, headers["x-amzn-ErrorType"]) == (400, "BadRequestException")
+    assert json.loads(body) == {"message": "Invalid connectionId"}
+    assert _request(f"{base}/@connections/AAAAAAAAAAAAAAA%3D", method="PUT", data=b"")[0] == 405
     status, headers, _ = _request(
         f"{base}/@connections/x", method="POST", data=b"x" * (128 * 1024 + 1)
     )
     assert (status, headers["x-amzn-ErrorType"]) == (413, "PayloadTooLargeException")
-    assert _request(f"{base}/@connections/x", method="DELETE")[0] == 410
+    assert _request(f"{base}/@connections/AAAAAAAAAAAAAAA%3D", method="DELETE")[0] == 410
 
 
 def test_boto3_posts_over_128_kb_raise_payload_too_large(
@@ -747,7 +750,8 @@ def test_a_client_that_does_not_read_makes_posts_fail_with_limit_exceeded(
         ws = await connect(running.url("t"), max_queue=1, max_size=None)  # never reads
         try:
             connection_id = recorder.of_type("CONNECT")[0]["requestContext"]["connectionId"]
-            url = f"{running.base_url}/@connections/{urllib.parse.quote(connection_id, safe='')}"
+            encoded = urllib.parse.quote(connection_id, safe="")
+            url = f"{running.base_url}/local/@connections/{encoded}"
             for _ in range(400):  # at most 50 MB before the buffers must be full
                 status, headers, _ = await asyncio.to_thread(_request, url, "POST", chunk)
                 if status != 200:

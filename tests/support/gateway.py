@@ -83,6 +83,30 @@ class BackgroundGateway:
         await runner.cleanup()
 
 
+def management_client(
+    base_url: str,
+    settings: GatewaySettings,
+    *,
+    stage: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    region: str | None = None,
+) -> Any:
+    """A real boto3 ``apigatewaymanagementapi`` client of a gateway's staged ``@connections``.
+
+    By default it signs as the gateway requires (its stage, region and first credentials);
+    each argument replaces one of them, to see what a mistaken client gets.
+    """
+    credentials = settings.credentials[0]
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=f"{base_url}/{stage if stage is not None else settings.api.stage}",
+        region_name=region or settings.region,
+        aws_access_key_id=access_key_id or credentials.access_key_id,
+        aws_secret_access_key=secret_access_key or credentials.secret_access_key,
+    )
+
+
 COGNITO_VARIABLES = (
     "COGNITO_REGION",
     "COGNITO_USER_POOL_ID",
@@ -156,7 +180,6 @@ class RestartableGateway:
         )
 
     def management(self) -> Any:
-        """A real boto3 ``apigatewaymanagementapi`` client pointed at this gateway."""
-        return boto3.client(
-            "apigatewaymanagementapi", endpoint_url=self.base_url, region_name="us-east-1"
-        )
+        """A real boto3 ``apigatewaymanagementapi`` client of this gateway (see
+        :func:`management_client`)."""
+        return management_client(self.base_url, self.settings)

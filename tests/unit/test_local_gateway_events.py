@@ -133,12 +133,15 @@ def test_route_selection_on_request_body_action(
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/@connections/L0SM9cOFvHcCIhw%3D", "L0SM9cOFvHcCIhw="),
-        ("/%40connections/L0SM9cOFvHcCIhw%3D", "L0SM9cOFvHcCIhw="),
+        ("/local/@connections/L0SM9cOFvHcCIhw%3D", "L0SM9cOFvHcCIhw="),
+        ("/local/%40connections/L0SM9cOFvHcCIhw%3D", "L0SM9cOFvHcCIhw="),
         ("/local/@connections/L0SM9cOFvHcCIhw=", "L0SM9cOFvHcCIhw="),
         ("/local/%40connections/a%253D", "a%3D"),  # decoded exactly once
-        ("/@connections/abc?x=1", "abc"),
+        ("/local/@connections/abc?x=1", "abc"),
+        ("/@connections/L0SM9cOFvHcCIhw%3D", None),  # only under the stage, as on AWS
+        ("/%40connections/L0SM9cOFvHcCIhw%3D", None),
         ("/other/@connections/abc", None),
+        ("/local/@connections/", None),
         ("/@connections/", None),
         ("/@connections", None),
         ("/@connections/a/b", None),

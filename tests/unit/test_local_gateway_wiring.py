@@ -11,6 +11,8 @@ import pytest
 from entrypoints.cli import build_parser, main
 from entrypoints.local_gateway.banner import banner, connect_host, redact_url
 from entrypoints.local_gateway.dev_cognito import load_dev_cognito
+from entrypoints.local_gateway.emulator.server import GatewaySettings, create_app
+from entrypoints.local_gateway.emulator.sigv4 import AwsCredentials
 from entrypoints.local_gateway.lifecycle import raise_open_file_limit
 from entrypoints.local_gateway.wiring import (
     PreparedGateway,
@@ -18,6 +20,16 @@ from entrypoints.local_gateway.wiring import (
     real_cognito_configured,
 )
 from tests.support.app import make_container, make_settings
+
+
+def gateway_app(settings: GatewaySettings | None = None) -> Any:
+    """An emulator app whose handlers are never called (the banner reads its settings)."""
+
+    def unused(event: Any, context: Any) -> Any:
+        raise AssertionError("not invoked")
+
+    routes = {"$connect": unused, "$disconnect": unused, "$default": unused}
+    return create_app(routes, settings)
 
 
 @pytest.mark.parametrize(
@@ -38,26 +50,30 @@ def test_the_gateway_environment_points_the_handlers_at_the_gateway(tmp_path: Pa
     dev = load_dev_cognito(tmp_path)
     variables = gateway_environment(
         base_url="http://127.0.0.1:9",
+        stage="local",
         redis_url="redis://127.0.0.1:1/0",
         dev_cognito=dev,
         connections_table="connections",
         dynamodb_endpoint="http://127.0.0.1:5000",
         environ={"AWS_REGION": "eu-west-1"},
     )
-    assert variables["MANAGEMENT_API_ENDPOINT"] == "http://127.0.0.1:9"
+    assert variables["MANAGEMENT_API_ENDPOINT"] == "http://127.0.0.1:9/local"  # staged, as on AWS
     assert variables["REDIS_URL"] == "redis://127.0.0.1:1/0"
     assert variables["CONNECTIONS_TABLE"] == "connections"
     assert variables["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:5000"
     assert "AWS_DEFAULT_REGION" not in variables  # AWS_REGION is enough
     assert variables["COGNITO_USER_POOL_ID"] == "local_timelinews"
-    bare = gateway_environment(base_url="http://h:1", redis_url=None, dev_cognito=None, environ={})
+    bare = gateway_environment(
+        base_url="http://h:1", stage="dev", redis_url=None, dev_cognito=None, environ={}
+    )
     assert bare == {
-        "MANAGEMENT_API_ENDPOINT": "http://h:1",
+        "MANAGEMENT_API_ENDPOINT": "http://h:1/dev",
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
     kept = gateway_environment(
         base_url="http://h:1",
+        stage="local",
         redis_url=None,
         dev_cognito=None,
         environ={"POWERTOOLS_METRICS_DISABLED": "false"},
@@ -95,7 +111,7 @@ def test_passwords_in_redis_urls_are_redacted() -> None:
 def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path: Path) -> None:
     dev = load_dev_cognito(tmp_path)
     prepared = PreparedGateway(
-        app=Any,
+        app=gateway_app(),
         sock=None,
         base_url="http://127.0.0.1:8080",
         ws_url="ws://127.0.0.1:8080/ws",
@@ -108,6 +124,33 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
     assert "Redis at redis://:***@127.0.0.1:6379/0" in text
     assert "pw@" not in text
     assert "Failover" not in text  # no CONNECTIONS_TABLE, no failover
+    # The staged @connections endpoint and the credentials it accepts, as a boto3 client needs.
+    assert (
+        "  @connections    http://127.0.0.1:8080/local/@connections/{connectionId}"
+        "  (boto3 endpoint_url=http://127.0.0.1:8080/local)" in text.splitlines()
+    )
+    assert (
+        "  SigV4           service execute-api, region us-east-1, access key test, secret test"
+        in text.splitlines()
+    )
+
+
+def test_the_banner_never_prints_a_secret_given_on_the_command_line(tmp_path: Path) -> None:
+    settings = GatewaySettings(
+        region="eu-west-1", credentials=(AwsCredentials("AKIDLOCAL", "not-for-the-banner"),)
+    )
+    prepared = PreparedGateway(
+        app=gateway_app(settings),
+        sock=None,
+        base_url="http://127.0.0.1:8080",
+        ws_url="ws://127.0.0.1:8080/ws",
+        dev_cognito=load_dev_cognito(tmp_path),
+        redis_url=None,
+        container=make_container(),
+    )
+    text = banner(prepared)
+    assert "region eu-west-1, access key AKIDLOCAL, secret the secret given to --credentials" in text
+    assert "not-for-the-banner" not in text
 
 
 def test_the_banner_names_the_failover_table_and_its_endpoint(tmp_path: Path) -> None:
@@ -116,7 +159,7 @@ def test_the_banner_names_the_failover_table_and_its_endpoint(tmp_path: Path) ->
         AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:5000",
     )
     prepared = PreparedGateway(
-        app=Any,
+        app=gateway_app(),
         sock=None,
         base_url="http://127.0.0.1:8080",
         ws_url="ws://127.0.0.1:8080/ws",

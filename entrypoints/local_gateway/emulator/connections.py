@@ -16,6 +16,7 @@ import attrs
 from aiohttp import web
 
 from entrypoints.local_gateway.emulator.events import ClientConnection
+from entrypoints.local_gateway.emulator.frames import MAX_FRAME_BYTES, send_fragmented
 
 
 @attrs.frozen(slots=True)
@@ -76,6 +77,29 @@ class LiveConnection:
         if self.reading is not None and not self.reading.expired():
             self.reading.reschedule(asyncio.get_running_loop().time())
         return True
+
+    async def send(self, data: str | bytes, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        """Send one message (text for ``str``, binary for ``bytes``) as API Gateway does: in
+        frames of at most ``max_frame_bytes`` (32 KB), so a larger one arrives fragmented.
+
+        A message that fits one frame goes through aiohttp (whose flow control waits while
+        the client does not read); a larger one is written as its fragments at once.
+
+        Raises:
+            ConnectionError: the socket is closing or gone.
+        """
+        payload_size = len(data) if isinstance(data, bytes) else len(data) * 4
+        if payload_size > max_frame_bytes and isinstance(data, str):
+            payload_size = len(data.encode("utf-8", errors="surrogatepass"))
+        if payload_size <= max_frame_bytes or self.transport is None:
+            if isinstance(data, str):
+                await self.socket.send_str(data)
+            else:
+                await self.socket.send_bytes(data)
+            return
+        if self.socket.closed:
+            raise ConnectionResetError("the socket is closing")
+        send_fragmented(self.transport, data, max_frame_bytes)
 
     def buffered_bytes(self) -> int:
         """Bytes written to this client that its socket has not taken yet (0 without a transport)."""

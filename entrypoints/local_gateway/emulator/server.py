@@ -9,13 +9,18 @@ Behaviour follows API Gateway's WebSocket API:
   handler that raises or answers garbage is a 502, one slower than the integration timeout
   (29 s) a 504; nothing of the handler's internals reaches the client
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
+- Upgrades over ``connect_rate`` new connections per second (API Gateway: 500) get 429 before
+  ``$connect`` runs.
 - Messages: route selection on ``$request.body.action``
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-routes.html);
-  one MESSAGE event per frame, handled in order per connection; on a two-way route (one
-  with a route response) the handler's ``body`` is sent back to the client after the
-  invocation returns, on a one-way route it is ignored; a failed invocation sends
-  the client ``{"message": "Internal server error", "connectionId", "requestId"}`` as API
-  Gateway does, and the socket stays open. Messages over 128 KB close the socket with 1009
+  one MESSAGE event per message, invoked as it arrives, concurrently with the connection's
+  other messages (API Gateway keeps no order between them); on a two-way route (one with a
+  route response) the handler's ``body`` is sent back to the client when its invocation
+  returns, on a one-way route it is ignored; a failed invocation sends the client
+  ``{"message": "Internal server error", "connectionId", "requestId"}`` as API Gateway does,
+  and the socket stays open. A message over the account's request bucket is not invoked and
+  gets a ``Too Many Requests`` frame. Frames over 32 KB and messages over 128 KB close the
+  socket with 1009; messages to the client go out in frames of at most 32 KB
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html).
   Binary frames close it with 1003 (API Gateway rejects them:
   https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html)
@@ -23,10 +28,11 @@ Behaviour follows API Gateway's WebSocket API:
 - Closes complete the closing handshake (RFC 6455 §7): the side that did not start the close
   answers with a close frame, the gateway waits for the client's answer (at most
   :data:`CLOSE_HANDSHAKE_SECONDS`) before closing TCP, and echoes a client's own code.
-- Closes: every close runs ``$disconnect`` once, after the connection's last message, with
-  ``disconnectStatusCode`` / ``disconnectReason`` as API Gateway reports them (see
-  :data:`CLIENT_NO_STATUS` and friends). Idle timeout (no data frame from the client for
-  10 min) and maximum duration (2 h) close with 1001 ``Going away``.
+- Closes: every close runs ``$disconnect`` once, after the connection's invocations have
+  finished, with ``disconnectStatusCode`` / ``disconnectReason`` as API Gateway reports them
+  (see :data:`CLIENT_NO_STATUS` and friends), unless ``disconnect_loss`` skips it (logged):
+  API Gateway delivers ``$disconnect`` best-effort. Idle timeout (no data frame from the
+  client for 10 min) and maximum duration (2 h) close with 1001 ``Going away``.
 - Handlers run in a thread pool, so a slow handler never blocks other sockets.
 - A request that cannot be parsed is a plain ``400 Bad Request`` and one log line naming the
   error type; nothing of the request is echoed or logged (see :class:`GatewayRunner`).
@@ -40,9 +46,10 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -65,8 +72,20 @@ from entrypoints.local_gateway.emulator.events import (
     now_ms,
     select_route,
 )
+from entrypoints.local_gateway.emulator.frames import MAX_FRAME_BYTES, guard_frames
 from entrypoints.local_gateway.emulator.lambda_context import lambda_context
-from entrypoints.local_gateway.emulator.management_api import ManagementApi
+from entrypoints.local_gateway.emulator.management_api import SIGNING_SERVICE, ManagementApi
+from entrypoints.local_gateway.emulator.sigv4 import (
+    DEFAULT_CREDENTIALS,
+    AwsCredentials,
+    SigV4Verifier,
+)
+from entrypoints.local_gateway.emulator.throttling import (
+    ACCOUNT_REQUEST_BURST,
+    ACCOUNT_REQUEST_RATE,
+    NEW_CONNECTIONS_PER_SECOND,
+    TokenBucket,
+)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 """A Lambda handler: ``(event, context) -> response dict``."""
@@ -79,6 +98,11 @@ IDLE_TIMEOUT_SECONDS: Final = 600.0
 MAX_DURATION_SECONDS: Final = 7200.0
 INTEGRATION_TIMEOUT_SECONDS: Final = 29.0
 
+THROTTLED_MESSAGE: Final = "Too Many Requests"
+"""The error frame's message for a throttled message (AWS: "Clients may receive 429 Too Many
+Requests error responses", https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-protect.html;
+the frame's shape is the captured error frame's, see :func:`gateway_error_frame`)."""
+
 GOING_AWAY: Final = (1001, "Going away")
 """Idle timeout, maximum duration and shutdown (captured ``$disconnect`` after an idle timeout)."""
 CLIENT_NO_STATUS: Final = (1005, "Client-side close frame status not set")
@@ -87,6 +111,12 @@ ABNORMAL: Final = (1006, "")
 """The client vanished without a close frame (RFC 6455 1006; reason text not documented)."""
 MESSAGE_TOO_BIG: Final = (1009, "Message too big")
 UNSUPPORTED_DATA: Final = (1003, "Unsupported data")
+
+MAX_INFLIGHT_PER_CONNECTION: Final = 64
+"""Invocations of one connection's messages running at once; the reader stops reading (TCP
+back-pressure) while this many are in flight. AWS documents no such bound (its bound is the
+account's request rate); this one keeps a flooding client from queueing without limit."""
+DEFAULT_REGION: Final = "us-east-1"
 
 CLOSE_HANDSHAKE_SECONDS: Final = 2.0
 """How long the gateway waits for the client's close frame after sending its own."""
@@ -123,6 +153,21 @@ class GatewaySettings:
             worker is logged as a WARNING (its wait is on every access line as ``queued_ms``).
             Lambda would have run it at once (up to the account's concurrency), so such a
             wait is this emulator being overloaded, not the handlers being slow.
+        region: the API's region: ``@connections`` requests must be signed for it.
+        credentials: the access keys ``@connections`` accepts (SigV4, service ``execute-api``).
+        deny_manage_connections: every signed ``@connections`` request gets 403
+            ``AccessDeniedException``, as for a caller without ``execute-api:ManageConnections``.
+        max_frame_bytes: a client frame over this closes the socket with 1009; messages to
+            the client go out in frames of at most this (API Gateway: 32 KB).
+        connect_rate: new connections per second (a token bucket holding one second's worth);
+            a handshake over it gets 429.
+        request_rate, request_burst: the account's request bucket, shared by the messages
+            (over it: a ``Too Many Requests`` frame, no invocation) and the ``@connections``
+            calls (over it: 429 ``LimitExceededException``).
+        disconnect_loss: the share (0..1) of ``$disconnect`` invocations skipped, each one
+            logged: API Gateway delivers ``$disconnect`` on a best-effort basis.
+        disconnect_loss_seed: seeds the skip decisions (``None``: unseeded).
+        max_inflight_per_connection: see :data:`MAX_INFLIGHT_PER_CONNECTION`.
     """
 
     api: ApiIdentity = attrs.field(factory=ApiIdentity)
@@ -138,6 +183,18 @@ class GatewaySettings:
     workers: int = 16
     client_send_timeout_seconds: float = 10.0
     queue_warning_seconds: float = 1.0
+    region: str = DEFAULT_REGION
+    credentials: tuple[AwsCredentials, ...] = (DEFAULT_CREDENTIALS,)
+    deny_manage_connections: bool = False
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    connect_rate: float = NEW_CONNECTIONS_PER_SECOND
+    request_rate: float = ACCOUNT_REQUEST_RATE
+    request_burst: int = ACCOUNT_REQUEST_BURST
+    disconnect_loss: float = attrs.field(
+        default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+    disconnect_loss_seed: int | None = None
+    max_inflight_per_connection: int = MAX_INFLIGHT_PER_CONNECTION
 
 
 @attrs.frozen(slots=True)
@@ -195,11 +252,22 @@ class Gateway:
             for route, target in handlers.items()
         }
         self.registry = ConnectionRegistry()
+        settings = self.settings
+        self.connects = TokenBucket(settings.connect_rate, max(1.0, settings.connect_rate))
+        self.requests = TokenBucket(settings.request_rate, settings.request_burst)
         self.management = ManagementApi(
             self.registry,
-            stage=self.settings.api.stage,
-            send_timeout_seconds=self.settings.client_send_timeout_seconds,
+            stage=settings.api.stage,
+            api_id=settings.api.api_id,
+            verifier=SigV4Verifier(
+                service=SIGNING_SERVICE, region=settings.region, credentials=settings.credentials
+            ),
+            requests=self.requests,
+            deny_manage_connections=settings.deny_manage_connections,
+            send_timeout_seconds=settings.client_send_timeout_seconds,
+            max_frame_bytes=settings.max_frame_bytes,
         )
+        self._loss = random.Random(settings.disconnect_loss_seed)  # noqa: S311 (not security)
         self._own_executor = executor is None
         self.executor = executor or concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix="lambda"
@@ -286,6 +354,12 @@ class Gateway:
             )
         if self.shutting_down:
             return web.Response(status=503)
+        if not self.connects.take():
+            logger.warning(
+                "handshake refused with 429: over %g new connections per second",
+                self.settings.connect_rate,
+            )
+            return web.Response(status=429, text="Too Many Requests")
         peer = request.transport.get_extra_info("peername") if request.transport else None
         client = ClientConnection(
             connection_id=new_id(),
@@ -331,6 +405,11 @@ class Gateway:
             last_active_ms=client.connected_at_ms,
             transport=handshake.transport,
         )
+        guard_frames(
+            request.protocol,
+            self.settings.max_frame_bytes,
+            lambda: self._oversized_frame(connection),
+        )
         self.registry.add(connection)
         close = ABNORMAL
         try:
@@ -343,23 +422,44 @@ class Gateway:
         return socket_response
 
     async def _pump(self, connection: LiveConnection) -> tuple[int, str]:
-        """Read frames until the connection closes; returns the ``$disconnect`` code and reason."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
-        worker = asyncio.get_running_loop().create_task(self._work(connection, queue))
+        """Read frames until the connection closes; returns the ``$disconnect`` code and reason.
+
+        Each message is invoked as it arrives, concurrently with the connection's other
+        messages (as API Gateway invokes them), at most ``max_inflight_per_connection`` at
+        once; the session ends once every invocation has finished.
+        """
+        inflight: set[asyncio.Task[None]] = set()
+        slots = asyncio.Semaphore(self.settings.max_inflight_per_connection)
+        loop = asyncio.get_running_loop()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            slots.release()
+
+        async def dispatch(event: dict[str, Any]) -> None:
+            await slots.acquire()
+            task = loop.create_task(self._handle_message(connection, event))
+            inflight.add(task)
+            task.add_done_callback(finished)
+
         try:
-            return await self._read(connection, queue)
+            return await self._read(connection, dispatch)
         finally:
-            await queue.put(None)
-            await worker
+            if inflight:
+                await asyncio.wait(set(inflight))
 
     async def _read(
-        self, connection: LiveConnection, queue: asyncio.Queue[dict[str, Any] | None]
+        self,
+        connection: LiveConnection,
+        dispatch: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> tuple[int, str]:
         """Read the client's frames until the connection closes; this task alone reads.
 
         A close the gateway starts (:meth:`LiveConnection.request_close`) wakes this loop,
         which sends the close frame and waits for the client's. A client's close frame is
-        answered with its own code.
+        answered with its own code. A frame over ``max_frame_bytes`` never reaches this loop
+        (:class:`~entrypoints.local_gateway.emulator.frames.FrameSizeGuard` drops it and
+        requests the 1009 close).
         """
         settings = self.settings
         ws = connection.socket
@@ -388,8 +488,10 @@ class Gateway:
                     continue
                 idle_deadline = time.monotonic() + settings.idle_timeout_seconds
                 connection.last_active_ms = now_ms()
+                if await self._throttled(connection):
+                    continue
                 route = select_route(message.data, settings.route_keys)
-                await queue.put(self._message_event(connection, route, message.data, False))
+                await dispatch(self._message_event(connection, route, message.data, False))
             elif message.type is WSMsgType.BINARY:
                 if settings.binary_frames == "reject":
                     connection.request_close(*UNSUPPORTED_DATA)
@@ -399,8 +501,10 @@ class Gateway:
                     continue
                 idle_deadline = time.monotonic() + settings.idle_timeout_seconds
                 connection.last_active_ms = now_ms()
+                if await self._throttled(connection):
+                    continue
                 body = base64.b64encode(message.data).decode("ascii")
-                await queue.put(self._message_event(connection, DEFAULT_ROUTE, body, True))
+                await dispatch(self._message_event(connection, DEFAULT_ROUTE, body, True))
             elif message.type is WSMsgType.CLOSE:
                 code = int(message.data or 0)
                 with contextlib.suppress(Exception):  # the client may be gone already
@@ -408,6 +512,29 @@ class Gateway:
                 return _client_close(message)
             elif message.type in _CLOSE_MESSAGE_TYPES:
                 return _client_close(message)
+
+    async def _throttled(self, connection: LiveConnection) -> bool:
+        """Take a token from the account's bucket; without one, the message is not invoked
+        and the client gets a ``Too Many Requests`` frame (returns ``True``)."""
+        if self.requests.take():
+            return False
+        logger.warning(
+            "message of connectionId=%s throttled: over the account's request rate "
+            "(%g/s, burst %d); not invoked",
+            connection.connection_id,
+            self.settings.request_rate,
+            self.settings.request_burst,
+        )
+        await self._tell(connection, THROTTLED_MESSAGE, new_id())
+        return True
+
+    def _oversized_frame(self, connection: LiveConnection) -> None:
+        logger.warning(
+            "connectionId=%s sent a frame over %d bytes: closing with 1009",
+            connection.connection_id,
+            self.settings.max_frame_bytes,
+        )
+        connection.request_close(*MESSAGE_TOO_BIG)
 
     def _message_event(
         self, connection: LiveConnection, route: str | None, body: str, is_base64: bool
@@ -420,26 +547,23 @@ class Gateway:
             is_base64_encoded=is_base64,
         )
 
-    async def _work(
-        self, connection: LiveConnection, queue: asyncio.Queue[dict[str, Any] | None]
-    ) -> None:
-        """Run the connection's MESSAGE events one after the other, in arrival order."""
-        while (event := await queue.get()) is not None:
-            context = event["requestContext"]
-            route = context["routeKey"]
-            if route == "":
-                await self._tell(connection, "Forbidden", context["requestId"])
-                continue
-            outcome = await self.invoke(route, event)
-            if outcome.status is None:
-                message = (
-                    "Endpoint request timed out"
-                    if outcome.failure == "timeout"
-                    else "Internal server error"
-                )
-                await self._tell(connection, message, context["requestId"])
-            elif self.integrations[route].two_way:
-                await self.route_response(connection, outcome.response)
+    async def _handle_message(self, connection: LiveConnection, event: dict[str, Any]) -> None:
+        """Invoke one MESSAGE event's route and send what it answers, as soon as it finishes."""
+        context = event["requestContext"]
+        route = context["routeKey"]
+        if route == "":
+            await self._tell(connection, "Forbidden", context["requestId"])
+            return
+        outcome = await self.invoke(route, event)
+        if outcome.status is None:
+            message = (
+                "Endpoint request timed out"
+                if outcome.failure == "timeout"
+                else "Internal server error"
+            )
+            await self._tell(connection, message, context["requestId"])
+        elif self.integrations[route].two_way:
+            await self.route_response(connection, outcome.response)
 
     async def route_response(
         self, connection: LiveConnection, response: Mapping[str, Any] | None
@@ -466,7 +590,7 @@ class Gateway:
             )
             return
         with contextlib.suppress(ConnectionError):
-            await connection.socket.send_str(body)
+            await connection.send(body, self.settings.max_frame_bytes)
 
     async def _tell(self, connection: LiveConnection, message: str, request_id: str) -> None:
         """API Gateway's own error frame to the client, e.g. after a failed integration."""
@@ -477,6 +601,16 @@ class Gateway:
                 )
 
     async def _disconnect(self, client: ClientConnection, close: tuple[int, str]) -> None:
+        """Invoke ``$disconnect``, unless ``disconnect_loss`` drops it (logged)."""
+        loss = self.settings.disconnect_loss
+        if loss and self._loss.random() < loss:
+            logger.warning(
+                "$disconnect of connectionId=%s skipped (disconnect loss %g: API Gateway "
+                "delivers $disconnect on a best-effort basis)",
+                client.connection_id,
+                loss,
+            )
+            return
         event = disconnect_event(
             api=self.settings.api, client=client, status_code=close[0], reason=close[1]
         )
