@@ -262,4 +262,7 @@ def test_given_messages_sent_while_disconnected_then_they_wait_and_go_out_once_o
 
     assert sent == [False, False, False] and waiting == 3
     answered = [m.data["id"] for m in messages if m.data.get("action") == "pong"]
-    assert answered == ["queued-0", "queued-1", "queued-2", "direct"]  # pongs of others' pings
+    # Queued pings go out in order, but API Gateway (and the local gateway) invokes a
+    # connection's messages concurrently, so their pongs may come back in any order.
+    assert sorted(answered[:3]) == ["queued-0", "queued-1", "queued-2"]
+    assert answered[3:] == ["direct"]

@@ -63,8 +63,8 @@ def test_given_the_stand_in_then_the_page_and_the_module_are_served(
     status, content_type, module = request("GET", demo.base_url + "/client/timeline-ws.js")
     assert (status, content_type.split(";")[0]) == (200, "text/javascript")
     assert "export function connect" in module
-    # Other paths still reach the Management API's catch-all
-    assert request("GET", demo.base_url + "/nothing")[0] == 404
+    # Other paths get what API Gateway answers for a path it does not serve
+    assert request("GET", demo.base_url + "/nothing")[0] == 403
 
 
 def test_given_the_stand_in_then_dev_tokens_pass_the_handshake_and_bad_ones_get_their_status(
@@ -94,7 +94,7 @@ def test_given_the_stand_in_then_drop_deletes_through_the_management_api(
     demo: RestartableGateway,
 ) -> None:
     # A connection that does not exist: the DELETE's own answer, 410 GoneException
-    status, _, body = request("POST", demo.base_url + "/dev/connections/bm90LWhlcmU%3D/drop")
+    status, _, body = request("POST", demo.base_url + "/dev/connections/bm90LWhlcmUAAAA%3D/drop")
     assert (status, json.loads(body)) == (200, {"status": 410})
 
 

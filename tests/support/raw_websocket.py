@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
 class HandshakeRefusedError(Exception):
@@ -26,6 +26,7 @@ class HandshakeRefusedError(Exception):
 class Frame:
     opcode: int
     payload: bytes
+    fin: bool = True
 
     @property
     def close_code(self) -> int | None:
@@ -55,16 +56,17 @@ class RawWebSocket:
             self.sock.close()
             raise HandshakeRefusedError(status)
 
-    def send(self, opcode: int, payload: bytes) -> None:
-        """Send one masked frame (FIN set)."""
+    def send(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        """Send one masked frame (FIN set unless ``fin`` is false: a fragment to be continued)."""
         mask = os.urandom(4)
         length = len(payload)
+        first = (0x80 if fin else 0) | opcode
         if length < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+            header = struct.pack("!BB", first, 0x80 | length)
         elif length < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+            header = struct.pack("!BBH", first, 0x80 | 126, length)
         else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+            header = struct.pack("!BBQ", first, 0x80 | 127, length)
         masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
         self.sock.sendall(header + mask + masked)
 
@@ -79,7 +81,7 @@ class RawWebSocket:
             (length,) = struct.unpack("!H", self._read(2))
         elif length == 127:
             (length,) = struct.unpack("!Q", self._read(8))
-        return Frame(opcode=first & 0x0F, payload=self._read(length))
+        return Frame(opcode=first & 0x0F, payload=self._read(length), fin=bool(first & 0x80))
 
     def receive_until_close(self) -> Frame:
         """Frames until the server's close frame, which is returned."""

@@ -149,7 +149,9 @@ def test_the_banner_never_prints_a_secret_given_on_the_command_line(tmp_path: Pa
         container=make_container(),
     )
     text = banner(prepared)
-    assert "region eu-west-1, access key AKIDLOCAL, secret the secret given to --credentials" in text
+    assert (
+        "region eu-west-1, access key AKIDLOCAL, secret the secret given to --credentials" in text
+    )
     assert "not-for-the-banner" not in text
 
 
