@@ -214,3 +214,34 @@ def _with_queue_wait(violation: Violation, waits: Sequence[QueueWait]) -> Violat
         default=0.0,
     )
     return attrs.evolve(violation, fields={**violation.fields, "queuedSeconds": longest})
+
+
+SKIPPED_DISCONNECT: Final = re.compile(r"\$disconnect of connectionId=(\S+) skipped")
+"""The gateway's line for a ``$disconnect`` it skipped on purpose (``serve --disconnect-loss``)."""
+
+
+class SkippedDisconnects:
+    """Follows serve's log for the ``$disconnect`` invocations it skipped on purpose.
+
+    Each :meth:`poll` reads only what was appended since the last one (whole lines), so the
+    checker learns of a skip within a tick, while the record it left is still in the stores.
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self._path = log_path
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> list[str]:
+        """The connectionIds of the skips logged since the last call (none if unreadable)."""
+        try:
+            with self._path.open("rb") as log:
+                log.seek(self._offset)
+                data = log.read()
+        except OSError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        complete, _, self._partial = data.rpartition(b"\n")
+        text = complete.decode(errors="replace")
+        return [match.group(1) for match in SKIPPED_DISCONNECT.finditer(text)]

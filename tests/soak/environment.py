@@ -38,6 +38,15 @@ from tests.soak.processes import (
 # rather than imported, so the checker reads what the contract says whatever module holds it.
 RECORD_PREFIX: Final = "ws:connection:"
 EXPIRY_KEY: Final = "ws:limits:{connections}:expiry"
+RECORDS_WITH_TTLS: Final = """
+local found = {}
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+    found[#found + 1] = key
+    found[#found + 1] = redis.call('PTTL', key)
+end
+return found
+"""
+"""The record keys and each one's PTTL (ms; -1 without a TTL), read atomically in the MULTI."""
 OWNER_KEY: Final = "ws:limits:{connections}:owner"
 PER_USER_KEY: Final = "ws:limits:{connections}:per-user"
 TABLE: Final = "soak-connections"
@@ -55,6 +64,12 @@ class GatewayConfig:
     global_limit: int
     per_user_limit: int
     log_level: str = "WARNING"
+    disconnect_loss: float = 0.0
+    """serve's ``--disconnect-loss``: the share of ``$disconnect`` invocations it skips."""
+
+    def arguments(self) -> list[str]:
+        """serve's options beyond the processes' addresses."""
+        return ["--disconnect-loss", f"{self.disconnect_loss:g}"] if self.disconnect_loss else []
 
     def environment(self) -> dict[str, str]:
         return {
@@ -108,6 +123,7 @@ class SoakEnvironment:
             workers=self.config.workers,
             log_level=self.config.log_level,
             extra_env=self.config.environment(),
+            extra_args=self.config.arguments(),
         )
         self.stoppers.add(self.serve.stop)
         self.serve.start()
@@ -152,9 +168,10 @@ class SoakEnvironment:
             self._read_redis() if redis_readable else _nothing(),
             asyncio.to_thread(self._read_dynamodb),
         )
-        records, slots, owners, per_user = redis_part or (None, None, None, None)
+        ttls, slots, owners, per_user = redis_part or (None, None, None, None)
         return Snapshot(
-            redis_records=records,
+            redis_records=None if ttls is None else frozenset(ttls),
+            redis_ttls=ttls,
             slots=slots,
             owners=owners,
             per_user=per_user,
@@ -164,20 +181,24 @@ class SoakEnvironment:
 
     async def _read_redis(
         self,
-    ) -> tuple[frozenset[str], dict[str, float], dict[str, str], dict[str, int]] | None:
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, int]] | None:
         try:
             async with asyncio.timeout(READ_TIMEOUT_SECONDS):
                 async with self._redis().pipeline(transaction=True) as pipe:
-                    pipe.keys(RECORD_PREFIX + "*")
+                    pipe.eval(RECORDS_WITH_TTLS, 0, RECORD_PREFIX + "*")
                     pipe.zrange(EXPIRY_KEY, 0, -1, withscores=True)
                     pipe.hgetall(OWNER_KEY)
                     pipe.hgetall(PER_USER_KEY)
-                    keys, slots, owners, per_user = await pipe.execute()
+                    keyed, slots, owners, per_user = await pipe.execute()
         except (TimeoutError, redis.RedisError, OSError):
             await self._reset_redis_view()
             return None
+        ttls = {
+            key.removeprefix(RECORD_PREFIX): int(ttl) / 1000 if int(ttl) >= 0 else -1.0
+            for key, ttl in zip(keyed[::2], keyed[1::2], strict=True)
+        }
         return (
-            frozenset(key.removeprefix(RECORD_PREFIX) for key in keys),
+            ttls,
             {member: float(score) for member, score in slots},
             dict(owners),
             {user: int(count) for user, count in per_user.items()},

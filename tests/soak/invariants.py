@@ -41,6 +41,12 @@ schedule began. "Healthy since H": no fault active, the last one healed at H. Wi
     A 429 although the user held fewer than ``CONNECTION_LIMIT_PER_USER`` connections and
     everyone fewer than ``CONNECTION_LIMIT_GLOBAL`` (counting every connection open or
     closed less than 2 s before the handshake, and every handshake in flight).
+``leftover_without_ttl``
+    A Redis record left behind by a ``$disconnect`` that the gateway skipped on purpose
+    (``serve --disconnect-loss``: AWS delivers ``$disconnect`` best-effort) without a TTL
+    that ends it within the record TTL (600 s): the TTL backstop would not clean it. Such
+    a record (and its limiter slot) is otherwise no ghost until ``600 s + reset + 5 s``
+    after its connection closed, when its TTL must have ended it.
 ``ghost_slot``
     A limiter slot (``ws:limits:{connections}:expiry`` member) of a closed or unknown
     connection, ``reset + 5 s`` after the stores are healthy again: a count too high.
@@ -70,6 +76,9 @@ CLOSE_GRACE_SECONDS: Final = 2.0
 CONNECT_GRACE_SECONDS: Final = 2.0
 MEMORY_HEADROOM_BYTES: Final = 64 * 2**20
 MEMORY_HEADROOM_FRACTION: Final = 0.5
+RECORD_TTL_SECONDS: Final = 600.0
+"""The handlers' record TTL (``CONNECTION_TTL_SECONDS``' default): a record whose ``$disconnect``
+was lost must be gone this long after its connection's last refresh, hence after its close."""
 
 
 class ViolationKind(enum.StrEnum):
@@ -84,6 +93,7 @@ class ViolationKind(enum.StrEnum):
     CONNECT_FAILED = "connect_failed"
     FALSE_429 = "false_429"
     GHOST_SLOT = "ghost_slot"
+    LEFTOVER_WITHOUT_TTL = "leftover_without_ttl"
     UNCOUNTED_SLOT = "uncounted_slot"
     LIMITER_INCONSISTENT = "limiter_inconsistent"
     MEMORY_UNBOUNDED = "memory_unbounded"
@@ -139,6 +149,8 @@ class Snapshot:
     per_user: Mapping[str, int] | None
     dynamodb_records: frozenset[str] | None
     rss_bytes: int | None
+    redis_ttls: Mapping[str, float] | None = None
+    """Seconds each Redis record has left (negative: no TTL); ``None`` when not read."""
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -194,6 +206,12 @@ class Checker:
         self.rss_peak: int | None = None
         self.rss_last: int | None = None
         self.last_snapshot: Snapshot | None = None
+        self.lost_disconnects: dict[str, float] = {}
+        """connectionId -> when serve's log said it skipped that ``$disconnect``."""
+
+    def disconnect_lost(self, connection_id: str, at: float) -> None:
+        """serve skipped this connection's ``$disconnect`` (``--disconnect-loss``)."""
+        self.lost_disconnects.setdefault(connection_id, at)
 
     # -- reporting ---------------------------------------------------------------------
 
@@ -488,6 +506,11 @@ class Checker:
                 continue  # closing right now: its $disconnect may still be running
             else:
                 since = conn.closed_at
+            if connection_id in self.lost_disconnects:
+                if not self._expires_in_time(store, connection_id, t0, snapshot):
+                    continue
+                # Left by the skipped $disconnect: only its TTL ends it
+                since = since + RECORD_TTL_SECONDS
             if healthy is None or t0 < max(since, healthy) + self.settings.ghost_grace:
                 continue
             what = "slot" if kind is ViolationKind.GHOST_SLOT else "record"
@@ -519,6 +542,27 @@ class Checker:
                 store=store,
                 **closed,
             )
+
+    def _expires_in_time(
+        self, store: str, connection_id: str, t0: float, snapshot: Snapshot
+    ) -> bool:
+        """Whether a leftover of a skipped ``$disconnect`` has a TTL that ends it within the
+        record TTL; reports ``leftover_without_ttl`` (and returns False) when it has not."""
+        ttls = snapshot.redis_ttls
+        if store != "redis" or ttls is None or connection_id not in ttls:
+            return True  # DynamoDB's reader already drops expired items; slots carry expiries
+        left = ttls[connection_id]
+        if 0 <= left <= RECORD_TTL_SECONDS + 1.0:
+            return True
+        self.violation(
+            ViolationKind.LEFTOVER_WITHOUT_TTL,
+            t0,
+            "record left by a skipped $disconnect "
+            + ("without a TTL" if left < 0 else f"with {left:.0f} s to live, over the record TTL"),
+            key=f"ttl-{connection_id}",
+            connection_id=connection_id,
+        )
+        return False
 
     def _check_uncounted(
         self, t0: float, healthy: float | None, stable: list[Conn], snapshot: Snapshot

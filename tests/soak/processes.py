@@ -370,6 +370,7 @@ class ServeProcess:
         workers: int,
         log_level: str,
         extra_env: dict[str, str],
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.state_dir = workdir / "state"
@@ -399,6 +400,7 @@ class ServeProcess:
                 str(workers),
                 "--log-level",
                 log_level,
+                *extra_args,
             ],
             log_path=workdir / "serve.log",
             env=env,

@@ -72,6 +72,10 @@ class ScheduleReport:
     rss_last: int | None = None
     rss_bound: int | None = None
     leftovers: dict[str, int] = attrs.field(factory=dict)
+    disconnect_loss: float = 0.0
+    """serve's ``--disconnect-loss`` in this schedule."""
+    disconnects_lost: int = 0
+    """``$disconnect`` invocations serve skipped (their records are left to their TTL)."""
     wall_seconds: float = 0.0
     started_wall: float | None = None
     """Wall-clock time (epoch s) of the schedule's t=0, to match its times with the logs."""
@@ -136,6 +140,8 @@ class ScheduleReport:
                 "boundBytes": self.rss_bound,
             },
             "leftAfterDrain": self.leftovers,
+            "disconnectLoss": self.disconnect_loss,
+            "disconnectsLost": self.disconnects_lost,
             "violationsByKind": dict(self.violations_by_kind()),
             "ghostCauses": dict(sorted(self.ghost_causes.items())),
             "tolerated": self.tolerated,
@@ -186,6 +192,7 @@ def summary_table(schedules: Sequence[ScheduleReport]) -> Table:
         "schedule",
         "seed",
         "faults",
+        "$disconnect lost",
         "conns",
         "pings",
         "pong p99",
@@ -200,6 +207,7 @@ def summary_table(schedules: Sequence[ScheduleReport]) -> Table:
             str(s.index),
             str(s.seed),
             ", ".join(f"{k} {n}" for k, n in sorted(s.faults_by_kind().items())) or "-",
+            f"{s.disconnects_lost} ({s.disconnect_loss:.0%})" if s.disconnect_loss else "-",
             f"{s.opened}/{s.attempts}",
             f"{s.pongs}/{s.pings}",
             "-" if p99 is None else f"{p99 * 1000:.0f} ms",

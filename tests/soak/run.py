@@ -34,7 +34,7 @@ import attrs
 
 from entrypoints.local_gateway.dev_cognito import MAX_EXPIRES_IN_SECONDS, load_dev_cognito
 from tests.soak.clients import ClientPlan, Population, World, users_for
-from tests.soak.diagnosis import annotate, read_queue_waits, read_traces
+from tests.soak.diagnosis import SkippedDisconnects, annotate, read_queue_waits, read_traces
 from tests.soak.environment import GatewayConfig, SoakEnvironment, timeline_redis_readable
 from tests.soak.faults import FaultKind, HealthTimeline, plan_faults
 from tests.soak.invariants import Checker, CheckerSettings, Violation
@@ -50,6 +50,8 @@ CHECK_EVERY_SECONDS: Final = 1.0
 DISPLAY_EVERY_SECONDS: Final = 0.5
 RAMP_SETTLE_TIMEOUT_SECONDS: Final = 30.0
 DRAIN_TIMEOUT_SECONDS: Final = 60.0
+DEFAULT_DISCONNECT_LOSS: Final = 0.25
+DEFAULT_DISCONNECT_LOSS_EVERY: Final = 2
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -74,6 +76,14 @@ class SoakOptions:
     keep: Path | None
     serve_log_level: str
     quiet: bool
+    disconnect_loss: float = DEFAULT_DISCONNECT_LOSS
+    disconnect_loss_every: int = DEFAULT_DISCONNECT_LOSS_EVERY
+
+    def disconnect_loss_of(self, index: int) -> float:
+        """serve's ``--disconnect-loss`` in schedule ``index`` (1-based): every
+        ``disconnect_loss_every``-th schedule loses that share of its ``$disconnect``s."""
+        every = self.disconnect_loss_every
+        return self.disconnect_loss if every and index % every == 0 else 0.0
 
     @property
     def quiet_tail(self) -> float:
@@ -175,6 +185,21 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
         default="WARNING",
         help="serve's and the handlers' log level, in serve.log (--keep it) (WARNING)",
     )
+    parser.add_argument(
+        "--disconnect-loss",
+        type=float,
+        default=DEFAULT_DISCONNECT_LOSS,
+        metavar="FRACTION",
+        help="serve --disconnect-loss in the schedules chosen by --disconnect-loss-every: the "
+        "share of $disconnect invocations skipped, whose records only their TTL ends (0.25)",
+    )
+    parser.add_argument(
+        "--disconnect-loss-every",
+        type=int,
+        default=DEFAULT_DISCONNECT_LOSS_EVERY,
+        metavar="N",
+        help="every N-th schedule runs with --disconnect-loss; 0: none (2)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 5000:
@@ -191,6 +216,10 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
         parser.error("--mean-lifetime, --ping-timeout and --ramp-rate must be positive")
     if args.connections_per_user < 1 or args.per_user_limit < 1:
         parser.error("--connections-per-user and --per-user-limit must be at least 1")
+    if not 0.0 <= args.disconnect_loss <= 1.0:
+        parser.error("--disconnect-loss must be within 0..1")
+    if args.disconnect_loss_every < 0:
+        parser.error("--disconnect-loss-every must be 0 or more")
     if not args.kinds:
         parser.error("--kinds needs at least one fault kind")
     if args.json_path is not None and not args.json_path.parent.is_dir():
@@ -215,6 +244,8 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
         keep=args.keep,
         serve_log_level=args.serve_log_level,
         quiet=args.quiet,
+        disconnect_loss=args.disconnect_loss,
+        disconnect_loss_every=args.disconnect_loss_every,
     )
     if options.quiet_tail + 5 > options.schedule_seconds:
         parser.error(
@@ -273,8 +304,11 @@ class ScheduleRun:
                 global_limit=options.global_limit,
                 per_user_limit=options.per_user_limit,
                 log_level=options.serve_log_level,
+                disconnect_loss=options.disconnect_loss_of(index),
             ),
         )
+        self.report.disconnect_loss = options.disconnect_loss_of(index)
+        self.skipped_disconnects: SkippedDisconnects | None = None
 
     def clock(self) -> float:
         return time.monotonic() - self.started
@@ -419,11 +453,24 @@ class ScheduleRun:
 
     async def _check_once(self) -> None:
         t0 = self.clock()
+        self._learn_skipped_disconnects(t0)
         snapshot = await self.environment.observe(timeline_redis_readable(self.timeline, t0))
         t1 = self.clock()
         self.checker.check_pings(t1)
         self.checker.check_snapshot(t0, t1, snapshot)
         self.state.rss = snapshot.rss_bytes
+
+    def _learn_skipped_disconnects(self, now: float) -> None:
+        """Tell the checker which ``$disconnect``s serve skipped (``--disconnect-loss``), from
+        its log, before it judges the records they left."""
+        serve = self.environment.serve
+        if not self.report.disconnect_loss or serve is None:
+            return
+        if self.skipped_disconnects is None:
+            self.skipped_disconnects = SkippedDisconnects(serve.process.log_path)
+        for connection_id in self.skipped_disconnects.poll():
+            self.checker.disconnect_lost(connection_id, now)
+        self.report.disconnects_lost = len(self.checker.lost_disconnects)
 
     async def _show_forever(self) -> None:
         while True:

@@ -13,6 +13,7 @@ from tests.soak.diagnosis import (
     NOT_LOGGED,
     REDIS_FAILED,
     UNKNOWN_CONNECTION,
+    SkippedDisconnects,
     annotate,
     read_queue_waits,
     read_traces,
@@ -200,3 +201,21 @@ def test_an_unanswered_ping_gets_the_longest_wait_for_a_worker_of_its_connection
     )
     assert [v.fields["queuedSeconds"] for v in found] == [11.25, 0.0]
     assert causes == {}
+
+
+def test_skipped_disconnects_are_followed_in_the_log_line_by_line(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    log.write_text("2026-01-01 INFO timeline_ws.gateway.access disconnect connectionId=A\n")
+    follower = SkippedDisconnects(log)
+    assert follower.poll() == []
+    with log.open("a") as out:
+        out.write(
+            "2026-01-01 WARNING timeline_ws.gateway $disconnect of connectionId=L0SM9cOFvHcCIhw= "
+            "skipped (disconnect loss 0.25: API Gateway delivers $disconnect on a best-effort "
+            "basis)\n2026-01-01 WARNING timeline_ws.gateway $disconnect of connectionId=JC1d"
+        )
+    assert follower.poll() == ["L0SM9cOFvHcCIhw="]  # the unfinished line waits
+    with log.open("a") as out:
+        out.write("gf9yoAMCK-g= skipped (disconnect loss 0.25)\n")
+    assert follower.poll() == ["JC1dgf9yoAMCK-g="]
+    assert SkippedDisconnects(tmp_path / "missing.log").poll() == []

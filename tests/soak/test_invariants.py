@@ -78,6 +78,7 @@ class Scene:
         owners: dict[str, str] | None = None,
         per_user: dict[str, int] | None = None,
         rss: int | None = None,
+        ttls: dict[str, float] | None = None,
     ) -> list[ViolationKind]:
         before = len(self.found)
         self.checker.check_snapshot(
@@ -90,6 +91,7 @@ class Scene:
                 per_user=per_user,
                 dynamodb_records=None if dynamodb is None else frozenset(dynamodb),
                 rss_bytes=rss,
+                redis_ttls=ttls,
             ),
         )
         return [v.kind for v in self.found[before:]]
@@ -126,6 +128,32 @@ def test_a_closed_connections_record_is_a_ghost_only_reset_plus_5_s_after_the_st
     assert {v.fields["store"] for v in scene.found} == {"redis", "dynamodb"}
     assert scene.found[0].fields["closedDuring"] == "during redis_hang"
     assert scene.check(25.0, redis=["a"], dynamodb=["a"]) == []
+
+
+def test_a_record_left_by_a_skipped_disconnect_waits_for_its_ttl_and_must_have_one() -> None:
+    scene = Scene()
+    scene.conn("lost", opened=1.0, closed=10.0)
+    scene.conn("dropped", opened=1.0, closed=10.0)
+    scene.checker.disconnect_lost("lost", 10.5)
+    # Given serve skipped the $disconnect of "lost": its record and slot are left to the TTL
+    assert scene.check(30.0, redis=["lost"], slots=["lost"], ttls={"lost": 580.0}) == []
+    assert scene.check(600.0, redis=["lost"], dynamodb=["lost"], ttls={"lost": 10.0}) == []
+    # ... but past close + TTL + grace it is a ghost: the TTL did not end it
+    assert scene.check(619.0, redis=["lost"], ttls={"lost": 1.0}) == [ViolationKind.GHOST_RECORD]
+    # A record whose $disconnect ran is a ghost after the usual grace, lost ones or not
+    assert scene.check(619.5, redis=["dropped"]) == [ViolationKind.GHOST_RECORD]
+
+
+@pytest.mark.parametrize("ttl", [-1.0, 3600.0])
+def test_a_record_left_by_a_skipped_disconnect_without_a_ttl_that_ends_it_is_reported(
+    ttl: float,
+) -> None:
+    scene = Scene()
+    scene.conn("lost", opened=1.0, closed=10.0)
+    scene.checker.disconnect_lost("lost", 10.5)
+    assert scene.check(11.0, redis=["lost"], ttls={"lost": ttl}) == [
+        ViolationKind.LEFTOVER_WITHOUT_TTL
+    ]
 
 
 def test_a_record_nobody_knows_is_a_ghost_once_seen_long_enough_in_health() -> None:

@@ -56,6 +56,10 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "60",
             "--ping-interval",
             "2-6",
+            "--disconnect-loss",
+            "0.25",
+            "--disconnect-loss-every",
+            "1",
             "--seed",
             str(SMOKE_SEED),
             "--json",
@@ -91,6 +95,9 @@ def test_the_smoke_run_injects_five_kinds_of_fault_under_100_live_clients(
     assert schedule["tolerated"].get("connect_5xx_both_down", 0) > 0
     assert schedule["gatewayRss"]["peakBytes"] is not None
     assert set(schedule["leftAfterDrain"]) >= {"redisRecords", "dynamodbRecords", "limiterSlots"}
+    # serve skipped a quarter of the $disconnects: their records are left to their TTL
+    assert schedule["disconnectLoss"] == 0.25
+    assert schedule["disconnectsLost"] > 0
     assert f"seed {SMOKE_SEED}" in smoke["stderr"]
 
 
