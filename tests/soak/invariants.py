@@ -208,6 +208,8 @@ class Checker:
         self.last_snapshot: Snapshot | None = None
         self.lost_disconnects: dict[str, float] = {}
         """connectionId -> when serve's log said it skipped that ``$disconnect``."""
+        self.learn_lost_disconnects: Callable[[], None] | None = None
+        """Brings :attr:`lost_disconnects` up to date (the run reads serve's log)."""
 
     def disconnect_lost(self, connection_id: str, at: float) -> None:
         """serve skipped this connection's ``$disconnect`` (``--disconnect-loss``)."""
@@ -293,12 +295,17 @@ class Checker:
         )
 
     def _judge_429(self, conn: Conn, t0: float, t1: float) -> None:
+        if self.learn_lost_disconnects is not None:
+            self.learn_lost_disconnects()  # a slot a skipped $disconnect left counts
+
         def may_hold_a_slot(other: Conn) -> bool:
             if other is conn or other.started_at > t1:
                 return False
             if other.opened_at is None:  # a handshake: in flight during ours, or failed
                 done = other.handshake_done_at
                 return done is None or done >= t0
+            if other.connection_id in self.lost_disconnects:  # its slot lives out its TTL
+                return other.closed_at is None or other.closed_at >= t0 - RECORD_TTL_SECONDS
             return other.closed_at is None or other.closed_at >= t0 - CLOSE_GRACE_SECONDS
 
         holders = [other for other in self.world.conns if may_hold_a_slot(other)]

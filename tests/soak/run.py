@@ -309,6 +309,7 @@ class ScheduleRun:
         )
         self.report.disconnect_loss = options.disconnect_loss_of(index)
         self.skipped_disconnects: SkippedDisconnects | None = None
+        self.checker.learn_lost_disconnects = lambda: self._learn_skipped_disconnects(self.clock())
 
     def clock(self) -> float:
         return time.monotonic() - self.started

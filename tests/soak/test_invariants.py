@@ -273,6 +273,27 @@ def test_limiter_slots_too_many_too_few_and_inconsistent() -> None:
     ) == [ViolationKind.LIMITER_INCONSISTENT]
 
 
+def test_a_slot_left_by_a_skipped_disconnect_makes_a_429_true() -> None:
+    scene = Scene()
+    for n in range(9):
+        scene.conn(f"open-{n}", opened=1.0)
+    scene.conn("lost", opened=1.0, closed=5.0)
+    learned: list[bool] = []
+
+    def learn() -> None:  # as the run does: read serve's log just before judging
+        learned.append(True)
+        scene.checker.disconnect_lost("lost", 5.5)
+
+    scene.checker.learn_lost_disconnects = learn
+    failed_connect(scene, at=60.0, status=429)
+    assert learned == [True]
+    assert scene.found == []  # 9 open + the lost one's slot make the limit
+    scene.checker.lost_disconnects.clear()
+    scene.checker.learn_lost_disconnects = None
+    failed_connect(scene, at=70.0, status=429)
+    assert [v.kind for v in scene.found] == [ViolationKind.FALSE_429]  # without it: 9 of 10
+
+
 def test_unanswered_pings_are_reported_once_each() -> None:
     scene = Scene()
     conn = scene.conn("a", opened=1.0)
