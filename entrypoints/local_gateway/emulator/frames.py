@@ -53,15 +53,12 @@ class FrameSizeGuard:
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         """Scan ``data`` for frame boundaries and pass on what is not oversized; aiohttp's contract."""
         data = bytes(data)
-        keep = bytearray()
-        dropped = False
+        keep = bytearray()  # what goes on: a header only once its frame is known to fit
         position = 0
         while position < len(data):
             if self._payload_left:
                 take = min(self._payload_left, len(data) - position)
-                if self._dropping:
-                    dropped = True
-                else:
+                if not self._dropping:
                     keep += data[position : position + take]
                 self._payload_left -= take
                 position += take
@@ -78,21 +75,16 @@ class FrameSizeGuard:
             self._dropping = (self._header[0] & 0x0F) < 0x8 and (
                 self.tripped or length > self._limit
             )
-            if self._dropping:
-                dropped = True
-                if not self.tripped:
-                    self.tripped = True
-                    self._on_oversized()
-            else:
+            if self._dropping and not self.tripped:
+                self.tripped = True
+                self._on_oversized()
+            if not self._dropping:
                 keep += self._header
             self._header.clear()
             self._payload_left = length
-        if not dropped:  # the usual case: aiohttp gets the bytes as they came
-            result: tuple[bool, bytes] = self._parser.feed_data(data)
-            return result
         if not keep:
             return False, b""
-        result = self._parser.feed_data(bytes(keep))
+        result: tuple[bool, bytes] = self._parser.feed_data(bytes(keep))
         return result
 
 
