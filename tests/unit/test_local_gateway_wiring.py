@@ -197,6 +197,13 @@ def test_the_banner_names_the_failover_table_and_its_endpoint(tmp_path: Path) ->
         ["serve", "--dynamodb-endpoint", "ftp://127.0.0.1:1"],
         ["token", "--expires-in", "0"],
         ["token", "--expires-in", "1h"],
+        ["serve", "--credentials", "no-colon"],
+        ["serve", "--credentials", ":secret"],
+        ["serve", "--connect-rate", "0"],
+        ["serve", "--request-rate", "inf"],
+        ["serve", "--request-burst", "0"],
+        ["serve", "--disconnect-loss", "1.5"],
+        ["serve", "--disconnect-loss", "some"],
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(
@@ -206,6 +213,35 @@ def test_bad_arguments_exit_2_with_a_message(
         main(argv)
     assert exited.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_serve_options_of_issue_22_parse_into_their_defaults_and_values() -> None:
+    parser = build_parser()
+    defaults = parser.parse_args(["serve"])
+    assert (defaults.credentials, defaults.deny_manage_connections) == (("test", "test"), False)
+    assert (defaults.connect_rate, defaults.request_rate, defaults.request_burst) == (
+        500.0,
+        10000.0,
+        5000,
+    )
+    assert defaults.disconnect_loss == 0.0
+    given = parser.parse_args(
+        ["serve", "--credentials", "AKID:se:cret", "--deny-manage-connections"]
+        + ["--connect-rate", "5", "--request-rate", "0.5", "--request-burst", "3"]
+        + ["--disconnect-loss", "1"]
+    )
+    assert given.credentials == ("AKID", "se:cret")
+    assert given.deny_manage_connections is True
+    assert (given.connect_rate, given.request_rate, given.request_burst) == (5.0, 0.5, 3)
+    assert given.disconnect_loss == 1.0
+
+
+def test_a_bad_credentials_option_never_echoes_the_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--credentials", "s3cr3t-without-key:"])
+    assert "s3cr3t" not in capsys.readouterr().err
 
 
 def test_token_refuses_an_empty_sub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

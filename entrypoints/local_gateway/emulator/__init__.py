@@ -9,6 +9,12 @@ nothing of timeline-ws (an import contract keeps it from ``domain``, ``applicati
   route selection, route responses, closes, limits) and its runner.
 - :mod:`~entrypoints.local_gateway.emulator.events`: the CONNECT / MESSAGE / DISCONNECT events.
 - :mod:`~entrypoints.local_gateway.emulator.connections`: the registry of live sockets.
-- :mod:`~entrypoints.local_gateway.emulator.management_api`: ``POST/GET/DELETE /@connections/{id}``.
+- :mod:`~entrypoints.local_gateway.emulator.management_api`: ``POST/GET/DELETE
+  /{stage}/@connections/{id}``, SigV4-signed.
+- :mod:`~entrypoints.local_gateway.emulator.sigv4`: SigV4 verification for any service name
+  (``execute-api`` here), with AWS's refusals.
+- :mod:`~entrypoints.local_gateway.emulator.frames`: the 32 KB frame quota, both ways.
+- :mod:`~entrypoints.local_gateway.emulator.throttling`: the token buckets of API Gateway's
+  throttles.
 - :mod:`~entrypoints.local_gateway.emulator.lambda_context`: the context object handlers get.
 """
