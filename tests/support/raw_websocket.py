@@ -18,6 +18,20 @@ import attrs
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
+def masked_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One client frame (RFC 6455 §5.2: clients mask their payloads)."""
+    mask = os.urandom(4)
+    length = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        header = struct.pack("!BB", first, 0x80 | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, length)
+    return header + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
 class HandshakeRefusedError(Exception):
     """The server answered the upgrade with another status than 101."""
 
@@ -58,17 +72,7 @@ class RawWebSocket:
 
     def send(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
         """Send one masked frame (FIN set unless ``fin`` is false: a fragment to be continued)."""
-        mask = os.urandom(4)
-        length = len(payload)
-        first = (0x80 if fin else 0) | opcode
-        if length < 126:
-            header = struct.pack("!BB", first, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", first, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", first, 0x80 | 127, length)
-        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
+        self.sock.sendall(masked_frame(opcode, payload, fin=fin))
 
     def send_close(self, code: int) -> None:
         self.send(CLOSE, struct.pack("!H", code))

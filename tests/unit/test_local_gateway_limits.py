@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import struct
 from typing import Any
 
@@ -20,20 +19,7 @@ from entrypoints.local_gateway.emulator.sigv4 import (
     SigV4Verifier,
 )
 from entrypoints.local_gateway.emulator.throttling import TokenBucket
-
-
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    """A masked client frame (RFC 6455 §5.2)."""
-    first = (0x80 if fin else 0) | opcode
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    mask = os.urandom(4)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+from tests.support.raw_websocket import masked_frame
 
 
 class FakeParser:
@@ -52,10 +38,10 @@ class FakeParser:
 def test_the_guard_passes_frames_within_the_limit_whatever_the_chunking(chunk: int) -> None:
     # Given frames split anywhere (headers too), the parser gets them byte for byte
     frames = (
-        client_frame(0x1, b"a" * 100, fin=False)
-        + client_frame(0x0, b"b" * 300)
-        + client_frame(0x9, b"ping")
-        + client_frame(0x1, b"c" * 1024)
+        masked_frame(0x1, b"a" * 100, fin=False)
+        + masked_frame(0x0, b"b" * 300)
+        + masked_frame(0x9, b"ping")
+        + masked_frame(0x1, b"c" * 1024)
     )
     parser, tripped = FakeParser(), []
     guard = FrameSizeGuard(parser, 1024, lambda: tripped.append(True))
@@ -67,10 +53,10 @@ def test_the_guard_passes_frames_within_the_limit_whatever_the_chunking(chunk: i
 
 @pytest.mark.parametrize("chunk", [1, 5, 4096])
 def test_an_oversized_frame_is_dropped_and_only_control_frames_follow(chunk: int) -> None:
-    before = client_frame(0x1, b"ok")
-    oversized = client_frame(0x1, b"x" * 1025)
-    after = client_frame(0x1, b"late")  # a data frame after the close began: not read
-    close = client_frame(0x8, struct.pack("!H", 1000))
+    before = masked_frame(0x1, b"ok")
+    oversized = masked_frame(0x1, b"x" * 1025)
+    after = masked_frame(0x1, b"late")  # a data frame after the close began: not read
+    close = masked_frame(0x8, struct.pack("!H", 1000))
     data = before + oversized + after + close
     parser, tripped = FakeParser(), []
     guard = FrameSizeGuard(parser, 1024, lambda: tripped.append(True))
