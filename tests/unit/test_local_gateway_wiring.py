@@ -226,9 +226,11 @@ def test_serve_options_of_issue_22_parse_into_their_defaults_and_values() -> Non
     )
     assert defaults.disconnect_loss == 0.0
     given = parser.parse_args(
-        ["serve", "--credentials", "AKID:se:cret", "--deny-manage-connections"]
-        + ["--connect-rate", "5", "--request-rate", "0.5", "--request-burst", "3"]
-        + ["--disconnect-loss", "1"]
+        [
+            *("serve", "--credentials", "AKID:se:cret", "--deny-manage-connections"),
+            *("--connect-rate", "5", "--request-rate", "0.5", "--request-burst", "3"),
+            *("--disconnect-loss", "1"),
+        ]
     )
     assert given.credentials == ("AKID", "se:cret")
     assert given.deny_manage_connections is True
