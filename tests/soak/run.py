@@ -220,6 +220,9 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
         parser.error("--disconnect-loss must be within 0..1")
     if args.disconnect_loss_every < 0:
         parser.error("--disconnect-loss-every must be 0 or more")
+    if args.disconnect_loss and args.disconnect_loss_every and args.serve_log_level == "ERROR":
+        # the checker learns of each skipped $disconnect from serve's WARNING line
+        parser.error("--disconnect-loss needs --serve-log-level WARNING or lower")
     if not args.kinds:
         parser.error("--kinds needs at least one fault kind")
     if args.json_path is not None and not args.json_path.parent.is_dir():
