@@ -289,6 +289,26 @@ def test_a_128_kb_post_reaches_the_client_in_frames_of_at_most_32_kb(
     assert b"".join(f.payload for f in frames) == payload
 
 
+def test_a_route_response_over_32_kb_reaches_the_client_in_frames_of_at_most_32_kb(
+    stub_gateway: Callable[..., RunningGateway],
+) -> None:
+    recorder = Recorder()
+    body = "".join(chr(0x61 + n % 26) for n in range(100 * KB))
+    recorder.default_hook = lambda event: {"statusCode": 200, "body": body}
+    running = stub_gateway(two_way(recorder))
+    raw = RawWebSocket(running.url("t"))
+    try:
+        raw.send(TEXT, b"big please")
+        frames = [raw.receive()]
+        while not frames[-1].fin and len(frames) < 64:
+            frames.append(raw.receive())
+    finally:
+        raw.close()
+    assert [f.opcode for f in frames] == [TEXT, CONTINUATION, CONTINUATION, CONTINUATION]
+    assert all(len(f.payload) <= 32 * KB for f in frames)
+    assert b"".join(f.payload for f in frames).decode() == body
+
+
 # -- concurrency -----------------------------------------------------------------------------------
 
 
