@@ -161,36 +161,43 @@ def metrics_document(
 
 
 def log_with_metrics(
-    log: Callable[..., None],
+    level: int,
     message: str,
     fields: Mapping[str, Any],
     counts: Mapping[str, int],
     dimensions: Mapping[str, str] | None = None,
+    *,
+    exc_info: bool = False,
 ) -> None:
-    """Write ONE line that is both the structured log line and the EMF document.
+    """Write ONE line at ``level`` (``logging.INFO``…) that is both the structured log line and
+    the EMF document; ``exc_info`` adds the exception being handled.
 
     An EMF document is a JSON log line with an ``_aws`` member; every other member is a
     property CloudWatch keeps with it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
-    So the line ``log`` (``logger.info``, ``logger.warning``…) writes carries the metrics too:
-    one JSON encoding and one line instead of two. When ``log``'s level is filtered out
-    (``LOG_LEVEL``), the metrics are still written, alone (:func:`emit_metrics`): the alarms
-    read them.
+    So the line carries the metrics too: one JSON encoding and one line instead of two. When
+    ``level`` is filtered out (``LOG_LEVEL``), the metrics are still written, alone
+    (:func:`emit_metrics`): the alarms read them.
     """
-    if not _stdlib_logger.isEnabledFor(_LEVELS[log.__name__]):
+    if not _stdlib_logger.isEnabledFor(level):
         emit_metrics(counts, dimensions)
         return
     # stacklevel 3: the line's "location" names our caller, not this helper nor Powertools.
-    log(message, extra={**fields, **metrics_document(counts, dimensions)}, stacklevel=3)
+    _LOG_AT[level](
+        message,
+        extra={**fields, **metrics_document(counts, dimensions)},
+        exc_info=exc_info,
+        stacklevel=3,
+    )
 
 
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
+_LOG_AT: Final[Mapping[int, Callable[..., None]]] = {
+    logging.DEBUG: logger.debug,
+    logging.INFO: logger.info,
+    logging.WARNING: logger.warning,
+    logging.ERROR: logger.error,
+    logging.CRITICAL: logger.critical,
 }
+"""Powertools' ``Logger`` has a method per level and no ``log(level, ...)``."""
 
 
 def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None) -> None:

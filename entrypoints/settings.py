@@ -209,9 +209,11 @@ class Settings:
     """Everything the composition root needs, with units in the names.
 
     Build it with :meth:`from_environ`; the README's configuration table documents each
-    variable. The last four fields are derived, not read: the issuer from the region and
-    the pool, the JWKS URL's default from the issuer, the AWS region, and whether the
-    process is a Lambda function.
+    variable. The last six fields are derived, not read: the issuer from the region and
+    the pool, the JWKS URL's default from the issuer, the AWS region, whether the
+    process is a Lambda function, and the HTTP connections each boto3 client keeps
+    (botocore's default, 10, fits a Lambda, which runs one invocation at a time; the local
+    gateway sets them to its handler threads with ``attrs.evolve``).
     """
 
     cognito_region: str = setting("COGNITO_REGION", text)
@@ -248,6 +250,10 @@ class Settings:
     redis_breaker_reset_seconds: float = setting(
         "REDIS_BREAKER_RESET_SECONDS", seconds(86_400.0), 10.0
     )
+    dynamodb_breaker_fail_max: int = setting("DYNAMODB_BREAKER_FAIL_MAX", whole(1, 1000), 3)
+    dynamodb_breaker_reset_seconds: float = setting(
+        "DYNAMODB_BREAKER_RESET_SECONDS", seconds(86_400.0), 10.0
+    )
     connection_limit_global: int = setting("CONNECTION_LIMIT_GLOBAL", whole(1, 10_000_000), 1000)
     connection_limit_per_user: int = setting("CONNECTION_LIMIT_PER_USER", whole(1, 10_000_000), 10)
     management_api_endpoint: str | None = setting("MANAGEMENT_API_ENDPOINT", http_url, None)
@@ -259,6 +265,8 @@ class Settings:
     cognito_issuer: str = ""
     aws_region: str | None = None
     in_lambda: bool = False
+    dynamodb_max_pool_connections: int = 10
+    management_api_max_pool_connections: int = 10
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

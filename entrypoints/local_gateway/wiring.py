@@ -192,14 +192,16 @@ def prepare_gateway(
             dynamodb_endpoint=dynamodb_endpoint,
             environ=environ,
         )
-        lambda_settings = Settings.from_environ({**environ, **variables})
+        # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
+        # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
+        lambda_settings = attrs.evolve(
+            Settings.from_environ({**environ, **variables}),
+            dynamodb_max_pool_connections=settings.workers + 1,
+            management_api_max_pool_connections=settings.workers,
+        )
         ensure_local_failover_table(lambda_settings)
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
         container = bootstrap(lambda_settings, **overrides)
-        # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
-        # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
-        container.dynamodb_client.add_kwargs(max_pool_connections=settings.workers + 1)
-        container.management_api_clients.add_kwargs(max_pool_connections=settings.workers)
         integrations = {
             route.route_key: Integration(
                 handler=getattr(container, route.handler)(),

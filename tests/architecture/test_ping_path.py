@@ -56,7 +56,7 @@ def test_a_ping_reaches_redis_in_at_most_8_frames_of_our_code(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     frames = frames_to_redis(monkeypatch, redis_url)
-    assert frames[0] == "entrypoints/aws_lambda/route_handlers.py:__call__"
+    assert frames[0] == "entrypoints/edge/invocation.py:__call__"
     assert frames[-1] == "adapters/connection_store/redis.py:refresh"
     assert len(frames) <= MAX_FRAMES, frames
 

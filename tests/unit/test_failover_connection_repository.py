@@ -680,8 +680,7 @@ def test_given_redis_down_and_a_record_only_in_redis_when_pinged_then_pong_and_t
 
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
     assert sender.closed == []
-    assert result.reply is not None
-    assert '"action":"pong"' in result.reply
+    assert result.server_time is not None, "a pong all the same"
 
 
 def test_given_both_stores_answer_without_the_record_when_pinged_then_the_connection_is_closed(

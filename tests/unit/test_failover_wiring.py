@@ -74,7 +74,7 @@ def test_given_no_table_then_every_use_case_gets_the_redis_repository() -> None:
 
     assert isinstance(repository, RedisConnectionRepository)
     assert container.connect()._repository is repository
-    assert container.actions()["ping"](sender__endpoint_url="https://x/y")._repository is repository
+    assert container.heartbeat(sender=InMemoryMessageSender())._repository is repository
 
 
 @pytest.mark.parametrize(
@@ -142,15 +142,13 @@ def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_i
     container = bootstrap(
         Settings.from_environ({**BASE, **environment}),
         redis_client=providers.Callable(unbuildable),
-        message_sender=InMemoryMessageSender(),
     )
-    sender = container.message_sender()
+    sender = InMemoryMessageSender()
 
     # When a ping arrives, then the use case is still built and the pong goes out.
-    result = container.actions()["ping"]().execute(HeartbeatCommand(connection_id="c="))
+    result = container.heartbeat(sender=sender).execute(HeartbeatCommand(connection_id="c="))
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
-    assert result.reply is not None
-    assert json.loads(result.reply)["action"] == "pong"
+    assert result.server_time is not None, "a pong all the same"
     assert sender.sent == {}
     # And storing a connection is the store's outage (503 at the edge), not a crash.
     connection = Connection(connection_id="c=", user_id="u", connected_at=datetime.now(UTC))

@@ -475,7 +475,7 @@ def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
 
 
 def test_errors_from_the_store_are_mapped_in_one_table() -> None:
-    from entrypoints.aws_lambda.responses import status_for
+    from entrypoints.edge.responses import status_for
 
     assert status_for(StoreUnavailableError()) == 503
     assert status_for(InvalidTokenError("expired")) == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -144,7 +145,7 @@ def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 
 def test_log_with_metrics_writes_one_line_that_is_a_valid_emf_document(lines: Any) -> None:
     log_with_metrics(
-        logger.info,
+        logging.INFO,
         "connect rejected",
         {"connection_id": "c="},
         {CONNECTS_REJECTED: 1},
@@ -176,7 +177,7 @@ def test_given_the_log_level_filters_the_line_then_the_metrics_are_still_written
 ) -> None:
     logger.setLevel("WARNING")
     try:
-        log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+        log_with_metrics(logging.INFO, "connected", {"connection_id": "c="}, {CONNECTS: 1})
     finally:
         logger.setLevel("INFO")
 
@@ -189,7 +190,7 @@ def test_given_metrics_disabled_then_the_line_has_no_emf_member(
     lines: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+    log_with_metrics(logging.INFO, "connected", {"connection_id": "c="}, {CONNECTS: 1})
 
     (line,) = lines()
     assert line["message"] == "connected"
