@@ -66,6 +66,8 @@ class ManagementApiClients:
             5xx are retried, 410 and 413 are not).
         max_pool_connections: HTTP connections each client keeps (botocore's default 10;
             the local gateway passes its handler threads).
+        credentials: an access key id and secret to sign with instead of boto3's own
+            credential chain (the local gateway's stand-ins); ``None`` in Lambda.
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class ManagementApiClients:
         read_timeout_seconds: float = 2.0,
         max_attempts: int = 2,
         max_pool_connections: int = 10,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._region_name = region_name
+        self._credentials = credentials
         self._max_pool_connections = max_pool_connections
         self._connect_timeout_seconds = connect_timeout_seconds
         self._read_timeout_seconds = read_timeout_seconds
@@ -116,7 +120,7 @@ class ManagementApiClients:
 
         with self._lock:
             if self._session is None:
-                self._session = boto3.session.Session()
+                self._session = boto3.session.Session(*(self._credentials or ()))
             session = self._session
         config = Config(
             connect_timeout=self._connect_timeout_seconds,

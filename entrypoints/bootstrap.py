@@ -36,5 +36,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         sample_rate=settings.log_sample_rate,
         structured_adapter_logs=settings.in_lambda,
         metrics=not settings.metrics_disabled,
+        service=settings.service_name,
+        namespace=settings.metrics_namespace,
     )
     return container

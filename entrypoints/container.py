@@ -120,6 +120,7 @@ class Container(containers.DeclarativeContainer):
         endpoint_url=settings.provided.dynamodb_endpoint_url,
         region_name=settings.provided.aws_region,
         max_pool_connections=settings.provided.dynamodb_max_pool_connections,
+        credentials=settings.provided.aws_credentials,
     )
     dynamodb_repository = providers.ThreadSafeSingleton(
         DynamoDbConnectionRepository,
@@ -171,6 +172,7 @@ class Container(containers.DeclarativeContainer):
         ManagementApiClients,
         region_name=settings.provided.aws_region,
         max_pool_connections=settings.provided.management_api_max_pool_connections,
+        credentials=settings.provided.aws_credentials,
     )
     message_sender = providers.Factory(sender_for, clients=management_api_clients)
     """A sender per endpoint: ``message_sender(endpoint_url=...)`` (cached by the clients)."""

@@ -209,11 +209,13 @@ class Settings:
     """Everything the composition root needs, with units in the names.
 
     Build it with :meth:`from_environ`; the README's configuration table documents each
-    variable. The last six fields are derived, not read: the issuer from the region and
+    variable. The last seven fields are derived, not read: the issuer from the region and
     the pool, the JWKS URL's default from the issuer, the AWS region, whether the
-    process is a Lambda function, and the HTTP connections each boto3 client keeps
+    process is a Lambda function, the HTTP connections each boto3 client keeps
     (botocore's default, 10, fits a Lambda, which runs one invocation at a time; the local
-    gateway sets them to its handler threads with ``attrs.evolve``).
+    gateway sets them to its handler threads with ``attrs.evolve``), and the credentials
+    the boto3 clients sign with instead of boto3's own chain (``None``: boto3's; the local
+    gateway's stand-ins when the environment has none).
     """
 
     cognito_region: str = setting("COGNITO_REGION", text)
@@ -262,11 +264,14 @@ class Settings:
         "POWERTOOLS_LOGGER_SAMPLE_RATE", fraction, DEFAULT_LOG_SAMPLE_RATE
     )
     metrics_disabled: bool = setting("POWERTOOLS_METRICS_DISABLED", boolean, False)
+    service_name: str = setting("POWERTOOLS_SERVICE_NAME", text, "timeline-ws")
+    metrics_namespace: str = setting("POWERTOOLS_METRICS_NAMESPACE", text, "TimelineWs")
     cognito_issuer: str = ""
     aws_region: str | None = None
     in_lambda: bool = False
     dynamodb_max_pool_connections: int = 10
     management_api_max_pool_connections: int = 10
+    aws_credentials: tuple[str, str] | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

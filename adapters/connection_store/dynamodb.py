@@ -57,6 +57,7 @@ def create_dynamodb_client(
     read_timeout_seconds: float = 1.0,
     max_attempts: int = 2,
     max_pool_connections: int = 10,
+    credentials: tuple[str, str] | None = None,
 ) -> DynamoDBClient:
     """Build a boto3 DynamoDB client with short timeouts and a bounded retry policy.
 
@@ -72,6 +73,8 @@ def create_dynamodb_client(
         max_pool_connections: HTTP connections the client keeps (botocore's default, 10,
             fits a Lambda, which runs one invocation at a time; the local gateway passes its
             handler threads so that they do not churn connections).
+        credentials: an access key id and secret to sign with instead of boto3's own
+            credential chain (the local gateway's stand-ins); ``None`` in Lambda.
 
     Imports boto3 when called, not when this module is imported.
     """
@@ -84,7 +87,7 @@ def create_dynamodb_client(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
     )
-    session = boto3.session.Session()
+    session = boto3.session.Session(*(credentials or ()))
     return session.client(
         "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
     )

@@ -26,11 +26,6 @@ from entrypoints.local_gateway.dev_cognito import (
 
 logger = logging.getLogger("timeline_ws.gateway")
 
-DUMMY_AWS_CREDENTIALS: Final = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-}
-
 
 def _positive_seconds(text: str) -> float:
     try:
@@ -273,11 +268,11 @@ def plain_log_handler() -> logging.Handler:
     It skips the handlers' own logger (``timeline-ws``): Powertools already writes each of
     its records once, as the JSON line CloudWatch would show, on stdout.
     """
-    from entrypoints.observability import SERVICE_NAME
+    from entrypoints.observability import LOGGER_NAME
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(lambda record: record.name != SERVICE_NAME)
+    handler.addFilter(lambda record: record.name != LOGGER_NAME)
     return handler
 
 
@@ -305,10 +300,6 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.dynamodb_endpoint and not args.connections_table:
         print("timeline-ws serve: --dynamodb-endpoint needs --connections-table", file=sys.stderr)
         return 2
-    # boto3 signs the handlers' Management API calls (and reaches a local DynamoDB) with the
-    # process's credentials: any will do locally, so this process gets dummies when it has none.
-    for name, value in DUMMY_AWS_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
     try:
         prepared = prepare_gateway(
             host=args.host,

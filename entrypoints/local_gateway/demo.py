@@ -69,11 +69,18 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: str) -> None:
+def add_demo_routes(
+    app: web.Application,
+    *,
+    dev_cognito: DevCognito,
+    base_url: str,
+    credentials: tuple[str, str] | None = None,
+) -> None:
     """Add the demo page and its development endpoints to the gateway's ``app``.
 
     ``base_url`` is the gateway's own ``http://host:port`` (its ``/ws`` and ``@connections``).
-    Call it before the app starts (it appends a middleware).
+    ``credentials`` sign its ``DeleteConnection`` calls (``None``: boto3's own chain). Call it
+    before the app starts (it appends a middleware).
     """
     ws_url = base_url.replace("http://", "ws://", 1) + "/ws"
 
@@ -105,7 +112,7 @@ def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: 
 
     async def drop_connection(request: web.Request) -> web.Response:
         connection_id = request.match_info["connection_id"]
-        status = await asyncio.to_thread(_delete_connection, base_url, connection_id)
+        status = await asyncio.to_thread(_delete_connection, base_url, connection_id, credentials)
         logger.info("demo: DeleteConnection %s answered %d", connection_id, status)
         return web.json_response({"status": status}, headers=_NO_STORE)
 
@@ -123,14 +130,17 @@ def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: 
     app.router.add_post("/dev/handshake-status", handshake_status)
 
 
-def _delete_connection(base_url: str, connection_id: str) -> int:
+def _delete_connection(
+    base_url: str, connection_id: str, credentials: tuple[str, str] | None
+) -> int:
     """``DeleteConnection`` through the gateway's ``@connections`` with the real boto3 client."""
     import boto3
     from botocore.exceptions import ClientError
 
-    # Credentials: the environment's (serve sets dummy ones when there are none); the
-    # local gateway checks that requests are signed, not the signature.
-    api = boto3.client("apigatewaymanagementapi", endpoint_url=base_url, region_name="us-east-1")
+    # Credentials: the environment's, or serve's stand-ins when it has none; the local
+    # gateway checks that requests are signed, not the signature.
+    session = boto3.session.Session(*(credentials or ()))
+    api = session.client("apigatewaymanagementapi", endpoint_url=base_url, region_name="us-east-1")
     try:
         response = api.delete_connection(ConnectionId=connection_id)
     except ClientError as error:

@@ -102,6 +102,20 @@ def gateway_environment(
     return variables
 
 
+STAND_IN_AWS_CREDENTIALS: Final = ("local", "local")
+"""What the handlers' boto3 clients sign with when the environment has no credentials: the
+gateway checks that a request is signed, not the signature."""
+
+
+def aws_credentials_for(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """``None`` when ``environ`` holds an access key id and a secret (boto3 reads them), else
+    the stand-ins, each part from ``environ`` when it holds that one."""
+    key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if key_id is not None and secret is not None:
+        return None
+    return (key_id or STAND_IN_AWS_CREDENTIALS[0], secret or STAND_IN_AWS_CREDENTIALS[1])
+
+
 def embedded_redis_client() -> Any:
     """An in-process fakeredis client on its own server (no network, nothing persisted)."""
     import fakeredis
@@ -126,7 +140,11 @@ def ensure_local_failover_table(settings: Settings) -> str | None:
     from adapters.connection_store import create_dynamodb_client, ensure_connections_table
 
     try:
-        client = create_dynamodb_client(endpoint_url=endpoint, region_name=settings.aws_region)
+        client = create_dynamodb_client(
+            endpoint_url=endpoint,
+            region_name=settings.aws_region,
+            credentials=settings.aws_credentials,
+        )
         if ensure_connections_table(client, table):
             logger.info("created the DynamoDB table %s at %s", table, endpoint)
     except (BotoCoreError, ClientError) as error:
@@ -198,6 +216,7 @@ def prepare_gateway(
             Settings.from_environ({**environ, **variables}),
             dynamodb_max_pool_connections=settings.workers + 1,
             management_api_max_pool_connections=settings.workers,
+            aws_credentials=aws_credentials_for(environ),
         )
         ensure_local_failover_table(lambda_settings)
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
@@ -220,7 +239,12 @@ def prepare_gateway(
                 return web.json_response(document)
 
             app.router.add_get(dev.jwks_path, serve_jwks)
-            add_demo_routes(app, dev_cognito=dev, base_url=base_url)
+            add_demo_routes(
+                app,
+                dev_cognito=dev,
+                base_url=base_url,
+                credentials=lambda_settings.aws_credentials,
+            )
     except BaseException:
         sock.close()
         raise
