@@ -40,7 +40,7 @@ from domain.protocol import PING
 from entrypoints.edge.invocation import LambdaHandler, Report
 from entrypoints.edge.reconcile import ReconcileHandler
 from entrypoints.edge.responses import pong_frame
-from entrypoints.edge.routes import Action, ConnectRoute, DisconnectRoute, MessageRoute
+from entrypoints.edge.websocket_routes import Action, ConnectRoute, DisconnectRoute, MessageRoute
 from entrypoints.observability import (
     HEARTBEATS_UNRECORDED,
     STALE_CONNECTIONS_REMOVED,
@@ -232,3 +232,11 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     reconcile_handler = providers.ThreadSafeSingleton(ReconcileHandler, store=connection_repository)
+    route_handlers = providers.Dict(
+        {
+            "$connect": connect_handler,
+            "$disconnect": disconnect_handler,
+            "$default": default_handler,
+        }
+    )
+    """Route key -> its handler, for a gateway that invokes them by route (the local one)."""

@@ -1,7 +1,7 @@
 """The one invocation wrapper every Lambda handler runs in.
 
 :class:`LambdaHandler` is what a Lambda handler string names: ``handler(event, context)``.
-It times the invocation, draws the log sampling, asks its route (``routes.py``) to read the
+It times the invocation, draws the log sampling, asks its route (``websocket_routes.py``) to read the
 event and run its use case, maps whatever the route raised to a response through one table
 (:func:`failure`), and writes the invocation's one line, which is also its EMF document
 (Powertools; :func:`~entrypoints.observability.log_with_metrics`). A route only parses, calls
@@ -83,7 +83,7 @@ class Handled:
 
 
 class Route(Protocol):
-    """One route's part of an invocation (``routes.py``): read the event, run the use case.
+    """One route's part of an invocation (``websocket_routes.py``): read the event, run the use case.
 
     ``two_way`` routes answer with a frame (``$default``); ``rejection`` is how a domain error
     is reported on this route (``None``: as a failure, ``invocation failed``).

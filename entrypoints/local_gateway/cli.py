@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from entrypoints.cli_options import add_options, option
 from entrypoints.local_gateway.banner import banner, redact_url
 from entrypoints.local_gateway.dev_cognito import (
     DEFAULT_EXPIRES_IN_SECONDS,
@@ -122,6 +123,93 @@ STATE_DIR_HELP: Final = (
 )
 
 
+SERVE_OPTIONS: Final = (
+    option("--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"),
+    option("--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"),
+    option(
+        "--redis-url",
+        type=_redis_url,
+        default=None,
+        metavar="URL",
+        help="a real Redis (redis://, rediss:// or unix://) instead of the embedded fakeredis "
+        "(default: embedded); PINGed once at start",
+    ),
+    option(
+        "--redis-cluster",
+        action="store_true",
+        help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true; default off)",
+    ),
+    option(
+        "--connections-table",
+        default=None,
+        metavar="NAME",
+        help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE; "
+        "default: no failover); created when missing if --dynamodb-endpoint is given",
+    ),
+    option(
+        "--dynamodb-endpoint",
+        type=_http_url,
+        default=None,
+        metavar="URL",
+        help="a local DynamoDB endpoint for --connections-table, e.g. a moto_server at "
+        "http://127.0.0.1:5000 (sets AWS_ENDPOINT_URL_DYNAMODB; default: AWS's)",
+    ),
+    option(
+        "--stage",
+        type=_stage,
+        default="local",
+        metavar="NAME",
+        help="stage name in events, also served at /NAME and /NAME/@connections: 1..128 "
+        "letters, digits, '-' or '_' (default local)",
+    ),
+    option(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="close a socket with 1001 after this many seconds without a data frame from the "
+        "client (default 600, API Gateway's 10 min)",
+    ),
+    option(
+        "--max-duration",
+        type=_positive_seconds,
+        default=7200.0,
+        metavar="SECONDS",
+        help="close a socket with 1001 this many seconds after it opened "
+        "(default 7200, API Gateway's 2 h)",
+    ),
+    option(
+        "--integration-timeout",
+        type=_positive_seconds,
+        default=29.0,
+        metavar="SECONDS",
+        help="fail handler calls slower than this many seconds (default 29, API Gateway's limit)",
+    ),
+    option(
+        "--workers",
+        type=_workers,
+        default=16,
+        metavar="N",
+        help="threads running the handlers, 1..512 (default 16)",
+    ),
+    option(
+        "--binary-frames",
+        choices=("reject", "base64"),
+        default="reject",
+        help="reject: close with 1003 as API Gateway does (default); "
+        "base64: deliver them with isBase64Encoded",
+    ),
+    option("--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP),
+    option(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="INFO logs one access line per connect / message / disconnect; DEBUG adds "
+        "details and tracebacks (default INFO)",
+    ),
+)
+
+
 def add_serve_command(commands: Any) -> None:
     """Register ``serve`` on an ``argparse`` sub-parsers object."""
     parser = commands.add_parser(
@@ -129,96 +217,26 @@ def add_serve_command(commands: Any) -> None:
         help="run the local API Gateway WebSocket emulator with the real handlers",
         description=SERVE_DESCRIPTION,
     )
-    parser.add_argument(
-        "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"
-    )
-    parser.add_argument(
-        "--redis-url",
-        type=_redis_url,
-        default=None,
-        metavar="URL",
-        help="a real Redis (redis://, rediss:// or unix://) instead of the embedded fakeredis "
-        "(default: embedded); PINGed once at start",
-    )
-    parser.add_argument(
-        "--redis-cluster",
-        action="store_true",
-        help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true; default off)",
-    )
-    parser.add_argument(
-        "--connections-table",
-        default=None,
-        metavar="NAME",
-        help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE; "
-        "default: no failover); created when missing if --dynamodb-endpoint is given",
-    )
-    parser.add_argument(
-        "--dynamodb-endpoint",
-        type=_http_url,
-        default=None,
-        metavar="URL",
-        help="a local DynamoDB endpoint for --connections-table, e.g. a moto_server at "
-        "http://127.0.0.1:5000 (sets AWS_ENDPOINT_URL_DYNAMODB; default: AWS's)",
-    )
-    parser.add_argument(
-        "--stage",
-        type=_stage,
-        default="local",
-        metavar="NAME",
-        help="stage name in events, also served at /NAME and /NAME/@connections: 1..128 "
-        "letters, digits, '-' or '_' (default local)",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=_positive_seconds,
-        default=600.0,
-        metavar="SECONDS",
-        help="close a socket with 1001 after this many seconds without a data frame from the "
-        "client (default 600, API Gateway's 10 min)",
-    )
-    parser.add_argument(
-        "--max-duration",
-        type=_positive_seconds,
-        default=7200.0,
-        metavar="SECONDS",
-        help="close a socket with 1001 this many seconds after it opened "
-        "(default 7200, API Gateway's 2 h)",
-    )
-    parser.add_argument(
-        "--integration-timeout",
-        type=_positive_seconds,
-        default=29.0,
-        metavar="SECONDS",
-        help="fail handler calls slower than this many seconds (default 29, API Gateway's limit)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_workers,
-        default=16,
-        metavar="N",
-        help="threads running the handlers, 1..512 (default 16)",
-    )
-    parser.add_argument(
-        "--binary-frames",
-        choices=("reject", "base64"),
-        default="reject",
-        help="reject: close with 1003 as API Gateway does (default); "
-        "base64: deliver them with isBase64Encoded",
-    )
-    parser.add_argument(
-        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="INFO logs one access line per connect / message / disconnect; DEBUG adds "
-        "details and tracebacks (default INFO)",
-    )
+    add_options(parser, SERVE_OPTIONS)
     parser.set_defaults(handler=run_serve)
+
+
+TOKEN_OPTIONS: Final = (
+    option(
+        "--sub",
+        default=DEV_SUB,
+        metavar="ID",
+        help=f"the user id, the sub claim (default {DEV_SUB})",
+    ),
+    option(
+        "--expires-in",
+        type=_expires_in,
+        default=DEFAULT_EXPIRES_IN_SECONDS,
+        metavar="SECONDS",
+        help="validity in seconds, 1..86400 (default 3600)",
+    ),
+    option("--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP),
+)
 
 
 def add_token_command(commands: Any) -> None:
@@ -229,22 +247,7 @@ def add_token_command(commands: Any) -> None:
         description="Print only a Cognito-shaped access token, signed with the development key "
         "that `timeline-ws serve` publishes (same state folder).",
     )
-    parser.add_argument(
-        "--sub",
-        default=DEV_SUB,
-        metavar="ID",
-        help=f"the user id, the sub claim (default {DEV_SUB})",
-    )
-    parser.add_argument(
-        "--expires-in",
-        type=_expires_in,
-        default=DEFAULT_EXPIRES_IN_SECONDS,
-        metavar="SECONDS",
-        help="validity in seconds, 1..86400 (default 3600)",
-    )
-    parser.add_argument(
-        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
-    )
+    add_options(parser, TOKEN_OPTIONS)
     parser.set_defaults(handler=run_token)
 
 

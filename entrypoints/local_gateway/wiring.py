@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -23,7 +24,6 @@ from aiohttp import web
 
 from entrypoints.bootstrap import bootstrap
 from entrypoints.container import Container
-from entrypoints.local_gateway.banner import connect_host
 from entrypoints.local_gateway.demo import add_demo_routes
 from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
 from entrypoints.local_gateway.emulator.server import (
@@ -39,6 +39,19 @@ logger = logging.getLogger("timeline_ws.gateway")
 
 RECONCILE_INTERVAL_SECONDS: Final = 2.0
 """How often ``serve`` runs the reconciler (the scheduled Lambda runs it every minute on AWS)."""
+
+
+def connect_host(host: str) -> str:
+    """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
+    if not host:
+        return "127.0.0.1"  # an empty host binds every IPv4 interface
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name such as localhost
+    if address.is_unspecified:
+        return "[::1]" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if address.version == 6 else host
 
 
 def real_cognito_configured(environ: Mapping[str, str]) -> bool:
@@ -210,41 +223,15 @@ def prepare_gateway(
             dynamodb_endpoint=dynamodb_endpoint,
             environ=environ,
         )
-        # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
-        # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
-        lambda_settings = attrs.evolve(
-            Settings.from_environ({**environ, **variables}),
-            dynamodb_max_pool_connections=settings.workers + 1,
-            management_api_max_pool_connections=settings.workers,
-            aws_credentials=aws_credentials_for(environ),
-        )
+        lambda_settings = handler_settings(environ, variables, workers=settings.workers)
         ensure_local_failover_table(lambda_settings)
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
         container = bootstrap(lambda_settings, **overrides)
-        integrations = {
-            route.route_key: Integration(
-                handler=getattr(container, route.handler)(),
-                function_name=f"timeline-ws-{route.function}",
-                two_way=route.two_way,
-            )
-            for route in ROUTES
-        }
-        app = create_app(integrations, settings)
+        app = create_app(integrations(container), settings)
         if lambda_settings.connections_table:
             app.cleanup_ctx.append(reconciling(container.reconcile_handler()))
-        if dev is not None:  # the stand-in's JWKS and the development demo page
-            document = dev.key.jwks()
-
-            async def serve_jwks(request: web.Request) -> web.Response:
-                return web.json_response(document)
-
-            app.router.add_get(dev.jwks_path, serve_jwks)
-            add_demo_routes(
-                app,
-                dev_cognito=dev,
-                base_url=base_url,
-                credentials=lambda_settings.aws_credentials,
-            )
+        if dev is not None:
+            add_stand_in_routes(app, dev, base_url, lambda_settings.aws_credentials)
     except BaseException:
         sock.close()
         raise
@@ -257,6 +244,52 @@ def prepare_gateway(
         redis_url=redis_url,
         container=container,
     )
+
+
+def handler_settings(
+    environ: Mapping[str, str], variables: Mapping[str, str], *, workers: int
+) -> Settings:
+    """The handlers' settings: ``environ`` with the gateway's ``variables`` over it, read as
+    Lambda reads its environment, with the gateway's client pools and credentials.
+
+    Raises:
+        ConfigurationError: the resulting configuration is invalid.
+    """
+    # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
+    # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
+    return attrs.evolve(
+        Settings.from_environ({**environ, **variables}),
+        dynamodb_max_pool_connections=workers + 1,
+        management_api_max_pool_connections=workers,
+        aws_credentials=aws_credentials_for(environ),
+    )
+
+
+def integrations(container: Container) -> dict[str, Integration]:
+    """One emulator integration per route of ``entrypoints/routes.py``: its handler, its
+    Lambda function's name, one-way or two-way."""
+    handlers = container.route_handlers()
+    return {
+        route.route_key: Integration(
+            handler=handlers[route.route_key],
+            function_name=f"timeline-ws-{route.function}",
+            two_way=route.two_way,
+        )
+        for route in ROUTES
+    }
+
+
+def add_stand_in_routes(
+    app: web.Application, dev: DevCognito, base_url: str, credentials: tuple[str, str] | None
+) -> None:
+    """The development stand-in's JWKS and the demo page with its endpoints."""
+    document = dev.key.jwks()
+
+    async def serve_jwks(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(dev.jwks_path, serve_jwks)
+    add_demo_routes(app, dev_cognito=dev, base_url=base_url, credentials=credentials)
 
 
 def reconciling(reconcile: Any, interval_seconds: float = RECONCILE_INTERVAL_SECONDS) -> Any:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from entrypoints.cli import build_parser, main
-from entrypoints.local_gateway.banner import banner, connect_host, redact_url
+from entrypoints.local_gateway.banner import banner, redact_url
 from entrypoints.local_gateway.dev_cognito import load_dev_cognito
 from entrypoints.local_gateway.lifecycle import raise_open_file_limit
 from entrypoints.local_gateway.wiring import (
     PreparedGateway,
+    connect_host,
     gateway_environment,
     real_cognito_configured,
 )
