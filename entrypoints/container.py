@@ -217,10 +217,10 @@ class Container(containers.DeclarativeContainer):
     # -- the route handlers (what the Lambda handler strings name) -----------------------
 
     connect_handler = providers.ThreadSafeSingleton(
-        LambdaHandler, route=providers.Factory(ConnectRoute, connect=connect)
+        LambdaHandler, route=providers.Factory(ConnectRoute, connect=connect.provider)
     )
     disconnect_handler = providers.ThreadSafeSingleton(
-        LambdaHandler, route=providers.Factory(DisconnectRoute, disconnect=disconnect)
+        LambdaHandler, route=providers.Factory(DisconnectRoute, disconnect=disconnect.provider)
     )
     default_handler = providers.ThreadSafeSingleton(
         LambdaHandler,
