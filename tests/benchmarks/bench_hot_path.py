@@ -229,7 +229,11 @@ def run(
             attribution = attribute(
                 invocation,
                 client,
-                {"$connect": connect, "$default ping": ping, "$disconnect": disconnect},
+                {
+                    "$connect": (connect, baseline_connect_with_limits),
+                    "$default ping": (ping, baseline_expire_with_limits),
+                    "$disconnect": (disconnect, baseline_delete_with_limits),
+                },
                 rounds=max(500, rounds // 2),
                 warmup=warmup,
             )
@@ -269,6 +273,20 @@ class Attribution:
     median_us: float
     without_metrics_us: float
     without_metrics_and_logs_us: float
+    script_us: float
+    """The same Redis work in one bare redis-py script call (the comparison's baseline)."""
+    telemetry_target_us: float | None = None
+    rest_target: float | None = None
+
+    @property
+    def telemetry_us(self) -> float:
+        """What the line and its EMF document cost per call."""
+        return self.median_us - self.without_metrics_and_logs_us
+
+    @property
+    def rest_ratio(self) -> float:
+        """The handler without its telemetry, against its script."""
+        return self.without_metrics_and_logs_us / self.script_us
 
 
 def _commandstats(client: Any) -> dict[str, int]:
@@ -303,7 +321,7 @@ class _SilentLogger:
 def attribute(
     handlers: Any,  # the module whose telemetry functions are swapped
     client: Any,
-    operations: dict[str, Callable[[], object]],
+    operations: dict[str, tuple[Callable[[], object], Callable[[], object]]],
     *,
     rounds: int,
     warmup: int,
@@ -334,13 +352,14 @@ def attribute(
         return call
 
     results = []
-    for name, operation in operations.items():
+    for name, (operation, script) in operations.items():
         commands = _commands_per_call(client, operation, 200)
         samples = interleaved(
             [
                 variant(operation, True, True),
                 variant(operation, False, True),
                 variant(operation, False, False),
+                script,
             ],
             rounds=rounds,
             warmup=warmup,
@@ -353,9 +372,18 @@ def attribute(
                 median_us=timings[0].median_us,
                 without_metrics_us=timings[1].median_us,
                 without_metrics_and_logs_us=timings[2].median_us,
+                script_us=timings[3].median_us,
+                telemetry_target_us=TELEMETRY_TARGETS_US.get(name),
+                rest_target=REST_TARGETS.get(name),
             )
         )
     return results
+
+
+TELEMETRY_TARGETS_US = {"$connect": 50.0, "$disconnect": 50.0}
+"""Issue 20: the INFO line and its EMF document (Powertools) cost at most 50 us per call."""
+REST_TARGETS = {"$connect": 1.3, "$disconnect": 1.3}
+"""Issue 20: without its telemetry, a handler takes at most 1.3x its bare script."""
 
 
 def _compare(
