@@ -104,3 +104,18 @@ class HeartbeatResult:
     outcome: HeartbeatOutcome
     ping_id: str | None = None
     server_time: datetime | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReconcileCommand:
+    """Replay the deletes the connection stores could not take (the schedule's tick)."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReconcileResult:
+    """The deletes replayed in the primary and the secondary store, and those left to this
+    process (see ``domain.connection.ReconcileReport``)."""
+
+    primary_deletes: int
+    secondary_deletes: int
+    left_in_process: int

@@ -1,4 +1,4 @@
-"""The use cases: Connect, Disconnect and Heartbeat.
+"""The use cases: Connect, Disconnect, Heartbeat and Reconcile.
 
 One class each; ports come in through the constructor; one ``execute(command) -> result``.
 """
@@ -16,8 +16,16 @@ from application.commands import (
     HeartbeatCommand,
     HeartbeatOutcome,
     HeartbeatResult,
+    ReconcileCommand,
+    ReconcileResult,
 )
-from application.ports import Clock, ConnectionRepository, MessageSender, TokenVerifier
+from application.ports import (
+    Clock,
+    ConnectionRepository,
+    MessageSender,
+    StoreReconciler,
+    TokenVerifier,
+)
 from domain.connection import Connection
 from domain.errors import (
     ConnectionGoneError,
@@ -165,4 +173,29 @@ class Heartbeat:
             connection_id=command.connection_id,
             outcome=HeartbeatOutcome.EXPIRED,
             ping_id=command.ping_id,
+        )
+
+
+class Reconcile:
+    """Replay the deletes a connection store could not take, on a schedule.
+
+    Rules:
+    - Every pending delete is replayed, idempotently, whatever the circuit breakers say (a
+      replay never waits for traffic); a store that fails leaves its deletes for the next
+      run. With one store there is nothing to replay.
+
+    Raises:
+        Nothing: the reconciler never raises (a failure is logged, and retried next run).
+    """
+
+    def __init__(self, *, reconciler: StoreReconciler) -> None:
+        self._reconciler = reconciler
+
+    def execute(self, command: ReconcileCommand) -> ReconcileResult:
+        """Replay one batch of what is pending; the counts of what was replayed."""
+        report = self._reconciler.reconcile()
+        return ReconcileResult(
+            primary_deletes=report.primary_deletes,
+            secondary_deletes=report.secondary_deletes,
+            left_in_process=report.left_in_process,
         )

@@ -27,6 +27,7 @@ from adapters.connection_store import (
     FailoverConnectionRepository,
     FailoverEvent,
     RedisConnectionRepository,
+    SingleStoreReconciler,
     create_circuit_breaker,
     create_dynamodb_client,
     create_redis_client,
@@ -35,7 +36,7 @@ from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import MessageSender, TokenVerifier
-from application.use_cases import Connect, Disconnect, Heartbeat
+from application.use_cases import Connect, Disconnect, Heartbeat, Reconcile
 from domain.protocol import PING
 from entrypoints.edge.invocation import LambdaHandler, Report
 from entrypoints.edge.reconcile import ReconcileHandler
@@ -148,12 +149,17 @@ class Container(containers.DeclarativeContainer):
         tombstone_ttl_seconds=connection_ttl_seconds,
         on_failover=providers.Object(report_failover),
     )
+    topology = providers.Callable(store_topology, settings)
     connection_repository = providers.Selector(
-        providers.Callable(store_topology, settings),
-        redis=redis_repository,
-        failover=failover_repository,
+        topology, redis=redis_repository, failover=failover_repository
     )
     """The ConnectionRepository the use cases get: the topology is chosen here, once."""
+    store_reconciler = providers.Selector(
+        topology,
+        redis=providers.ThreadSafeSingleton(SingleStoreReconciler),
+        failover=failover_repository,
+    )
+    """What replays the deletes a store could not take (nothing, with Redis alone)."""
 
     # -- the other ports ----------------------------------------------------------------
 
@@ -187,6 +193,7 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=connection_ttl_seconds,
     )
     disconnect = providers.ThreadSafeSingleton(Disconnect, repository=connection_repository)
+    reconcile = providers.ThreadSafeSingleton(Reconcile, reconciler=store_reconciler)
     heartbeat = providers.Factory(
         Heartbeat, repository=connection_repository, clock=clock, ttl_seconds=connection_ttl_seconds
     )
@@ -231,7 +238,9 @@ class Container(containers.DeclarativeContainer):
             management_api_endpoint=settings.provided.management_api_endpoint,
         ),
     )
-    reconcile_handler = providers.ThreadSafeSingleton(ReconcileHandler, store=connection_repository)
+    reconcile_handler = providers.ThreadSafeSingleton(
+        ReconcileHandler, reconcile=reconcile.provider
+    )
     route_handlers = providers.Dict(
         {
             "$connect": connect_handler,

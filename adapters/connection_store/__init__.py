@@ -3,9 +3,11 @@ failover between them; one module per backend, the record format once (``record.
 
 Topologies (chosen in one place, the container's ``connection_repository`` selector):
 
-- Redis alone (standalone or cluster): :class:`RedisConnectionRepository`;
+- Redis alone (standalone or cluster): :class:`RedisConnectionRepository`, and
+  :class:`SingleStoreReconciler` (nothing to replay);
 - Redis failing over to DynamoDB (``CONNECTIONS_TABLE``): :class:`FailoverConnectionRepository`
-  over :class:`RedisConnectionRepository` and :class:`DynamoDbConnectionRepository`.
+  over :class:`RedisConnectionRepository` and :class:`DynamoDbConnectionRepository`; it is
+  also the ``StoreReconciler`` that replays the deletes a store could not take.
 """
 
 from adapters.connection_store.dynamodb import (
@@ -19,12 +21,14 @@ from adapters.connection_store.failover import (
     create_circuit_breaker,
 )
 from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.single_store import SingleStoreReconciler
 
 __all__ = [
     "DynamoDbConnectionRepository",
     "FailoverConnectionRepository",
     "FailoverEvent",
     "RedisConnectionRepository",
+    "SingleStoreReconciler",
     "create_circuit_breaker",
     "create_dynamodb_client",
     "create_redis_client",

@@ -56,8 +56,8 @@ from typing import Final, Protocol
 import attrs
 import pybreaker
 
-from application.ports import ConnectionRepository
-from domain.connection import Connection
+from application.ports import ConnectionRepository, StoreReconciler
+from domain.connection import Connection, ReconcileReport
 from domain.errors import (
     ConnectionLimitExceededError,
     ConnectionNotFoundError,
@@ -153,15 +153,6 @@ class FailoverEvent:
     connection_id: str
 
 
-@attrs.frozen(slots=True, kw_only=True)
-class ReconcileReport:
-    """What one :meth:`FailoverConnectionRepository.reconcile` replayed (counts of deletes)."""
-
-    primary_deletes: int = 0
-    secondary_deletes: int = 0
-    left_in_process: int = 0
-
-
 FailoverListener = Callable[[FailoverEvent], None]
 
 
@@ -240,7 +231,7 @@ class _Skipped(Exception):
         self.reason = reason
 
 
-class FailoverConnectionRepository(ConnectionRepository):
+class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
     """A ``ConnectionRepository`` over a primary and a secondary store; see the module rules.
 
     Args:

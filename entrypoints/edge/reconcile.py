@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from application.commands import ReconcileCommand
+from application.use_cases import Reconcile
 from entrypoints.observability import logger
 
 Response = dict[str, Any]
 
 
 class ReconcileHandler:
-    """The scheduled reconciler: replay the deletes a connection store could not take.
+    """The scheduled reconciler: run the ``Reconcile`` use case.
 
     Invoked every minute by EventBridge (``infra/schedule.tf``) and by the local gateway's
-    timer; see ``adapters/connection_store/failover.py``. With Redis as the only store there
-    is nothing to reconcile. Answers ``{"statusCode": 200, "primaryDeletes": n,
-    "secondaryDeletes": n, "leftInProcess": n}`` (EventBridge ignores it); never raises.
+    timer; see ``adapters/connection_store/failover.py``. Answers ``{"statusCode": 200,
+    "primaryDeletes": n, "secondaryDeletes": n, "leftInProcess": n}`` (EventBridge ignores
+    it), ``{"statusCode": 500}`` after a failure (logged; the next run tries again); never
+    raises.
     """
 
-    def __init__(self, store: object) -> None:
-        self._reconcile = getattr(store, "reconcile", None)
+    def __init__(self, reconcile: Callable[[], Reconcile]) -> None:
+        self._reconcile = reconcile
 
     def __call__(self, event: Any, context: Any) -> Response:
         """Replay one batch."""
-        if self._reconcile is None:
-            return {
-                "statusCode": 200,
-                "primaryDeletes": 0,
-                "secondaryDeletes": 0,
-                "leftInProcess": 0,
-            }
         try:
-            report = self._reconcile()
+            result = self._reconcile().execute(ReconcileCommand())
         except Exception:  # never a failed invocation: the next schedule tries again
             logger.exception("reconcile failed", extra={"route": "reconcile"})
             return {"statusCode": 500}
         return {
             "statusCode": 200,
-            "primaryDeletes": report.primary_deletes,
-            "secondaryDeletes": report.secondary_deletes,
-            "leftInProcess": report.left_in_process,
+            "primaryDeletes": result.primary_deletes,
+            "secondaryDeletes": result.secondary_deletes,
+            "leftInProcess": result.left_in_process,
         }

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from dependency_injector import providers
@@ -13,6 +14,7 @@ from dependency_injector import providers
 from adapters.connection_store.dynamodb import DynamoDbConnectionRepository
 from adapters.connection_store.failover import FailoverConnectionRepository, FailoverEvent
 from adapters.connection_store.redis import RedisConnectionRepository
+from adapters.connection_store.single_store import SingleStoreReconciler
 from adapters.in_memory import InMemoryMessageSender
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from domain.connection import Connection
@@ -154,3 +156,31 @@ def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_i
     connection = Connection(connection_id="c=", user_id="u", connected_at=datetime.now(UTC))
     with pytest.raises(StoreUnavailableError):
         container.connection_repository().save(connection, 600)
+
+
+def test_given_redis_alone_then_the_reconcile_handler_replays_nothing_and_answers_200() -> None:
+    container = Container(settings=Settings.from_environ(BASE))
+
+    assert isinstance(container.store_reconciler(), SingleStoreReconciler)
+    assert container.reconcile_handler()({"source": "aws.events"}, None) == {
+        "statusCode": 200,
+        "primaryDeletes": 0,
+        "secondaryDeletes": 0,
+        "leftInProcess": 0,
+    }
+
+
+def test_given_a_failover_table_then_the_failover_store_is_the_reconciler() -> None:
+    container = Container(settings=Settings.from_environ({**BASE, "CONNECTIONS_TABLE": "conns"}))
+
+    assert container.store_reconciler() is container.connection_repository()
+
+
+def test_given_a_reconciler_that_fails_then_the_handler_answers_500_and_never_raises() -> None:
+    class Broken(SingleStoreReconciler):
+        def reconcile(self) -> Any:
+            raise RuntimeError("boom")
+
+    container = bootstrap(Settings.from_environ(BASE), store_reconciler=Broken())
+
+    assert container.reconcile_handler()({}, None) == {"statusCode": 500}

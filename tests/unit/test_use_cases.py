@@ -18,9 +18,11 @@ from application.commands import (
     DisconnectCommand,
     HeartbeatCommand,
     HeartbeatOutcome,
+    ReconcileCommand,
 )
-from application.use_cases import Connect, Disconnect, Heartbeat
-from domain.connection import Connection, VerifiedIdentity
+from application.ports import StoreReconciler
+from application.use_cases import Connect, Disconnect, Heartbeat, Reconcile
+from domain.connection import Connection, ReconcileReport, VerifiedIdentity
 from domain.errors import (
     ConnectionNotFoundError,
     InvalidTokenError,
@@ -260,3 +262,26 @@ def test_given_the_store_is_down_when_pinging_then_the_reply_is_still_a_pong(
     assert result.server_time is not None, "a pong all the same"
     assert sender.sent == {}
     assert sender.closed == []
+
+
+class CountingReconciler(StoreReconciler):
+    """A reconciler that replays what it is told to, and counts its runs."""
+
+    def __init__(self, report: ReconcileReport) -> None:
+        self.report = report
+        self.runs = 0
+
+    def reconcile(self) -> ReconcileReport:
+        self.runs += 1
+        return self.report
+
+
+def test_given_pending_deletes_when_reconciling_then_the_result_counts_what_was_replayed() -> None:
+    reconciler = CountingReconciler(
+        ReconcileReport(primary_deletes=2, secondary_deletes=1, left_in_process=3)
+    )
+
+    result = Reconcile(reconciler=reconciler).execute(ReconcileCommand())
+
+    assert (result.primary_deletes, result.secondary_deletes, result.left_in_process) == (2, 1, 3)
+    assert reconciler.runs == 1
