@@ -11,7 +11,7 @@ same rounds (interleaved):
 - ``$disconnect`` vs one ``DEL`` with redis-py;
 - the same three with the connection limits as they must be done on a standalone Redis,
   one script per call, called bare with redis-py (the scripts of
-  ``adapters/connection_store/redis.py``): the targets (``$connect`` <= 1.8,
+  ``adapters/connection_store/redis_scripts.py``): the targets (``$connect`` <= 1.8,
   ping and ``$disconnect`` <= 1.5);
 - for scale, what a pong posted through the Management API would add: one boto3
   ``post_to_connection`` to a stub (a separate process answering 200) vs ``EXPIRE``.
@@ -142,12 +142,12 @@ def run(
     # The same work with the connection limits, as the handlers must do it on a standalone
     # Redis: one script per call (adapters/connection_store/redis.py), here called
     # bare with redis-py.
-    from adapters.connection_store import redis as scripts
-    from adapters.connection_store.redis import LIMIT_KEYS
+    from adapters.connection_store import redis_scripts as scripts
+    from adapters.connection_store.redis_scripts import LIMIT_KEYS
 
-    save_script = client.register_script(scripts._SAVE_LUA)
-    refresh_script = client.register_script(scripts._REFRESH_LUA)
-    delete_script = client.register_script(scripts._DELETE_LUA)
+    save_script = client.register_script(scripts.SAVE_LUA)
+    refresh_script = client.register_script(scripts.REFRESH_LUA)
+    delete_script = client.register_script(scripts.DELETE_LUA)
     record_keys = [*LIMIT_KEYS, record_key]
     gone_keys = [*LIMIT_KEYS, gone_key]
 
