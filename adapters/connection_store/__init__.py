@@ -10,11 +10,7 @@ Topologies (chosen in one place, the container's ``connection_repository`` selec
   also the ``StoreReconciler`` that replays the deletes a store could not take.
 """
 
-from adapters.connection_store.dynamodb import (
-    DynamoDbConnectionRepository,
-    create_dynamodb_client,
-    ensure_connections_table,
-)
+from adapters.connection_store.dynamodb import DynamoDbConnectionRepository, create_dynamodb_client
 from adapters.connection_store.failover import (
     FailoverConnectionRepository,
     FailoverEvent,
@@ -32,5 +28,4 @@ __all__ = [
     "create_circuit_breaker",
     "create_dynamodb_client",
     "create_redis_client",
-    "ensure_connections_table",
 ]

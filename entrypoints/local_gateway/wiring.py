@@ -150,7 +150,8 @@ def ensure_local_failover_table(settings: Settings) -> str | None:
         return None
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from adapters.connection_store import create_dynamodb_client, ensure_connections_table
+    from adapters.connection_store import create_dynamodb_client
+    from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 
     try:
         client = create_dynamodb_client(

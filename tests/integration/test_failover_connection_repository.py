@@ -21,7 +21,6 @@ from adapters.connection_store.dynamodb import (
     TTL_ATTRIBUTE,
     DynamoDbConnectionRepository,
     create_dynamodb_client,
-    ensure_connections_table,
 )
 from adapters.connection_store.failover import (
     CIRCUIT_OPEN,
@@ -38,6 +37,7 @@ from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import Clock
 from application.use_cases import Heartbeat
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
     ConnectionRepositoryContract,
     RemainingTtl,
