@@ -1,5 +1,12 @@
 """Where connection records live: Redis (records and connection limits), DynamoDB, and the
-failover between them; one module per backend, the record format once (``record.py``).
+failover between them; one module per backend and job, the record format once (``record.py``).
+
+By job: ``redis.py`` (the client and the store's operations) over ``redis_scripts.py`` (keys,
+Lua, one command set per topology); ``dynamodb.py``; ``failover.py`` (routing between the
+two) with ``breakers.py`` (a breaker per store), ``journal.py`` (the deletes this process
+remembers) and ``reconciler.py`` (their replay, the ``StoreReconciler``);
+``single_store.py`` (Redis alone: nothing to replay). The failover table's definition is
+``connections_table.json`` (Terraform and ``serve`` build the table from it).
 
 Topologies (chosen in one place, the container's ``connection_repository`` selector):
 
