@@ -108,6 +108,11 @@ class LambdaHandler:
     def __init__(self, route: Route) -> None:
         self._route = route
 
+    @property
+    def two_way(self) -> bool:
+        """Whether the route answers with a frame (API Gateway's route response)."""
+        return self._route.two_way
+
     def __call__(self, event: Any, context: Any) -> Response:
         """Handle one event; never raises."""
         started = time.perf_counter()

@@ -22,13 +22,3 @@ def test_no_function_is_longer_than_80_lines() -> None:
                     if length > MAX_LINES:
                         too_long.append(f"{path.relative_to(ROOT)}:{node.name} {length}")
     assert too_long == [], too_long
-
-
-def test_every_route_has_its_handler_in_the_container() -> None:
-    from entrypoints.routes import ROUTES
-    from tests.support.app import make_container
-
-    container = make_container()
-    handlers = container.route_handlers()
-    for route in ROUTES:
-        assert handlers[route.route_key] is getattr(container, route.handler)(), route

@@ -293,3 +293,15 @@ def test_the_handlers_module_builds_the_application_from_the_environment_once(
     for route in ROUTES:  # the handler strings Terraform deploys name callables of the module
         assert callable(getattr(module, route.handler))
     assert module.default_handler is module.container.default_handler()
+
+
+def test_every_route_has_its_handler_in_the_container() -> None:
+    from entrypoints.routes import ROUTES
+    from tests.support.app import make_container
+
+    container = make_container()
+    handlers = container.route_handlers()
+    for route in ROUTES:
+        handler = handlers[route.route_key]
+        assert handler is getattr(container, route.handler)(), route
+        assert handler.two_way == route.two_way, "a route response where API Gateway has one"
