@@ -27,6 +27,7 @@ from adapters.connection_store import (
     FailoverConnectionRepository,
     FailoverEvent,
     RedisConnectionRepository,
+    RedisPendingDeletes,
     SingleStoreReconciler,
     create_circuit_breaker,
     create_dynamodb_client,
@@ -144,6 +145,9 @@ class Container(containers.DeclarativeContainer):
         FailoverConnectionRepository,
         primary=redis_repository,
         secondary=dynamodb_repository,
+        pending_deletes=providers.ThreadSafeSingleton(
+            RedisPendingDeletes, client=redis_client.provider, clock=clock
+        ),
         breaker=redis_breaker,
         secondary_breaker=dynamodb_breaker,
         tombstone_ttl_seconds=connection_ttl_seconds,

@@ -2,7 +2,8 @@
 failover between them; one module per backend and job, the record format once (``record.py``).
 
 By job: ``redis.py`` (the client and the store's operations) over ``redis_scripts.py`` (keys,
-Lua, one command set per topology); ``dynamodb.py``; ``failover.py`` (routing between the
+Lua, one command set per topology), ``redis_pending_deletes.py`` (the secondary's deletes
+Redis remembers for the failover); ``dynamodb.py``; ``failover.py`` (routing between the
 two) with ``breakers.py`` (a breaker per store), ``journal.py`` (the deletes this process
 remembers) and ``reconciler.py`` (their replay, the ``StoreReconciler``);
 ``single_store.py`` (Redis alone: nothing to replay). The failover table's definition is
@@ -24,6 +25,7 @@ from adapters.connection_store.failover import (
     create_circuit_breaker,
 )
 from adapters.connection_store.redis import RedisConnectionRepository, create_redis_client
+from adapters.connection_store.redis_pending_deletes import RedisPendingDeletes
 from adapters.connection_store.single_store import SingleStoreReconciler
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "FailoverConnectionRepository",
     "FailoverEvent",
     "RedisConnectionRepository",
+    "RedisPendingDeletes",
     "SingleStoreReconciler",
     "create_circuit_breaker",
     "create_dynamodb_client",

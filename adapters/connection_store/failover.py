@@ -58,7 +58,11 @@ from adapters.connection_store.breakers import (
     create_circuit_breaker,
     on_close,
 )
-from adapters.connection_store.failover_roles import PrimaryStore, SecondaryStore
+from adapters.connection_store.failover_roles import (
+    PendingSecondaryDeletes,
+    PrimaryStore,
+    SecondaryStore,
+)
 from adapters.connection_store.journal import BOTH, SECONDARY, SECONDARY_COPY, DeleteJournal
 from adapters.connection_store.reconciler import (
     RECONCILE_BATCH,
@@ -112,6 +116,8 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
     Args:
         primary: the fast store (``RedisConnectionRepository``, records and limits).
         secondary: the fallback (``DynamoDbConnectionRepository``).
+        pending_deletes: where the deletes the secondary could not take are remembered,
+            durably (``RedisPendingDeletes``, beside the primary).
         breaker: guards the primary (:func:`create_circuit_breaker`); one per process.
         secondary_breaker: guards the secondary; ``None`` builds one with the defaults.
         tombstone_ttl_seconds: how long a remembered delete lives in the other store: the
@@ -131,6 +137,7 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
         *,
         primary: PrimaryStore,
         secondary: SecondaryStore,
+        pending_deletes: PendingSecondaryDeletes,
         breaker: pybreaker.CircuitBreaker,
         secondary_breaker: pybreaker.CircuitBreaker | None = None,
         tombstone_ttl_seconds: int = 600,
@@ -138,6 +145,7 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
     ) -> None:
         self._primary = primary
         self._secondary = secondary
+        self._pending_deletes = pending_deletes
         self._primary_guard = Guard(breaker)
         self._secondary_guard = Guard(secondary_breaker or create_circuit_breaker(name="dynamodb"))
         self._tombstone_ttl_seconds = tombstone_ttl_seconds
@@ -146,6 +154,7 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
         self._reconciler = FailoverReconciler(
             primary=primary,
             secondary=secondary,
+            pending_deletes=pending_deletes,
             secondary_guard=self._secondary_guard,
             journal=self._journal,
         )
@@ -275,7 +284,7 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
             # Redis remembers it durably across Lambda environments, this process against
             # Redis losing its data (a restart without its data, a node replaced).
             try:
-                self._primary.remember_secondary_delete(connection_id)
+                self._pending_deletes.remember_secondary_delete(connection_id)
             except StoreUnavailableError:
                 self._journal.remember(connection_id, SECONDARY)
             else:

@@ -17,18 +17,6 @@ class PrimaryStore(ConnectionRepository, Protocol):
         """Count the connection, whose record the secondary holds; never refuses it."""
         ...
 
-    def remember_secondary_delete(self, connection_id: str) -> None:
-        """Remember that the secondary still holds ``connection_id``."""
-        ...
-
-    def pending_secondary_deletes(self, limit: int) -> list[str]:
-        """Up to ``limit`` connectionIds remembered by :meth:`remember_secondary_delete`."""
-        ...
-
-    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
-        """The secondary took these deletes."""
-        ...
-
     def delete_many(self, connection_ids: Sequence[str]) -> None:
         """``delete`` each, in as few round trips as the store allows."""
         ...
@@ -51,4 +39,20 @@ class SecondaryStore(ConnectionRepository, Protocol):
 
     def delete_many(self, connection_ids: Sequence[str]) -> None:
         """Remove the items (tombstones or records) of these closed connections; idempotent."""
+        ...
+
+
+class PendingSecondaryDeletes(Protocol):
+    """Remembers, durably and beside the primary, the deletes the secondary still owes."""
+
+    def remember_secondary_delete(self, connection_id: str) -> None:
+        """Remember that the secondary still holds ``connection_id``."""
+        ...
+
+    def pending_secondary_deletes(self, limit: int) -> list[str]:
+        """Up to ``limit`` connectionIds remembered by :meth:`remember_secondary_delete`."""
+        ...
+
+    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
+        """The secondary took these deletes."""
         ...

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from typing import Final
 
 from adapters.connection_store.breakers import Guard, Skipped
-from adapters.connection_store.failover_roles import PrimaryStore, SecondaryStore
+from adapters.connection_store.failover_roles import (
+    PendingSecondaryDeletes,
+    PrimaryStore,
+    SecondaryStore,
+)
 from adapters.connection_store.journal import BOTH, DeleteJournal
 from application.ports import StoreReconciler
 from domain.connection import ReconcileReport
@@ -33,6 +37,7 @@ class FailoverReconciler(StoreReconciler):
         primary: the primary store (Redis), called without its breaker: the schedule asks
             it whatever the breaker says, so a replay never waits for traffic.
         secondary: the secondary store (DynamoDB), called through ``secondary_guard``.
+        pending_deletes: the deletes the secondary owes, remembered beside the primary.
         journal: this process's deletes, and whether a replay is due.
     """
 
@@ -41,11 +46,13 @@ class FailoverReconciler(StoreReconciler):
         *,
         primary: PrimaryStore,
         secondary: SecondaryStore,
+        pending_deletes: PendingSecondaryDeletes,
         secondary_guard: Guard,
         journal: DeleteJournal,
     ) -> None:
         self._primary = primary
         self._secondary = secondary
+        self._pending_deletes = pending_deletes
         self._secondary_guard = secondary_guard
         self._journal = journal
 
@@ -65,7 +72,7 @@ class FailoverReconciler(StoreReconciler):
         )
         secondary_deletes, more_pending = _replay_batches(
             "pending deletes",
-            lambda: self._primary.pending_secondary_deletes(limit),
+            lambda: self._pending_deletes.pending_secondary_deletes(limit),
             self._replay_pending,
             limit,
             max_batches,
@@ -110,7 +117,7 @@ class FailoverReconciler(StoreReconciler):
     def _replay_pending(self, pending: list[str]) -> None:
         with self._secondary_guard.calling():
             self._secondary.delete_many(pending)
-        self._primary.forget_secondary_deletes(pending)
+        self._pending_deletes.forget_secondary_deletes(pending)
         self._journal.forget(pending)
 
     def _replay_journal(self, most: int, batch: int) -> tuple[int, int]:

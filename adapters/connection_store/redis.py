@@ -312,46 +312,6 @@ class RedisConnectionRepository(ConnectionRepository):
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"Redis count failed: {type(exc).__name__}") from exc
 
-    def remember_secondary_delete(self, connection_id: str) -> None:
-        """Remember that another store still holds ``connection_id`` (its delete failed there).
-
-        Raises:
-            StoreUnavailableError: Redis did not answer.
-        """
-        try:
-            self._commands.get().client.zadd(
-                PENDING_SECONDARY_DELETES_KEY, {connection_id: self._memory_ms()}
-            )
-        except (RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"Redis zadd failed: {type(exc).__name__}") from exc
-
-    def pending_secondary_deletes(self, limit: int) -> list[str]:
-        """Up to ``limit`` connectionIds :meth:`remember_secondary_delete` holds (old ones dropped).
-
-        Raises:
-            StoreUnavailableError: Redis did not answer.
-        """
-        try:
-            client = self._commands.get().client
-            client.zremrangebyscore(PENDING_SECONDARY_DELETES_KEY, "-inf", self._now_ms())
-            members = client.zrange(PENDING_SECONDARY_DELETES_KEY, 0, limit - 1)
-        except (RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"Redis zrange failed: {type(exc).__name__}") from exc
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
-
-    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
-        """The other store took these deletes: forget them (one ``ZREM``).
-
-        Raises:
-            StoreUnavailableError: Redis did not answer.
-        """
-        if not connection_ids:
-            return
-        try:
-            self._commands.get().client.zrem(PENDING_SECONDARY_DELETES_KEY, *connection_ids)
-        except (RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"Redis zrem failed: {type(exc).__name__}") from exc
-
     def _now_ms(self) -> int:
         return math.floor(self._clock.now().timestamp() * 1000)
 

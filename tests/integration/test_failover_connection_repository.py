@@ -31,6 +31,7 @@ from adapters.connection_store.failover import (
 )
 from adapters.connection_store.record import record_key
 from adapters.connection_store.redis import create_redis_client
+from adapters.connection_store.redis_pending_deletes import RedisPendingDeletes
 from adapters.in_memory import FixedClock, InMemoryMessageSender
 from adapters.system_clock import SystemClock
 from application.commands import HeartbeatCommand, HeartbeatOutcome
@@ -100,6 +101,7 @@ class Stores:
         self.repository = FailoverConnectionRepository(
             primary=self.primary,
             secondary=self.secondary,
+            pending_deletes=RedisPendingDeletes(self.redis_client, clock=self.clock),
             breaker=create_circuit_breaker(
                 fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds
             ),
