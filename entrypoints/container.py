@@ -213,6 +213,7 @@ class Container(containers.DeclarativeContainer):
             use_case=heartbeat.provider,
             reply=providers.Object(pong_frame),
             message="heartbeat",
+            sends=True,  # closes an expired connection
             fields={"id": "ping_id"},
             reports={
                 HeartbeatOutcome.PONG_UNRECORDED: Report(

@@ -142,10 +142,12 @@ class Action:
         name: the message's ``action``.
         command: the command class, built as ``command(connection_id=…, **fields)``; its
             validators judge the message's fields (a ``FieldError`` is a ``bad_request``).
-        use_case: builds the use case, given the ``sender`` of the API the message came
-            through; called once per endpoint and process.
+        use_case: builds the use case (once per process, or once per Management API
+            endpoint when it ``sends``).
         reply: the result -> the frame the client gets (``None``: no frame).
         message: the outcome's log message (the use case's name).
+        sends: the use case pushes frames or closes connections: it is built with
+            ``sender=`` the ``MessageSender`` of the API the message came through.
         fields: message member -> command field; members not named are ignored.
         reports: outcome -> :class:`Report`. Outcomes without one are the quiet, expected
             ones: a DEBUG line only (seen in the invocations the log sampling picks), no
@@ -157,6 +159,7 @@ class Action:
     use_case: Callable[..., Any]
     reply: Callable[[Any], str | None]
     message: str
+    sends: bool = False
     fields: Mapping[str, str] = attrs.field(factory=dict)
     reports: Mapping[str, Report] = attrs.field(factory=dict)
 
@@ -237,7 +240,12 @@ class MessageRoute:
         )
 
     def _use_case(self, action: Action, event: MessageEvent) -> Any:
-        """The action's use case for the event's API, built on its first message."""
+        """The action's use case (for the event's API when it sends), built on its first message."""
+        if not action.sends:
+            use_case = self._use_cases.get((action.name, ""))
+            if use_case is None:
+                use_case = self._use_cases[(action.name, "")] = action.use_case()
+            return use_case
         endpoint = self._endpoint
         if not endpoint:
             context = event.context

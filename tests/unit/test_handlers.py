@@ -515,11 +515,11 @@ class EchoResult:
 
 
 class Echo:
-    """A use case that answers with what it was sent (built once per endpoint, with a sender)."""
+    """A use case that answers with what it was sent; it sends nothing (no sender)."""
 
     built = 0
 
-    def __init__(self, *, sender: object) -> None:
+    def __init__(self) -> None:
         Echo.built += 1
 
     def execute(self, command: EchoCommand) -> EchoResult:
@@ -555,7 +555,7 @@ def test_given_a_new_action_row_then_default_dispatches_it_reports_it_and_builds
             load_event("message_ping", body='{"action":"echo","text":"hi"}'), CONTEXT
         )
         assert body(response) == {"action": "echo", "text": "hi"}
-    assert Echo.built == 1, "a stateless use case is built once per endpoint"
+    assert Echo.built == 1, "a stateless use case is built once"
     assert [r.message for r in caplog.records if r.levelno == logging.INFO] == ["echo", "echo"]
     # And its fields are judged by its command, in the wire's terms
     rejected = handler(load_event("message_ping", body='{"action":"echo","text":5}'), CONTEXT)
