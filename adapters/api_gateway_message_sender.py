@@ -66,8 +66,8 @@ class ManagementApiClients:
             5xx are retried, 410 and 413 are not).
         max_pool_connections: HTTP connections each client keeps (botocore's default 10;
             the local gateway passes its handler threads).
-        aws_access_key_id, aws_secret_access_key: sign with these instead of boto3's own
-            resolution (the local gateway passes the credentials it accepts).
+        credentials: an access key id and secret to sign with instead of boto3's own
+            credential chain (the local gateway's stand-ins); ``None`` in Lambda.
     """
 
     def __init__(
@@ -78,12 +78,10 @@ class ManagementApiClients:
         read_timeout_seconds: float = 2.0,
         max_attempts: int = 2,
         max_pool_connections: int = 10,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._region_name = region_name
-        self._aws_access_key_id = aws_access_key_id
-        self._aws_secret_access_key = aws_secret_access_key
+        self._credentials = credentials
         self._max_pool_connections = max_pool_connections
         self._connect_timeout_seconds = connect_timeout_seconds
         self._read_timeout_seconds = read_timeout_seconds
@@ -122,7 +120,7 @@ class ManagementApiClients:
 
         with self._lock:
             if self._session is None:
-                self._session = boto3.session.Session()
+                self._session = boto3.session.Session(*(self._credentials or ()))
             session = self._session
         config = Config(
             connect_timeout=self._connect_timeout_seconds,
@@ -135,8 +133,6 @@ class ManagementApiClients:
             endpoint_url=endpoint_url,
             region_name=self._region_name,
             config=config,
-            aws_access_key_id=self._aws_access_key_id,
-            aws_secret_access_key=self._aws_secret_access_key,
         )
 
 

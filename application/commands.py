@@ -7,6 +7,7 @@ message's fields itself: its validators raise :class:`FieldError`, and the edge 
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -94,28 +95,27 @@ class HeartbeatOutcome(StrEnum):
 class HeartbeatResult:
     """The outcome of one heartbeat for ``connection_id``.
 
-    ``reply`` is the frame to answer the ping with (the pong as JSON text), returned to the
-    client as the route response; ``None`` when the connection was closed instead.
+    ``server_time`` (aware, UTC) is when the ping was answered and ``ping_id`` the ping's
+    ``id``, for the pong the edge sends back; ``server_time`` is ``None`` when the outcome is
+    ``EXPIRED`` (the connection was closed: there is nothing to answer).
     """
 
     connection_id: str
     outcome: HeartbeatOutcome
-    reply: str | None
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class RejectMessageCommand:
-    """Answer a message timeline-ws cannot act on with an error frame (``code``, ``message``)."""
-
-    connection_id: str
-    code: str
-    message: str
     ping_id: str | None = None
+    server_time: datetime | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class RejectMessageResult:
-    """The error frame (JSON text) to answer the message with, as the route response."""
+class ReconcileCommand:
+    """Replay the deletes the connection stores could not take (the schedule's tick)."""
 
-    connection_id: str
-    reply: str
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReconcileResult:
+    """The deletes replayed in the primary and the secondary store, and those left to this
+    process (see ``domain.connection.ReconcileReport``)."""
+
+    primary_deletes: int
+    secondary_deletes: int
+    left_in_process: int

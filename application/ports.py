@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.connection import Connection, VerifiedIdentity
+from domain.connection import Connection, ReconcileReport, VerifiedIdentity
 
 
 class Clock(Protocol):
@@ -69,6 +69,15 @@ class ConnectionRepository(Protocol):
         Raises:
             StoreUnavailableError: a store that might hold it did not answer.
         """
+        ...
+
+
+class StoreReconciler(Protocol):
+    """Replays the deletes a connection store could not take (the other store, or this
+    process, remembered them); idempotent; never raises."""
+
+    def reconcile(self) -> ReconcileReport:
+        """Replay what is pending now; the counts of what was replayed."""
         ...
 
 

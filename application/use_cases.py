@@ -1,4 +1,4 @@
-"""The use cases: Connect, Disconnect, Heartbeat and RejectMessage.
+"""The use cases: Connect, Disconnect, Heartbeat and Reconcile.
 
 One class each; ports come in through the constructor; one ``execute(command) -> result``.
 """
@@ -16,10 +16,16 @@ from application.commands import (
     HeartbeatCommand,
     HeartbeatOutcome,
     HeartbeatResult,
-    RejectMessageCommand,
-    RejectMessageResult,
+    ReconcileCommand,
+    ReconcileResult,
 )
-from application.ports import Clock, ConnectionRepository, MessageSender, TokenVerifier
+from application.ports import (
+    Clock,
+    ConnectionRepository,
+    MessageSender,
+    StoreReconciler,
+    TokenVerifier,
+)
 from domain.connection import Connection
 from domain.errors import (
     ConnectionGoneError,
@@ -27,7 +33,7 @@ from domain.errors import (
     InvalidTokenError,
     StoreUnavailableError,
 )
-from domain.protocol import CONNECTION_EXPIRED, error_message, pong_message
+from domain.protocol import CONNECTION_EXPIRED, error_message
 
 DEFAULT_TTL_SECONDS: Final = 600
 """Connection records live 600 s past their last ping (clients ping every 30 s)."""
@@ -109,13 +115,13 @@ class Heartbeat:
     Rules:
     - Refresh the record's TTL to ``ttl_seconds`` (600 s) without touching ``connectedAt``;
       a missing record is never recreated by a ping.
-    - Reply ``{"action":"pong","connectionId":…,"serverTime":…}`` echoing the ping's id. The
-      reply is returned, not sent: the edge hands it to the gateway as the route response
-      (API Gateway's two-way ``$default`` route), so a pong costs no Management API call.
+    - Answer with a pong: the result carries the server time and the ping's id, and the edge
+      returns the pong frame as the route response (API Gateway's two-way ``$default``
+      route), so a pong costs no Management API call and nothing is sent here.
     - When every store answers that the record does not exist (expired or never stored),
       send a ``connection_expired`` error and close the connection through the gateway, so
       the client reconnects and re-authenticates. No reply then: the connection is closing.
-    - When the store cannot be reached, reply with the pong anyway (the socket is alive);
+    - When the store cannot be reached, answer with the pong anyway (the socket is alive);
       the outcome says ``PONG_UNRECORDED`` so the edge logs it.
 
     Raises:
@@ -137,7 +143,7 @@ class Heartbeat:
         self._ttl_seconds = ttl_seconds
 
     def execute(self, command: HeartbeatCommand) -> HeartbeatResult:
-        """Refresh ``command.connection_id`` and return the pong; see the class rules."""
+        """Refresh ``command.connection_id``; the result is what to answer; see the class rules."""
         connection_id = command.connection_id
         outcome = HeartbeatOutcome.PONG
         try:
@@ -146,10 +152,12 @@ class Heartbeat:
             return self._expire(command)
         except StoreUnavailableError:
             outcome = HeartbeatOutcome.PONG_UNRECORDED
-        pong = pong_message(
-            connection_id=connection_id, server_time=self._clock.now(), ping_id=command.ping_id
+        return HeartbeatResult(
+            connection_id=connection_id,
+            outcome=outcome,
+            ping_id=command.ping_id,
+            server_time=self._clock.now(),
         )
-        return HeartbeatResult(connection_id=connection_id, outcome=outcome, reply=pong)
 
     def _expire(self, command: HeartbeatCommand) -> HeartbeatResult:
         # Sent, not returned: the close below would overtake a route response.
@@ -162,23 +170,32 @@ class Heartbeat:
             self._sender.send(command.connection_id, notice)
         self._sender.close(command.connection_id)
         return HeartbeatResult(
-            connection_id=command.connection_id, outcome=HeartbeatOutcome.EXPIRED, reply=None
+            connection_id=command.connection_id,
+            outcome=HeartbeatOutcome.EXPIRED,
+            ping_id=command.ping_id,
         )
 
 
-class RejectMessage:
-    """Answer a message timeline-ws cannot act on with an error frame; the connection stays open.
+class Reconcile:
+    """Replay the deletes a connection store could not take, on a schedule.
 
     Rules:
-    - Reply ``{"action":"error","code":…,"message":…}`` (``code`` one of the protocol's error
-      codes), echoing the ping id when one was readable. The reply is returned as the route
-      response; nothing is sent through the gateway.
+    - Every pending delete is replayed, idempotently, whatever the circuit breakers say (a
+      replay never waits for traffic); a store that fails leaves its deletes for the next
+      run. With one store there is nothing to replay.
 
     Raises:
-        ValueError: on a code the protocol does not define.
+        Nothing: the reconciler never raises (a failure is logged, and retried next run).
     """
 
-    def execute(self, command: RejectMessageCommand) -> RejectMessageResult:
-        """The error frame described by ``command``."""
-        frame = error_message(code=command.code, message=command.message, ping_id=command.ping_id)
-        return RejectMessageResult(connection_id=command.connection_id, reply=frame)
+    def __init__(self, *, reconciler: StoreReconciler) -> None:
+        self._reconciler = reconciler
+
+    def execute(self, command: ReconcileCommand) -> ReconcileResult:
+        """Replay one batch of what is pending; the counts of what was replayed."""
+        report = self._reconciler.reconcile()
+        return ReconcileResult(
+            primary_deletes=report.primary_deletes,
+            secondary_deletes=report.secondary_deletes,
+            left_in_process=report.left_in_process,
+        )

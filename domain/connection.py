@@ -86,3 +86,18 @@ def parse_timestamp(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a UTC offset: {text!r}")
     return moment.astimezone(UTC)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReconcileReport:
+    """What one reconciliation of the connection stores replayed, in deletes.
+
+    Attributes:
+        primary_deletes: deletes replayed in the primary store (Redis).
+        secondary_deletes: deletes replayed in the secondary store (DynamoDB).
+        left_in_process: deletes only this process remembers, still to replay.
+    """
+
+    primary_deletes: int = 0
+    secondary_deletes: int = 0
+    left_in_process: int = 0

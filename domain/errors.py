@@ -1,7 +1,7 @@
 """Domain errors. One base class; every error has a default message and a stable ``code``.
 
 The edge (Lambda handlers) maps these classes to HTTP status codes in one table
-(``entrypoints/aws_lambda/responses.py``); nothing else catches them by message.
+(``entrypoints/edge/responses.py``); nothing else catches them by message.
 """
 
 from __future__ import annotations

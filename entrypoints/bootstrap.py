@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dependency_injector import providers
-
 from entrypoints.container import Container
 from entrypoints.observability import configure_observability
 from entrypoints.settings import Settings
@@ -21,8 +19,8 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
 
     Args:
         settings: the validated configuration (``Settings.from_environ``).
-        **overrides: provider name -> the object to provide instead (wrapped in
-            ``providers.Object``), or a provider; e.g. ``clock=FixedClock()``,
+        **overrides: provider name -> the object to provide instead, or a provider
+            (dependency-injector's ``override_providers``); e.g. ``clock=FixedClock()``,
             ``redis_client=fakeredis.FakeRedis()``, ``connection_repository=...``.
 
     Also applies the process's observability settings (``LOG_LEVEL``, the log sampling,
@@ -32,17 +30,13 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         AttributeError: an override names no provider of the container.
     """
     container = Container(settings=settings)
-    for name, value in overrides.items():
-        provider = getattr(container, name, None)
-        if not isinstance(provider, providers.Provider):
-            raise AttributeError(f"the container has no provider {name!r}")
-        provider.override(
-            value if isinstance(value, providers.Provider) else providers.Object(value)
-        )
+    container.override_providers(**overrides)
     configure_observability(
         settings.log_level,
         sample_rate=settings.log_sample_rate,
         structured_adapter_logs=settings.in_lambda,
         metrics=not settings.metrics_disabled,
+        service=settings.service_name,
+        namespace=settings.metrics_namespace,
     )
     return container

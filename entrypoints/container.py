@@ -1,16 +1,21 @@
 """The one composition root: a dependency-injector container, built by :func:`~entrypoints.bootstrap.bootstrap`.
 
 Clients (redis, boto3) and the token verifier (with its JWKS cache) are thread-safe
-singletons built on first use, and reused by warm invocations; use cases are factories;
-each route's handler is a singleton holding the factories it needs. Adapters that cannot
+singletons built on first use, and reused by warm invocations. Use cases are stateless and
+built once per process: ``Connect`` and ``Disconnect`` are singletons, and each ``$default``
+action's use case is built on its first message, given the ``MessageSender`` of the API the
+message came through (a sender's boto3 client is built on its first send). Each route's
+handler is a singleton: the one invocation wrapper around the route. Adapters that cannot
 build their client at once (boto3's import, a Redis Cluster with every node down, the AUTH
 secret) build it on their first operation.
+
+Tests and the local gateway replace providers with ``container.override_providers(...)``
+(through :func:`~entrypoints.bootstrap.bootstrap`); nothing outside this module names one.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterable
+import logging
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -22,22 +27,28 @@ from adapters.connection_store import (
     FailoverConnectionRepository,
     FailoverEvent,
     RedisConnectionRepository,
+    RedisPendingDeletes,
+    SingleStoreReconciler,
     create_circuit_breaker,
     create_dynamodb_client,
     create_redis_client,
 )
 from adapters.secrets_manager_redis_auth import read_redis_auth_token
 from adapters.system_clock import SystemClock
+from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import MessageSender, TokenVerifier
-from application.use_cases import Connect, Disconnect, RejectMessage
-from entrypoints.aws_lambda.route_handlers import (
-    ConnectHandler,
-    DefaultHandler,
-    DisconnectHandler,
-    ReconcileHandler,
+from application.use_cases import Connect, Disconnect, Heartbeat, Reconcile
+from domain.protocol import PING
+from entrypoints.edge.invocation import LambdaHandler, Report
+from entrypoints.edge.reconcile import ReconcileHandler
+from entrypoints.edge.responses import pong_frame
+from entrypoints.edge.websocket_routes import Action, ConnectRoute, DisconnectRoute, MessageRoute
+from entrypoints.observability import (
+    HEARTBEATS_UNRECORDED,
+    STALE_CONNECTIONS_REMOVED,
+    STORE_FAILOVERS,
+    emit_metrics,
 )
-from entrypoints.observability import STORE_FAILOVERS, emit_metrics
-from entrypoints.routes import ACTIONS, Action
 from entrypoints.settings import Settings
 
 
@@ -69,27 +80,6 @@ def report_failover(event: FailoverEvent) -> None:
 def store_topology(settings: Settings) -> str:
     """``"failover"`` when ``CONNECTIONS_TABLE`` names a DynamoDB table to fail over to, else ``"redis"``."""
     return "failover" if settings.connections_table else "redis"
-
-
-def action_use_cases(actions: Iterable[Action], **ports: providers.Provider[Any]) -> providers.Dict:
-    """Action name -> a factory of its use case, each constructor parameter taken from ``ports``.
-
-    The use cases name their ports consistently (``repository``, ``sender``, ``clock``,
-    ``verifier``, ``ttl_seconds``), so a new action needs no wiring of its own.
-
-    Raises:
-        TypeError: a use case asks for a parameter no port provides (at import: fail fast).
-    """
-    factories: dict[str, Any] = {}
-    for action in actions:
-        injections = {}
-        for name, parameter in inspect.signature(action.use_case).parameters.items():
-            if name in ports:
-                injections[name] = ports[name]
-            elif parameter.default is inspect.Parameter.empty:
-                raise TypeError(f"{action.use_case.__name__}: no port provides {name!r}")
-        factories[action.name] = providers.Factory(action.use_case, **injections).provider
-    return providers.Dict(factories)
 
 
 class Container(containers.DeclarativeContainer):
@@ -131,6 +121,8 @@ class Container(containers.DeclarativeContainer):
         create_dynamodb_client,
         endpoint_url=settings.provided.dynamodb_endpoint_url,
         region_name=settings.provided.aws_region,
+        max_pool_connections=settings.provided.dynamodb_max_pool_connections,
+        credentials=settings.provided.aws_credentials,
     )
     dynamodb_repository = providers.ThreadSafeSingleton(
         DynamoDbConnectionRepository,
@@ -145,25 +137,33 @@ class Container(containers.DeclarativeContainer):
     )
     dynamodb_breaker = providers.ThreadSafeSingleton(
         create_circuit_breaker,
-        fail_max=settings.provided.redis_breaker_fail_max,
-        reset_timeout_seconds=settings.provided.redis_breaker_reset_seconds,
+        fail_max=settings.provided.dynamodb_breaker_fail_max,
+        reset_timeout_seconds=settings.provided.dynamodb_breaker_reset_seconds,
         name="dynamodb",
     )
     failover_repository = providers.ThreadSafeSingleton(
         FailoverConnectionRepository,
         primary=redis_repository,
         secondary=dynamodb_repository,
+        pending_deletes=providers.ThreadSafeSingleton(
+            RedisPendingDeletes, client=redis_client.provider, clock=clock
+        ),
         breaker=redis_breaker,
         secondary_breaker=dynamodb_breaker,
         tombstone_ttl_seconds=connection_ttl_seconds,
         on_failover=providers.Object(report_failover),
     )
+    topology = providers.Callable(store_topology, settings)
     connection_repository = providers.Selector(
-        providers.Callable(store_topology, settings),
-        redis=redis_repository,
-        failover=failover_repository,
+        topology, redis=redis_repository, failover=failover_repository
     )
     """The ConnectionRepository the use cases get: the topology is chosen here, once."""
+    store_reconciler = providers.Selector(
+        topology,
+        redis=providers.ThreadSafeSingleton(SingleStoreReconciler),
+        failover=failover_repository,
+    )
+    """What replays the deletes a store could not take (nothing, with Redis alone)."""
 
     # -- the other ports ----------------------------------------------------------------
 
@@ -179,43 +179,78 @@ class Container(containers.DeclarativeContainer):
         refetch_cooldown_seconds=settings.provided.jwks_refetch_cooldown_seconds,
     )
     management_api_clients = providers.ThreadSafeSingleton(
-        ManagementApiClients, region_name=settings.provided.aws_region
+        ManagementApiClients,
+        region_name=settings.provided.aws_region,
+        max_pool_connections=settings.provided.management_api_max_pool_connections,
+        credentials=settings.provided.management_api_credentials,
     )
     message_sender = providers.Factory(sender_for, clients=management_api_clients)
     """A sender per endpoint: ``message_sender(endpoint_url=...)`` (cached by the clients)."""
 
-    # -- use cases ----------------------------------------------------------------------
+    # -- use cases: one provider each ----------------------------------------------------
 
-    connect = providers.Factory(
+    connect = providers.ThreadSafeSingleton(
         Connect,
         verifier=token_verifier,
         repository=connection_repository,
         clock=clock,
         ttl_seconds=connection_ttl_seconds,
     )
-    disconnect = providers.Factory(Disconnect, repository=connection_repository)
-    reject_message = providers.Factory(RejectMessage)
-    actions = action_use_cases(
-        ACTIONS,
-        repository=connection_repository,
-        sender=message_sender,
-        clock=clock,
-        verifier=token_verifier,
-        ttl_seconds=connection_ttl_seconds,
+    disconnect = providers.ThreadSafeSingleton(Disconnect, repository=connection_repository)
+    reconcile = providers.ThreadSafeSingleton(Reconcile, reconciler=store_reconciler)
+    heartbeat = providers.Factory(
+        Heartbeat, repository=connection_repository, clock=clock, ttl_seconds=connection_ttl_seconds
     )
-    """Action name -> use case factory, for the action table of ``entrypoints/routes.py``."""
+    """Called with ``sender=``: the Management API of the message's endpoint."""
+
+    # -- $default's actions: one row each (README, "Adding a route") --------------------
+
+    actions = providers.List(
+        providers.Factory(
+            Action,
+            name=PING,
+            command=HeartbeatCommand,
+            use_case=heartbeat.provider,
+            reply=providers.Object(pong_frame),
+            message="heartbeat",
+            sends=True,  # closes an expired connection
+            fields={"id": "ping_id"},
+            reports={
+                HeartbeatOutcome.PONG_UNRECORDED: Report(
+                    logging.ERROR, "heartbeat", HEARTBEATS_UNRECORDED
+                ),
+                HeartbeatOutcome.EXPIRED: Report(
+                    logging.INFO, "heartbeat", STALE_CONNECTIONS_REMOVED
+                ),
+            },
+        ),
+    )
 
     # -- the route handlers (what the Lambda handler strings name) -----------------------
 
-    connect_handler = providers.ThreadSafeSingleton(ConnectHandler, connect=connect.provider)
+    connect_handler = providers.ThreadSafeSingleton(
+        LambdaHandler, route=providers.Factory(ConnectRoute, connect=connect.provider)
+    )
     disconnect_handler = providers.ThreadSafeSingleton(
-        DisconnectHandler, disconnect=disconnect.provider
+        LambdaHandler, route=providers.Factory(DisconnectRoute, disconnect=disconnect.provider)
     )
     default_handler = providers.ThreadSafeSingleton(
-        DefaultHandler,
-        actions=providers.Object(ACTIONS),
-        use_cases=actions,
-        reject=reject_message.provider,
-        management_api_endpoint=settings.provided.management_api_endpoint,
+        LambdaHandler,
+        route=providers.Factory(
+            MessageRoute,
+            actions=actions,
+            senders=message_sender.provider,
+            management_api_endpoint=settings.provided.management_api_endpoint,
+        ),
     )
-    reconcile_handler = providers.ThreadSafeSingleton(ReconcileHandler, store=connection_repository)
+    reconcile_handler = providers.ThreadSafeSingleton(
+        ReconcileHandler, reconcile=reconcile.provider
+    )
+    route_handlers = providers.Dict(
+        {
+            "$connect": connect_handler,
+            "$disconnect": disconnect_handler,
+            "$default": default_handler,
+        }
+    )
+    """Route key -> its handler, for a gateway that invokes them by route (the local one)."""

@@ -9,13 +9,18 @@ instance (building one costs more than the document it writes), so concurrent in
 
 Nothing here may log a token, a part of one, or a raw query string: callers pass only
 connectionId, userId, route, outcome and reason codes.
+
+Nothing here reads the environment: :func:`configure_observability` applies what ``Settings``
+read (the service name, the namespace, the level, the sampling, whether metrics are
+written), once per bootstrap. The module builds the Powertools ``Logger`` at import, as
+Powertools documents it, under a fixed logger name; the service's name reaches the lines
+and metrics only from the settings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -24,10 +29,9 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-ws")
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineWs")
+LOGGER_NAME: Final = "timeline-ws"
+"""The standard-library logger Powertools writes through (the service's name is a setting)."""
 
 # Metric names the CloudWatch alarms in infra/ read; keep both in step.
 CONNECTS = "Connects"
@@ -40,13 +44,8 @@ API Gateway's ``MessageCount`` and Lambda's ``Invocations`` count pings)."""
 STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
 STORE_FAILOVERS = "StoreFailovers"
 
-# botocore logs every raw response body at DEBUG (botocore/parsers.py), which would put the
-# Redis AUTH token from Secrets Manager's GetSecretValue into the logs of anyone who turns the
-# root logger (or AWS_LAMBDA_LOG_LEVEL) to DEBUG. Pin that one logger to INFO.
-logging.getLogger("botocore.parsers").setLevel(logging.INFO)
-
 logger = Logger(
-    service=SERVICE_NAME,
+    service=LOGGER_NAME,  # configure_observability() applies POWERTOOLS_SERVICE_NAME's value
     level="INFO",  # configure_observability() applies the validated LOG_LEVEL
     # configure_observability() applies the validated POWERTOOLS_LOGGER_SAMPLE_RATE; Powertools
     # would read it here and fail the import on a malformed value.
@@ -61,9 +60,10 @@ logger = Logger(
 """The handlers' JSON logger (one line per invocation outcome)."""
 
 
-_stdlib_logger = logging.getLogger(SERVICE_NAME)  # the one ``logger`` writes through
+_stdlib_logger = logging.getLogger(LOGGER_NAME)  # the one ``logger`` writes through
 _configured_level = _stdlib_logger.level  # LOG_LEVEL, what an unsampled invocation logs at
 _metrics_enabled = True
+_metrics_identity = ("TimelineWs", LOGGER_NAME)  # (namespace, service) of the EMF documents
 
 
 def debug_enabled() -> bool:
@@ -77,6 +77,8 @@ def configure_observability(
     sample_rate: float = 0.0,
     structured_adapter_logs: bool = False,
     metrics: bool = True,
+    service: str = LOGGER_NAME,
+    namespace: str = "TimelineWs",
 ) -> None:
     """Apply the log level, the log sampling and whether metrics are written; optionally route
     the adapters' lines through ``logger``.
@@ -93,9 +95,18 @@ def configure_observability(
             local gateway or tests.
         metrics: write EMF metrics (``POWERTOOLS_METRICS_DISABLED`` turns them off; the
             local gateway does, they are CloudWatch's).
+        service: the lines' ``service`` key and the metrics' ``service`` dimension
+            (``POWERTOOLS_SERVICE_NAME``).
+        namespace: the metrics' CloudWatch namespace (``POWERTOOLS_METRICS_NAMESPACE``).
     """
-    global _configured_level, _metrics_enabled
+    global _configured_level, _metrics_enabled, _metrics_identity
+    # botocore logs every raw response body at DEBUG (botocore/parsers.py), which would put
+    # the Redis AUTH token from Secrets Manager's GetSecretValue into the logs of anyone who
+    # turns the root logger (or AWS_LAMBDA_LOG_LEVEL) to DEBUG. Pin that one logger to INFO.
+    logging.getLogger("botocore.parsers").setLevel(logging.INFO)
     _metrics_enabled = metrics
+    _metrics_identity = (namespace, service)
+    logger.append_keys(service=service)
     logger.setLevel(level)
     _configured_level = _stdlib_logger.level
     # Powertools' own sampling resets to initial_log_level before each draw.
@@ -128,10 +139,11 @@ _per_thread = threading.local()
 
 def _thread_metrics() -> EphemeralMetrics:
     metrics: EphemeralMetrics | None = getattr(_per_thread, "metrics", None)
-    if metrics is None:
-        metrics = _per_thread.metrics = EphemeralMetrics(
-            namespace=METRICS_NAMESPACE, service=SERVICE_NAME
-        )
+    identity = _metrics_identity
+    if metrics is None or getattr(_per_thread, "identity", None) != identity:
+        namespace, service = identity
+        metrics = _per_thread.metrics = EphemeralMetrics(namespace=namespace, service=service)
+        _per_thread.identity = identity
     return metrics
 
 
@@ -144,7 +156,7 @@ def metrics_document(
     own log line (:func:`log_with_metrics`). Empty when metrics are disabled
     (``POWERTOOLS_METRICS_DISABLED``) or could not be built (logged): metrics are best effort.
     """
-    if not counts or not _metrics_enabled or is_metrics_disabled():
+    if not counts or not _metrics_enabled:
         return {}
     metrics = _thread_metrics()
     try:
@@ -161,36 +173,43 @@ def metrics_document(
 
 
 def log_with_metrics(
-    log: Callable[..., None],
+    level: int,
     message: str,
     fields: Mapping[str, Any],
     counts: Mapping[str, int],
     dimensions: Mapping[str, str] | None = None,
+    *,
+    exc_info: bool = False,
 ) -> None:
-    """Write ONE line that is both the structured log line and the EMF document.
+    """Write ONE line at ``level`` (``logging.INFO``…) that is both the structured log line and
+    the EMF document; ``exc_info`` adds the exception being handled.
 
     An EMF document is a JSON log line with an ``_aws`` member; every other member is a
     property CloudWatch keeps with it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
-    So the line ``log`` (``logger.info``, ``logger.warning``…) writes carries the metrics too:
-    one JSON encoding and one line instead of two. When ``log``'s level is filtered out
-    (``LOG_LEVEL``), the metrics are still written, alone (:func:`emit_metrics`): the alarms
-    read them.
+    So the line carries the metrics too: one JSON encoding and one line instead of two. When
+    ``level`` is filtered out (``LOG_LEVEL``), the metrics are still written, alone
+    (:func:`emit_metrics`): the alarms read them.
     """
-    if not _stdlib_logger.isEnabledFor(_LEVELS[log.__name__]):
+    if not _stdlib_logger.isEnabledFor(level):
         emit_metrics(counts, dimensions)
         return
     # stacklevel 3: the line's "location" names our caller, not this helper nor Powertools.
-    log(message, extra={**fields, **metrics_document(counts, dimensions)}, stacklevel=3)
+    _LOG_AT[level](
+        message,
+        extra={**fields, **metrics_document(counts, dimensions)},
+        exc_info=exc_info,
+        stacklevel=3,
+    )
 
 
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
+_LOG_AT: Final[Mapping[int, Callable[..., None]]] = {
+    logging.DEBUG: logger.debug,
+    logging.INFO: logger.info,
+    logging.WARNING: logger.warning,
+    logging.ERROR: logger.error,
+    logging.CRITICAL: logger.critical,
 }
+"""Powertools' ``Logger`` has a method per level and no ``log(level, ...)``."""
 
 
 def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None = None) -> None:
@@ -198,7 +217,7 @@ def emit_metrics(counts: Mapping[str, int], dimensions: Mapping[str, str] | None
 
     ``dimensions`` are added to the default ``service`` dimension (e.g. ``{"reason":
     "expired"}`` for ``ConnectsRejected``). Disabled by ``POWERTOOLS_METRICS_DISABLED=true``
-    (the local gateway sets it). Never raises: a metrics failure must not fail a connection.
+    (the local gateway sets it), as :func:`configure_observability` was told. Never raises: a metrics failure must not fail a connection.
     """
     if not counts or not _metrics_enabled:
         return

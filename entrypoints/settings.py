@@ -209,9 +209,13 @@ class Settings:
     """Everything the composition root needs, with units in the names.
 
     Build it with :meth:`from_environ`; the README's configuration table documents each
-    variable. The last four fields are derived, not read: the issuer from the region and
-    the pool, the JWKS URL's default from the issuer, the AWS region, and whether the
-    process is a Lambda function.
+    variable. The last seven fields are derived, not read: the issuer from the region and
+    the pool, the JWKS URL's default from the issuer, the AWS region, whether the
+    process is a Lambda function, the HTTP connections each boto3 client keeps
+    (botocore's default, 10, fits a Lambda, which runs one invocation at a time; the local
+    gateway sets them to its handler threads with ``attrs.evolve``), and the credentials
+    the boto3 clients sign with instead of boto3's own chain (``None``: boto3's; the local
+    gateway's stand-ins when the environment has none).
     """
 
     cognito_region: str = setting("COGNITO_REGION", text)
@@ -248,6 +252,10 @@ class Settings:
     redis_breaker_reset_seconds: float = setting(
         "REDIS_BREAKER_RESET_SECONDS", seconds(86_400.0), 10.0
     )
+    dynamodb_breaker_fail_max: int = setting("DYNAMODB_BREAKER_FAIL_MAX", whole(1, 1000), 3)
+    dynamodb_breaker_reset_seconds: float = setting(
+        "DYNAMODB_BREAKER_RESET_SECONDS", seconds(86_400.0), 10.0
+    )
     connection_limit_global: int = setting("CONNECTION_LIMIT_GLOBAL", whole(1, 10_000_000), 1000)
     connection_limit_per_user: int = setting("CONNECTION_LIMIT_PER_USER", whole(1, 10_000_000), 10)
     management_api_endpoint: str | None = setting("MANAGEMENT_API_ENDPOINT", http_url, None)
@@ -256,9 +264,15 @@ class Settings:
         "POWERTOOLS_LOGGER_SAMPLE_RATE", fraction, DEFAULT_LOG_SAMPLE_RATE
     )
     metrics_disabled: bool = setting("POWERTOOLS_METRICS_DISABLED", boolean, False)
+    service_name: str = setting("POWERTOOLS_SERVICE_NAME", text, "timeline-ws")
+    metrics_namespace: str = setting("POWERTOOLS_METRICS_NAMESPACE", text, "TimelineWs")
     cognito_issuer: str = ""
     aws_region: str | None = None
     in_lambda: bool = False
+    dynamodb_max_pool_connections: int = 10
+    management_api_max_pool_connections: int = 10
+    aws_credentials: tuple[str, str] | None = attrs.field(default=None, repr=False)
+    management_api_credentials: tuple[str, str] | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -3,43 +3,39 @@
 # seconds) so DynamoDB's TTL sweeps abandoned connections.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
 
+locals {
+  # The table's schema, once, in DynamoDB's CreateTable shape: `timeline-ws serve` creates
+  # its local table from the same file (entrypoints/local_gateway/dynamodb_table.py).
+  connections_table = jsondecode(file("${path.module}/../adapters/connection_store/connections_table.json"))
+}
+
 resource "aws_dynamodb_table" "connections" {
   name         = "${local.name}-connections"
-  billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "connectionId"
+  billing_mode = local.connections_table.BillingMode
+  hash_key     = local.connections_table.KeySchema[0].AttributeName
 
-  attribute {
-    name = "connectionId"
-    type = "S"
+  dynamic "attribute" {
+    for_each = local.connections_table.AttributeDefinitions
+    content {
+      name = attribute.value.AttributeName
+      type = attribute.value.AttributeType
+    }
   }
 
-  attribute {
-    name = "userId"
-    type = "S"
-  }
-
-  attribute {
-    name = "pendingRedisDelete"
-    type = "S"
-  }
-
-  # A user's open connections (fan-out, per-user limits).
-  global_secondary_index {
-    name            = "userId-index"
-    hash_key        = "userId"
-    projection_type = "ALL"
-  }
-
-  # Tombstones: deletes Redis could not take, replayed by the reconciler (sparse: only
-  # tombstones carry the attribute).
-  global_secondary_index {
-    name            = "pendingRedisDelete-index"
-    hash_key        = "pendingRedisDelete"
-    projection_type = "KEYS_ONLY"
+  # userId-index: a user's open connections (fan-out, per-user limits). pendingRedisDelete-
+  # index: tombstones, deletes Redis could not take, replayed by the reconciler (sparse:
+  # only tombstones carry the attribute).
+  dynamic "global_secondary_index" {
+    for_each = local.connections_table.GlobalSecondaryIndexes
+    content {
+      name            = global_secondary_index.value.IndexName
+      hash_key        = global_secondary_index.value.KeySchema[0].AttributeName
+      projection_type = global_secondary_index.value.Projection.ProjectionType
+    }
   }
 
   ttl {
-    attribute_name = "expiresAt"
+    attribute_name = local.connections_table.TimeToLiveAttribute
     enabled        = true
   }
 

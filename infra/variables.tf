@@ -187,6 +187,18 @@ variable "redis_breaker_reset_seconds" {
   default     = 10
 }
 
+variable "dynamodb_breaker_fail_max" {
+  description = "DYNAMODB_BREAKER_FAIL_MAX: consecutive DynamoDB failures after which a handler skips the table while Redis answers."
+  type        = number
+  default     = 3
+}
+
+variable "dynamodb_breaker_reset_seconds" {
+  description = "DYNAMODB_BREAKER_RESET_SECONDS: how long DynamoDB's breaker stays open before a handler tries the table again."
+  type        = number
+  default     = 10
+}
+
 # --- Cognito -----------------------------------------------------------------------------
 
 variable "cognito_user_pool_id" {

@@ -26,7 +26,6 @@ from adapters.connection_store.record import (
     TOMBSTONE_ATTRIBUTE,
     TOMBSTONE_INDEX_NAME,
     TTL_ATTRIBUTE,
-    USER_INDEX_NAME,
     CorruptRecordError,
     decode_item,
     encode_item,
@@ -57,6 +56,7 @@ def create_dynamodb_client(
     read_timeout_seconds: float = 1.0,
     max_attempts: int = 2,
     max_pool_connections: int = 10,
+    credentials: tuple[str, str] | None = None,
 ) -> DynamoDBClient:
     """Build a boto3 DynamoDB client with short timeouts and a bounded retry policy.
 
@@ -72,6 +72,8 @@ def create_dynamodb_client(
         max_pool_connections: HTTP connections the client keeps (botocore's default, 10,
             fits a Lambda, which runs one invocation at a time; the local gateway passes its
             handler threads so that they do not churn connections).
+        credentials: an access key id and secret to sign with instead of boto3's own
+            credential chain (the local gateway's stand-ins); ``None`` in Lambda.
 
     Imports boto3 when called, not when this module is imported.
     """
@@ -84,62 +86,10 @@ def create_dynamodb_client(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
     )
-    session = boto3.session.Session()
+    session = boto3.session.Session(*(credentials or ()))
     return session.client(
         "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
     )
-
-
-def ensure_connections_table(client: DynamoDBClient, table_name: str) -> bool:
-    """Create the connections table when it is missing (local mode only; Terraform owns AWS's).
-
-    Creates: partition key ``connectionId`` (S), on-demand billing, the GSIs
-    ``USER_INDEX_NAME`` on ``userId`` (projection ALL) and ``TOMBSTONE_INDEX_NAME`` on
-    ``pendingRedisDelete`` (keys only, sparse), and TTL on ``expiresAt``; waits
-    (boto3 waiter, bounded) until the table is ``ACTIVE``. Returns ``True`` when it created
-    the table, ``False`` when it existed already.
-
-    Raises:
-        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError: DynamoDB refused
-            or could not be reached.
-    """
-    from botocore.exceptions import ClientError
-
-    try:
-        client.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "connectionId", "AttributeType": "S"},
-                {"AttributeName": "userId", "AttributeType": "S"},
-                {"AttributeName": TOMBSTONE_ATTRIBUTE, "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": USER_INDEX_NAME,
-                    "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-                {
-                    "IndexName": TOMBSTONE_INDEX_NAME,
-                    "KeySchema": [{"AttributeName": TOMBSTONE_ATTRIBUTE, "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                },
-            ],
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
-        return False
-    client.get_waiter("table_exists").wait(
-        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-    )
-    client.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-    )
-    return True
 
 
 class DynamoDbConnectionRepository(ConnectionRepository):

@@ -44,98 +44,52 @@ secondary's timeout on each such call (the soak's ``both_down`` fault measures i
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Final, Protocol
+from collections.abc import Callable
 
 import attrs
 import pybreaker
 
-from application.ports import ConnectionRepository
-from domain.connection import Connection
+from adapters.connection_store.breakers import (
+    CIRCUIT_OPEN,
+    PRIMARY_UNAVAILABLE,
+    Guard,
+    Skipped,
+    create_circuit_breaker,
+    on_close,
+)
+from adapters.connection_store.failover_roles import (
+    PendingSecondaryDeletes,
+    PrimaryStore,
+    SecondaryStore,
+)
+from adapters.connection_store.journal import BOTH, SECONDARY, SECONDARY_COPY, DeleteJournal
+from adapters.connection_store.reconciler import (
+    RECONCILE_BATCH,
+    RECONCILE_MAX_BATCHES,
+    FailoverReconciler,
+)
+from application.ports import ConnectionRepository, StoreReconciler
+from domain.connection import Connection, ReconcileReport
 from domain.errors import (
-    ConnectionLimitExceededError,
     ConnectionNotFoundError,
     StoreUnavailableError,
 )
 
 logger = logging.getLogger(__name__)
 
-CIRCUIT_OPEN: Final = "circuit_open"
-"""``FailoverEvent.reason`` when the breaker skipped the primary without calling it."""
-
-PRIMARY_UNAVAILABLE: Final = "primary_unavailable"
-"""``FailoverEvent.reason`` when the primary was called and failed (error or timeout)."""
-
-RECONCILE_BATCH: Final = 200
-"""Deletes read and replayed per batch (one Redis round trip, eight DynamoDB batch writes)."""
-
-RECONCILE_MAX_BATCHES: Final = 10
-"""Batches per kind of delete and per :meth:`FailoverConnectionRepository.reconcile`: a
-backlog bigger than that is left for the next run (which comes at once: ``reconcile``
-marks itself due)."""
-
-IN_PROCESS_MEMORY: Final = 10_000
-"""Deletes this process remembers (the oldest are dropped, logged): those both stores
-failed, and a copy of those DynamoDB failed, which Redis holds but would lose with its data."""
-
-_BOTH: Final = "both"
-"""In-process: neither store took the delete."""
-
-_SECONDARY: Final = "secondary"
-"""In-process: the secondary's delete is due, and Redis did not take the reminder."""
-
-_SECONDARY_COPY: Final = "secondary-copy"
-"""In-process: the secondary's delete is due, and Redis holds the reminder too."""
-
-
-class PrimaryStore(ConnectionRepository, Protocol):
-    """What the failover needs of its primary (Redis) beyond the port."""
-
-    def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
-        """Count the connection, whose record the secondary holds; never refuses it."""
-        ...
-
-    def remember_secondary_delete(self, connection_id: str) -> None:
-        """Remember that the secondary still holds ``connection_id``."""
-        ...
-
-    def pending_secondary_deletes(self, limit: int) -> list[str]:
-        """Up to ``limit`` connectionIds remembered by :meth:`remember_secondary_delete`."""
-        ...
-
-    def forget_secondary_deletes(self, connection_ids: Sequence[str]) -> None:
-        """The secondary took these deletes."""
-        ...
-
-    def delete_many(self, connection_ids: Sequence[str]) -> None:
-        """``delete`` each, in as few round trips as the store allows."""
-        ...
-
-
-class SecondaryStore(ConnectionRepository, Protocol):
-    """What the failover needs of its secondary (DynamoDB) beyond the port."""
-
-    def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
-        """``refresh``, returning the record."""
-        ...
-
-    def bury(self, connection_id: str, ttl_seconds: int) -> None:
-        """Replace the connection's record (if any) by a tombstone: its primary delete is due."""
-        ...
-
-    def tombstones(self, limit: int) -> list[str]:
-        """Up to ``limit`` connectionIds with a tombstone."""
-        ...
-
-    def delete_many(self, connection_ids: Sequence[str]) -> None:
-        """Remove the items (tombstones or records) of these closed connections; idempotent."""
-        ...
+__all__ = [
+    "CIRCUIT_OPEN",
+    "PRIMARY_UNAVAILABLE",
+    "RECONCILE_BATCH",
+    "RECONCILE_MAX_BATCHES",
+    "FailoverConnectionRepository",
+    "FailoverEvent",
+    "FailoverListener",
+    "PrimaryStore",
+    "SecondaryStore",
+    "create_circuit_breaker",
+]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -153,99 +107,17 @@ class FailoverEvent:
     connection_id: str
 
 
-@attrs.frozen(slots=True, kw_only=True)
-class ReconcileReport:
-    """What one :meth:`FailoverConnectionRepository.reconcile` replayed (counts of deletes)."""
-
-    primary_deletes: int = 0
-    secondary_deletes: int = 0
-    left_in_process: int = 0
-
-
 FailoverListener = Callable[[FailoverEvent], None]
 
 
-def create_circuit_breaker(
-    *, fail_max: int = 3, reset_timeout_seconds: float = 10.0, name: str = "redis"
-) -> pybreaker.CircuitBreaker:
-    """The breaker that guards one store.
-
-    Args:
-        fail_max: consecutive failures (errors or timeouts) that open the circuit.
-        reset_timeout_seconds: how long it stays open before half-opening, seconds.
-        name: shown in the breaker's log lines.
-
-    ``ConnectionNotFoundError`` and ``ConnectionLimitExceededError`` are excluded (answers,
-    not failures). Real state changes are logged: opening at ERROR level (the alarm's
-    signal), closing at INFO; pybreaker's repeated "open -> open" (late failures of calls
-    already in flight) are not. The bounds of both settings are checked once, by
-    ``Settings``.
-    """
-    return pybreaker.CircuitBreaker(
-        fail_max=fail_max,
-        reset_timeout=reset_timeout_seconds,
-        exclude=[ConnectionNotFoundError, ConnectionLimitExceededError],
-        listeners=[_BreakerLogger()],
-        name=name,
-        throw_new_error_on_trip=False,
-    )
-
-
-class _BreakerLogger(pybreaker.CircuitBreakerListener):
-    def state_change(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        old_state: pybreaker.CircuitBreakerState | None,
-        new_state: pybreaker.CircuitBreakerState,
-    ) -> None:
-        old_name = old_state.name if old_state else None
-        if old_name == new_state.name:
-            return
-        level = logging.ERROR if new_state.name == pybreaker.STATE_OPEN else logging.INFO
-        logger.log(
-            level,
-            "circuit breaker %s: %s -> %s",
-            cb.name,
-            old_name,
-            new_state.name,
-            extra={"breaker": cb.name, "from_state": old_name, "to_state": new_state.name},
-        )
-
-
-class _Closed(pybreaker.CircuitBreakerListener):
-    """Calls back when a breaker closes (the store answered again after an outage)."""
-
-    def __init__(self, callback: Callable[[], None]) -> None:
-        self._callback = callback
-
-    def state_change(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        old_state: pybreaker.CircuitBreakerState | None,
-        new_state: pybreaker.CircuitBreakerState,
-    ) -> None:
-        if (
-            new_state.name == pybreaker.STATE_CLOSED
-            and old_state is not None
-            and old_state.name != pybreaker.STATE_CLOSED
-        ):
-            self._callback()
-
-
-class _Skipped(Exception):
-    """A store was not called or did not answer; ``reason`` says which."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class FailoverConnectionRepository(ConnectionRepository):
+class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
     """A ``ConnectionRepository`` over a primary and a secondary store; see the module rules.
 
     Args:
         primary: the fast store (``RedisConnectionRepository``, records and limits).
         secondary: the fallback (``DynamoDbConnectionRepository``).
+        pending_deletes: where the deletes the secondary could not take are remembered,
+            durably (``RedisPendingDeletes``, beside the primary).
         breaker: guards the primary (:func:`create_circuit_breaker`); one per process.
         secondary_breaker: guards the secondary; ``None`` builds one with the defaults.
         tombstone_ttl_seconds: how long a remembered delete lives in the other store: the
@@ -265,6 +137,7 @@ class FailoverConnectionRepository(ConnectionRepository):
         *,
         primary: PrimaryStore,
         secondary: SecondaryStore,
+        pending_deletes: PendingSecondaryDeletes,
         breaker: pybreaker.CircuitBreaker,
         secondary_breaker: pybreaker.CircuitBreaker | None = None,
         tombstone_ttl_seconds: int = 600,
@@ -272,25 +145,32 @@ class FailoverConnectionRepository(ConnectionRepository):
     ) -> None:
         self._primary = primary
         self._secondary = secondary
-        self._breaker = breaker
-        self._secondary_breaker = secondary_breaker or create_circuit_breaker(name="dynamodb")
+        self._pending_deletes = pending_deletes
+        self._primary_guard = Guard(breaker)
+        self._secondary_guard = Guard(secondary_breaker or create_circuit_breaker(name="dynamodb"))
         self._tombstone_ttl_seconds = tombstone_ttl_seconds
         self._on_failover = on_failover
-        self._trials = {
-            id(breaker): threading.Lock(),
-            id(self._secondary_breaker): threading.Lock(),
-        }
-        self._in_process: collections.OrderedDict[str, str] = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self._reconcile_due = False
-        self._last_reconcile = 0.0
-        for watched in (breaker, self._secondary_breaker):
-            watched.add_listener(_Closed(self._mark_reconcile_due))
+        self._journal = DeleteJournal()
+        self._reconciler = FailoverReconciler(
+            primary=primary,
+            secondary=secondary,
+            pending_deletes=pending_deletes,
+            secondary_guard=self._secondary_guard,
+            journal=self._journal,
+        )
+        for guard in (self._primary_guard, self._secondary_guard):
+            on_close(guard.breaker, self._journal.mark_due)
 
     @property
     def breaker(self) -> pybreaker.CircuitBreaker:
         """The circuit breaker guarding the primary."""
-        return self._breaker
+        return self._primary_guard.breaker
+
+    def reconcile(
+        self, limit: int = RECONCILE_BATCH, max_batches: int = RECONCILE_MAX_BATCHES
+    ) -> ReconcileReport:
+        """Replay the deletes a store could not take (``reconciler.py``); never raises."""
+        return self._reconciler.reconcile(limit, max_batches)
 
     def save(self, connection: Connection, ttl_seconds: int) -> None:
         """Primary; on failure or an open circuit, secondary.
@@ -303,20 +183,20 @@ class FailoverConnectionRepository(ConnectionRepository):
             ConnectionLimitExceededError: the primary refused it over a limit.
         """
         try:
-            with self._guarded(self._breaker):
+            with self._primary_guard.calling():
                 self._primary.save(connection, ttl_seconds)
-            self._reconcile_if_due()
+            self._reconciler.reconcile_if_due()
             return
-        except _Skipped as skipped:
+        except Skipped as skipped:
             self._report("save", skipped.reason, connection.connection_id)
         try:
-            with self._guarded(self._secondary_breaker, last_resort=True):
+            with self._secondary_guard.calling(last_resort=True):
                 self._secondary.save(connection, ttl_seconds)
-        except _Skipped:
+        except Skipped:
             # A store that failed may have written the record before failing (its reply
             # lost to a timeout or a kill): the connection is refused, so its record and
             # slot go the way a $disconnect's would, replayed by this process.
-            self._remember_in_process(connection.connection_id, _BOTH)
+            self._journal.remember(connection.connection_id, BOTH)
             raise StoreUnavailableError("neither connection store took the record") from None
 
     def get(self, connection_id: str) -> Connection:
@@ -328,20 +208,20 @@ class FailoverConnectionRepository(ConnectionRepository):
         """
         primary_answered = True
         try:
-            with self._guarded(self._breaker):
+            with self._primary_guard.calling():
                 return self._primary.get(connection_id)
         except ConnectionNotFoundError:
             pass
-        except _Skipped as skipped:
+        except Skipped as skipped:
             primary_answered = False
             self._report("get", skipped.reason, connection_id)
         try:
-            with self._guarded(self._secondary_breaker, last_resort=not primary_answered):
+            with self._secondary_guard.calling(last_resort=not primary_answered):
                 return self._secondary.get(connection_id)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
             raise
-        except _Skipped:
+        except Skipped:
             raise StoreUnavailableError("no store answered") from None
 
     def refresh(self, connection_id: str, ttl_seconds: int) -> None:
@@ -356,22 +236,22 @@ class FailoverConnectionRepository(ConnectionRepository):
         """
         primary_answered = True
         try:
-            with self._guarded(self._breaker):
+            with self._primary_guard.calling():
                 self._primary.refresh(connection_id, ttl_seconds)
-            self._reconcile_if_due()
+            self._reconciler.reconcile_if_due()
             return
         except ConnectionNotFoundError:
             pass
-        except _Skipped as skipped:
+        except Skipped as skipped:
             primary_answered = False
             self._report("refresh", skipped.reason, connection_id)
         try:
-            with self._guarded(self._secondary_breaker, last_resort=not primary_answered):
+            with self._secondary_guard.calling(last_resort=not primary_answered):
                 connection = self._secondary.renew(connection_id, ttl_seconds)
         except ConnectionNotFoundError:
             _not_found_unless_unanswered(primary_answered)
             raise
-        except _Skipped:
+        except Skipped:
             raise StoreUnavailableError("no store answered") from None
         if primary_answered:
             self._count_slot(connection, ttl_seconds)
@@ -384,249 +264,42 @@ class FailoverConnectionRepository(ConnectionRepository):
                 process remembers it and :meth:`reconcile` retries it.
         """
         try:
-            with self._guarded(self._breaker):
+            with self._primary_guard.calling():
                 self._primary.delete(connection_id)
-        except _Skipped as skipped:
+        except Skipped as skipped:
             self._report("delete", skipped.reason, connection_id)
             try:
-                with self._guarded(self._secondary_breaker, last_resort=True):
+                with self._secondary_guard.calling(last_resort=True):
                     self._secondary.bury(connection_id, self._tombstone_ttl_seconds)
-            except _Skipped:
-                self._remember_in_process(connection_id, _BOTH)
+            except Skipped:
+                self._journal.remember(connection_id, BOTH)
                 raise StoreUnavailableError(
                     "neither store took the delete; this process will retry it"
                 ) from None
             return
         try:
-            with self._guarded(self._secondary_breaker):
+            with self._secondary_guard.calling():
                 self._secondary.delete(connection_id)
-        except _Skipped:
+        except Skipped:
             # Redis remembers it durably across Lambda environments, this process against
             # Redis losing its data (a restart without its data, a node replaced).
             try:
-                self._primary.remember_secondary_delete(connection_id)
+                self._pending_deletes.remember_secondary_delete(connection_id)
             except StoreUnavailableError:
-                self._remember_in_process(connection_id, _SECONDARY)
+                self._journal.remember(connection_id, SECONDARY)
             else:
-                self._remember_in_process(connection_id, _SECONDARY_COPY)
-        self._reconcile_if_due()
-
-    def reconcile(
-        self, limit: int = RECONCILE_BATCH, max_batches: int = RECONCILE_MAX_BATCHES
-    ) -> ReconcileReport:
-        """Replay the deletes a store could not take, in batches of ``limit``; idempotent.
-
-        In order: the tombstones in the secondary (the primary's deletes), the primary's
-        list of the secondary's deletes, then what this process remembers (both stores had
-        failed, or a copy of the list in case Redis lost it); each kind stops at a store
-        that fails, or after ``max_batches`` batches (then the next operation a store
-        answers runs the rest). Never raises.
-        """
-
-        def read_tombstones() -> list[str]:
-            with self._guarded(self._secondary_breaker):
-                return self._secondary.tombstones(limit)
-
-        def replay_tombstones(buried: list[str]) -> None:
-            self._primary.delete_many(buried)
-            with self._guarded(self._secondary_breaker):
-                self._secondary.delete_many(buried)
-
-        def replay_pending(pending: list[str]) -> None:
-            with self._guarded(self._secondary_breaker):
-                self._secondary.delete_many(pending)
-            self._primary.forget_secondary_deletes(pending)
-            self._forget_in_process(pending)
-
-        primary_deletes, more_buried = self._replay_batches(
-            "tombstones", read_tombstones, replay_tombstones, limit, max_batches
-        )
-        secondary_deletes, more_pending = self._replay_batches(
-            "pending deletes",
-            lambda: self._primary.pending_secondary_deletes(limit),
-            replay_pending,
-            limit,
-            max_batches,
-        )
-        more = more_buried or more_pending
-        in_process = self._replay_in_process(limit * max_batches, limit)
-        primary_deletes += in_process[0]
-        secondary_deletes += in_process[1]
-        with self._lock:
-            left = len(self._in_process)
-            self._reconcile_due = more or any(
-                which != _SECONDARY_COPY for which in self._in_process.values()
-            )
-        report = ReconcileReport(
-            primary_deletes=primary_deletes,
-            secondary_deletes=secondary_deletes,
-            left_in_process=left,
-        )
-        if primary_deletes or secondary_deletes or left:
-            logger.info(
-                "connection stores reconciled",
-                extra={
-                    "primary_deletes": primary_deletes,
-                    "secondary_deletes": secondary_deletes,
-                    "left_in_process": left,
-                },
-            )
-        return report
-
-    @staticmethod
-    def _replay_batches(
-        what: str,
-        read: Callable[[], list[str]],
-        replay: Callable[[list[str]], None],
-        limit: int,
-        max_batches: int,
-    ) -> tuple[int, bool]:
-        """Read and replay batches of up to ``limit`` deletes, ``max_batches`` at most.
-
-        Returns the deletes replayed and whether the last batch read was full (more may
-        remain). Stops at a store that fails (logged); never raises.
-        """
-        replayed, full = 0, False
-        try:
-            for _ in range(max_batches):
-                batch = read()
-                full = len(batch) >= limit
-                if batch:
-                    replay(batch)
-                    replayed += len(batch)
-                if not full:
-                    break
-        except (StoreUnavailableError, _Skipped) as exc:
-            logger.info("%s not replayed now: %s", what, exc, extra={"reason": str(exc)})
-        return replayed, full
-
-    def _replay_in_process(self, most: int, batch: int) -> tuple[int, int]:
-        """Replay up to ``most`` deletes this process remembers; (primary, secondary) deletes."""
-        with self._lock:
-            remembered = list(self._in_process.items())[:most]
-        primary_deletes = secondary_deletes = 0
-        try:
-            both = [connection_id for connection_id, which in remembered if which == _BOTH]
-            if both:
-                self._primary.delete_many(both)
-                primary_deletes = len(both)
-                with self._lock:
-                    for connection_id in both:
-                        if connection_id in self._in_process:
-                            self._in_process[connection_id] = _SECONDARY
-            ids = [connection_id for connection_id, _ in remembered]
-            for first in range(0, len(ids), batch):
-                chunk = ids[first : first + batch]
-                with self._guarded(self._secondary_breaker):
-                    self._secondary.delete_many(chunk)
-                secondary_deletes += len(chunk)
-                self._forget_in_process(chunk)
-        except (StoreUnavailableError, _Skipped):
-            pass  # kept: the next run tries again
-        return primary_deletes, secondary_deletes
-
-    def _forget_in_process(self, connection_ids: Sequence[str]) -> None:
-        with self._lock:
-            for connection_id in connection_ids:
-                self._in_process.pop(connection_id, None)
-
-    @contextmanager
-    def _guarded(
-        self, breaker: pybreaker.CircuitBreaker, *, last_resort: bool = False
-    ) -> Iterator[None]:
-        """Run the block on a store through its breaker; one trial at a time when half-open.
-
-        Args:
-            last_resort: the store is the last one in line (module rules): where the
-                breaker would skip it, the block runs anyway, outside the breaker, and an
-                answer closes the breaker.
-
-        Raises:
-            _Skipped: the breaker is open (or another trial is under way) and this is not
-                the last resort, or the store failed (error or timeout).
-            ConnectionNotFoundError, ConnectionLimitExceededError: the store's answers.
-        """
-        bypassed = False
-        try:
-            with contextlib.ExitStack() as stack:
-                if breaker.current_state != pybreaker.STATE_CLOSED:
-                    # Open or half-open: at most one call at a time goes to the breaker, so
-                    # the call that half-opens it is the single trial; the others skip.
-                    trial = self._trials[id(breaker)]
-                    if trial.acquire(blocking=False):
-                        stack.callback(trial.release)
-                    elif last_resort:
-                        bypassed = True
-                    else:
-                        raise _Skipped(CIRCUIT_OPEN)
-                if not bypassed:
-                    try:
-                        # ``calling()`` (unlike ``call()``) does not hold the breaker's lock
-                        # while the block runs, so one slow call does not queue the local
-                        # gateway's threads. An open breaker raises here, before the block;
-                        # the block's failures reach the breaker before the handler below.
-                        stack.enter_context(breaker.calling())
-                    except pybreaker.CircuitBreakerError:
-                        if not last_resort:
-                            raise _Skipped(CIRCUIT_OPEN) from None
-                        bypassed = True
-                try:
-                    yield
-                except (ConnectionNotFoundError, ConnectionLimitExceededError):
-                    if bypassed:
-                        breaker.close()  # an answer: the store is back
-                    raise
-                if bypassed:
-                    breaker.close()
-        except StoreUnavailableError as exc:
-            logger.warning(
-                "%s connection store failed: %s",
-                breaker.name,
-                exc.message,
-                extra={"reason": exc.message, "store": breaker.name},
-            )
-            raise _Skipped(PRIMARY_UNAVAILABLE) from exc
+                self._journal.remember(connection_id, SECONDARY_COPY)
+        self._reconciler.reconcile_if_due()
 
     def _count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         try:
-            with self._guarded(self._breaker):
+            with self._primary_guard.calling():
                 self._primary.count_slot(connection, ttl_seconds)
-        except _Skipped:
+        except Skipped:
             logger.warning(
                 "connection limits not enforced: the slot was not counted",
                 extra={"connection_id": connection.connection_id, "operation": "refresh"},
             )
-
-    def _remember_in_process(self, connection_id: str, which: str) -> None:
-        with self._lock:
-            self._in_process[connection_id] = which
-            self._in_process.move_to_end(connection_id)
-            if which != _SECONDARY_COPY:  # a copy waits for the breaker or the schedule
-                self._reconcile_due = True
-            while len(self._in_process) > IN_PROCESS_MEMORY:
-                dropped, kind = self._in_process.popitem(last=False)
-                if kind == _SECONDARY_COPY:  # Redis still holds it
-                    continue
-                logger.error(
-                    "a delete neither store took is forgotten: its record lives until its TTL",
-                    extra={"connection_id": dropped},
-                )
-
-    def _mark_reconcile_due(self) -> None:
-        with self._lock:
-            self._reconcile_due = True
-
-    def _reconcile_if_due(self) -> None:
-        """After an operation a store answered: replay what is due (at most once a second)."""
-        if not self._reconcile_due:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if not self._reconcile_due or now - self._last_reconcile < 1.0:
-                return
-            self._reconcile_due = False
-            self._last_reconcile = now
-        self.reconcile(max_batches=1)  # inside an invocation: one batch, the next one later
 
     def _report(self, operation: str, reason: str, connection_id: str) -> None:
         logger.warning(

@@ -5,7 +5,7 @@ Handler strings: ``entrypoints.aws_lambda.handlers.connect_handler`` (``$connect
 ``…reconcile_handler`` (every minute, ``infra/schedule.tf``). The
 application is built once, at import (the cold start), from the environment, so warm
 invocations reuse the Redis client, the boto3 clients and the JWKS cache. What each handler
-does is in ``route_handlers.py``.
+does is in ``entrypoints/edge/`` (the invocation wrapper and the routes).
 """
 
 import os

@@ -321,22 +321,7 @@ async def run_load(
     tasks: list[asyncio.Task[None]] = []
     try:
         async with asyncio.timeout(plan.hard_deadline_seconds):
-            for index in range(plan.connections):
-                due = started + index / plan.ramp_rate_per_second
-                delay = due - time.monotonic()
-                if delay > 0 and await _interrupted_within(interrupt, delay):
-                    break
-                if interrupt.is_set():
-                    break
-                client = SimulatedClient(
-                    index=index,
-                    url=plan.url,
-                    token=tokens[index % len(tokens)],
-                    plan=plan,
-                    stats=stats,
-                    stop=stop,
-                )
-                tasks.append(asyncio.create_task(client.run()))
+            await _ramp(plan, tokens, stats, stop, interrupt, tasks, started)
             if not interrupt.is_set():
                 stats.phase = "hold"
                 await _interrupted_within(interrupt, plan.duration_seconds)
@@ -349,19 +334,65 @@ async def run_load(
         pass  # the hard deadline: unfinished clients are cancelled below
     finally:
         stop.set()
-        unfinished = [task for task in tasks if not task.done()]
-        if unfinished:
-            stats.failed["CancelledAtDeadline"] += len(unfinished)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
+        await _cancel_unfinished(tasks, stats, ticker)
     stats.phase = "done"
     if sampler is not None:
         sampler.sample()
     if tick is not None:
         tick(stats)
+    return _report(plan, stats, started, sampler, interrupt)
+
+
+async def _ramp(
+    plan: LoadtestPlan,
+    tokens: Sequence[str],
+    stats: LiveStats,
+    stop: asyncio.Event,
+    interrupt: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    started: float,
+) -> None:
+    """Start the clients at ``plan.ramp_rate_per_second`` into ``tasks``, until all have
+    started or ``interrupt`` is set."""
+    for index in range(plan.connections):
+        due = started + index / plan.ramp_rate_per_second
+        delay = due - time.monotonic()
+        if delay > 0 and await _interrupted_within(interrupt, delay):
+            break
+        if interrupt.is_set():
+            break
+        client = SimulatedClient(
+            index=index,
+            url=plan.url,
+            token=tokens[index % len(tokens)],
+            plan=plan,
+            stats=stats,
+            stop=stop,
+        )
+        tasks.append(asyncio.create_task(client.run()))
+
+
+async def _cancel_unfinished(
+    tasks: list[asyncio.Task[None]], stats: LiveStats, ticker: asyncio.Task[None]
+) -> None:
+    """Cancel the clients still running (counted ``CancelledAtDeadline``) and the ticker."""
+    unfinished = [task for task in tasks if not task.done()]
+    if unfinished:
+        stats.failed["CancelledAtDeadline"] += len(unfinished)
+    for task in unfinished:
+        task.cancel()
+    await asyncio.gather(*unfinished, return_exceptions=True)
+    ticker.cancel()
+    await asyncio.gather(ticker, return_exceptions=True)
+
+
+def _report(
+    plan: LoadtestPlan,
+    stats: LiveStats,
+    started: float,
+    sampler: ServerSampler | None,
+    interrupt: asyncio.Event,
+) -> LoadtestReport:
     return LoadtestReport(
         url=plan.display_url,
         connections=plan.connections,

@@ -23,6 +23,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Final
 
+from entrypoints.cli_options import add_options, option
 from entrypoints.loadtest.clients import LoadtestPlan, PlanError, Tick, run_load
 from entrypoints.loadtest.server_process import (
     ServerSampler,
@@ -62,6 +63,91 @@ def ramp_rate(text: str) -> float:
     return float(match.group(1))
 
 
+LOADTEST_OPTIONS: Final = (
+    option(
+        "url",
+        help="the WebSocket URL, e.g. ws://127.0.0.1:8080/ws; with ?token=… every connection "
+        "uses that token, otherwise tokens are minted or read from --token-file",
+    ),
+    option(
+        "--connections", type=int, default=1000, help="connections to open (1..20000; default 1000)"
+    ),
+    option(
+        "--duration",
+        type=float,
+        default=120.0,
+        help="seconds to hold them after the ramp (default 120)",
+    ),
+    option(
+        "--ping-interval",
+        type=float,
+        default=30.0,
+        help="seconds between a client's pings (default 30)",
+    ),
+    option(
+        "--ramp-rate",
+        type=ramp_rate,
+        default=200.0,
+        metavar="RATE",
+        help="new connections per second, e.g. 200/s (default 200/s)",
+    ),
+    option(
+        "--users",
+        group="tokens",
+        type=int,
+        default=None,
+        help="distinct users to mint tokens for (default: one per connection)",
+    ),
+    option(
+        "--token-file",
+        group="tokens",
+        type=Path,
+        default=None,
+        help="file with one token per line (for a real deployment)",
+    ),
+    option(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="the development key's folder (default: as `timeline-ws serve`)",
+    ),
+    option(
+        "--server-pid",
+        type=int,
+        default=None,
+        help="pid of the server to sample RSS of (default: found by port for a local URL)",
+    ),
+    option(
+        "--open-timeout",
+        type=float,
+        default=30.0,
+        help="seconds allowed per handshake (default 30)",
+    ),
+    option(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for outstanding pongs at the end (default 10)",
+    ),
+    option(
+        "--json",
+        type=Path,
+        default=None,
+        dest="json_path",
+        metavar="PATH",
+        help="also write the report as JSON to PATH",
+    ),
+    option(
+        "--reconnect",
+        action="store_true",
+        help="clients reconnect after a close they did not ask for, as the client library "
+        "does (every handshake then counts as an attempt, every such close still as an "
+        "unexpected disconnect; default off: one connection per client)",
+    ),
+    option("--quiet", action="store_true", help="no progress display"),
+)
+
+
 def add_loadtest_command(commands: Any) -> None:
     """Register ``loadtest`` on the CLI's sub-parsers; its ``handler`` default is :func:`run`."""
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -76,86 +162,7 @@ def add_loadtest_command(commands: Any) -> None:
         ),
         epilog=EXAMPLE,
     )
-    parser.add_argument(
-        "url",
-        help="the WebSocket URL, e.g. ws://127.0.0.1:8080/ws; with ?token=… every connection "
-        "uses that token, otherwise tokens are minted or read from --token-file",
-    )
-    parser.add_argument(
-        "--connections", type=int, default=1000, help="connections to open (1..20000; default 1000)"
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=120.0,
-        help="seconds to hold them after the ramp (default 120)",
-    )
-    parser.add_argument(
-        "--ping-interval",
-        type=float,
-        default=30.0,
-        help="seconds between a client's pings (default 30)",
-    )
-    parser.add_argument(
-        "--ramp-rate",
-        type=ramp_rate,
-        default=200.0,
-        metavar="RATE",
-        help="new connections per second, e.g. 200/s (default 200/s)",
-    )
-    tokens = parser.add_mutually_exclusive_group()
-    tokens.add_argument(
-        "--users",
-        type=int,
-        default=None,
-        help="distinct users to mint tokens for (default: one per connection)",
-    )
-    tokens.add_argument(
-        "--token-file",
-        type=Path,
-        default=None,
-        help="file with one token per line (for a real deployment)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="the development key's folder (default: as `timeline-ws serve`)",
-    )
-    parser.add_argument(
-        "--server-pid",
-        type=int,
-        default=None,
-        help="pid of the server to sample RSS of (default: found by port for a local URL)",
-    )
-    parser.add_argument(
-        "--open-timeout",
-        type=float,
-        default=30.0,
-        help="seconds allowed per handshake (default 30)",
-    )
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=10.0,
-        help="seconds to wait for outstanding pongs at the end (default 10)",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        dest="json_path",
-        metavar="PATH",
-        help="also write the report as JSON to PATH",
-    )
-    parser.add_argument(
-        "--reconnect",
-        action="store_true",
-        help="clients reconnect after a close they did not ask for, as the client library "
-        "does (every handshake then counts as an attempt, every such close still as an "
-        "unexpected disconnect; default off: one connection per client)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_options(parser, LOADTEST_OPTIONS)
     parser.set_defaults(handler=run)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 import sys
 from typing import TYPE_CHECKING
@@ -11,19 +10,6 @@ from entrypoints.local_gateway.dev_cognito import DEV_SUB
 
 if TYPE_CHECKING:
     from entrypoints.local_gateway.wiring import PreparedGateway
-
-
-def connect_host(host: str) -> str:
-    """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
-    if not host:
-        return "127.0.0.1"  # an empty host binds every IPv4 interface
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # a name such as localhost
-    if address.is_unspecified:
-        return "[::1]" if address.version == 6 else "127.0.0.1"
-    return f"[{host}]" if address.version == 6 else host
 
 
 def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from entrypoints.cli_options import add_options, option
 from entrypoints.local_gateway.banner import banner, redact_url
 from entrypoints.local_gateway.dev_cognito import (
     DEFAULT_EXPIRES_IN_SECONDS,
@@ -25,11 +26,6 @@ from entrypoints.local_gateway.dev_cognito import (
 )
 
 logger = logging.getLogger("timeline_ws.gateway")
-
-DUMMY_AWS_CREDENTIALS: Final = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-}
 
 
 def _positive_seconds(text: str) -> float:
@@ -165,93 +161,83 @@ STATE_DIR_HELP: Final = (
 )
 
 
-def add_serve_command(commands: Any) -> None:
-    """Register ``serve`` on an ``argparse`` sub-parsers object."""
-    parser = commands.add_parser(
-        "serve",
-        help="run the local API Gateway WebSocket emulator with the real handlers",
-        description=SERVE_DESCRIPTION,
-    )
-    parser.add_argument(
-        "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"
-    )
-    parser.add_argument(
+SERVE_OPTIONS: Final = (
+    option("--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"),
+    option("--port", type=_port, default=8080, help="port to bind; 0 picks one (default 8080)"),
+    option(
         "--redis-url",
         type=_redis_url,
         default=None,
         metavar="URL",
         help="a real Redis (redis://, rediss:// or unix://) instead of the embedded fakeredis "
         "(default: embedded); PINGed once at start",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--redis-cluster",
         action="store_true",
         help="--redis-url names a node of a Redis Cluster (sets REDIS_CLUSTER=true; default off)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--connections-table",
         default=None,
         metavar="NAME",
         help="fail over to this DynamoDB table when Redis fails (sets CONNECTIONS_TABLE; "
         "default: no failover); created when missing if --dynamodb-endpoint is given",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--dynamodb-endpoint",
         type=_http_url,
         default=None,
         metavar="URL",
         help="a local DynamoDB endpoint for --connections-table, e.g. a moto_server at "
         "http://127.0.0.1:5000 (sets AWS_ENDPOINT_URL_DYNAMODB; default: AWS's)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--stage",
         type=_stage,
         default="local",
         metavar="NAME",
         help="stage name in events, also served at /NAME and /NAME/@connections: 1..128 "
         "letters, digits, '-' or '_' (default local)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--idle-timeout",
         type=_positive_seconds,
         default=600.0,
         metavar="SECONDS",
         help="close a socket with 1001 after this many seconds without a data frame from the "
         "client (default 600, API Gateway's 10 min)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--max-duration",
         type=_positive_seconds,
         default=7200.0,
         metavar="SECONDS",
         help="close a socket with 1001 this many seconds after it opened "
         "(default 7200, API Gateway's 2 h)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--integration-timeout",
         type=_positive_seconds,
         default=29.0,
         metavar="SECONDS",
         help="fail handler calls slower than this many seconds (default 29, API Gateway's limit)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--workers",
         type=_workers,
         default=16,
         metavar="N",
         help="threads running the handlers, 1..512 (default 16)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--binary-frames",
         choices=("reject", "base64"),
         default="reject",
         help="reject: close with 1003 as API Gateway does (default); "
         "base64: deliver them with isBase64Encoded",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--credentials",
         type=_credentials,
         default=("test", "test"),
@@ -259,55 +245,82 @@ def add_serve_command(commands: Any) -> None:
         help="the only AWS credentials @connections accepts, SigV4-signed for service "
         "execute-api and the region of AWS_REGION / AWS_DEFAULT_REGION (default us-east-1); "
         "the handlers sign with them (default test:test)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--deny-manage-connections",
         action="store_true",
         help="answer every signed @connections request 403 AccessDeniedException, as AWS does "
         "for a caller without execute-api:ManageConnections (default off)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--connect-rate",
         type=_rate,
         default=500.0,
         metavar="N",
         help="new connections per second; a handshake over it gets 429 (default 500, AWS's)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--request-rate",
         type=_rate,
         default=10000.0,
         metavar="N",
         help="the account's requests per second, shared by messages and @connections calls "
         "(default 10000, AWS's)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--request-burst",
         type=_burst,
         default=5000,
         metavar="N",
         help="the account's request bucket; over it a message gets a 'Too Many Requests' frame "
         "and @connections 429 LimitExceededException (default 5000, AWS's)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--disconnect-loss",
         type=_fraction,
         default=0.0,
         metavar="FRACTION",
         help="skip this share (0..1) of $disconnect invocations, each skip logged: AWS delivers "
         "$disconnect best-effort (default 0)",
-    )
-    parser.add_argument(
-        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
-    )
-    parser.add_argument(
+    ),
+    option("--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP),
+    option(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="INFO logs one access line per connect / message / disconnect; DEBUG adds "
         "details and tracebacks (default INFO)",
+    ),
+)
+
+
+def add_serve_command(commands: Any) -> None:
+    """Register ``serve`` on an ``argparse`` sub-parsers object."""
+    parser = commands.add_parser(
+        "serve",
+        help="run the local API Gateway WebSocket emulator with the real handlers",
+        description=SERVE_DESCRIPTION,
     )
+    add_options(parser, SERVE_OPTIONS)
     parser.set_defaults(handler=run_serve)
+
+
+TOKEN_OPTIONS: Final = (
+    option(
+        "--sub",
+        default=DEV_SUB,
+        metavar="ID",
+        help=f"the user id, the sub claim (default {DEV_SUB})",
+    ),
+    option(
+        "--expires-in",
+        type=_expires_in,
+        default=DEFAULT_EXPIRES_IN_SECONDS,
+        metavar="SECONDS",
+        help="validity in seconds, 1..86400 (default 3600)",
+    ),
+    option("--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP),
+)
 
 
 def add_token_command(commands: Any) -> None:
@@ -318,22 +331,7 @@ def add_token_command(commands: Any) -> None:
         description="Print only a Cognito-shaped access token, signed with the development key "
         "that `timeline-ws serve` publishes (same state folder).",
     )
-    parser.add_argument(
-        "--sub",
-        default=DEV_SUB,
-        metavar="ID",
-        help=f"the user id, the sub claim (default {DEV_SUB})",
-    )
-    parser.add_argument(
-        "--expires-in",
-        type=_expires_in,
-        default=DEFAULT_EXPIRES_IN_SECONDS,
-        metavar="SECONDS",
-        help="validity in seconds, 1..86400 (default 3600)",
-    )
-    parser.add_argument(
-        "--state-dir", type=_folder, default=None, metavar="DIR", help=STATE_DIR_HELP
-    )
+    add_options(parser, TOKEN_OPTIONS)
     parser.set_defaults(handler=run_token)
 
 
@@ -357,11 +355,11 @@ def plain_log_handler() -> logging.Handler:
     It skips the handlers' own logger (``timeline-ws``): Powertools already writes each of
     its records once, as the JSON line CloudWatch would show, on stdout.
     """
-    from entrypoints.observability import SERVICE_NAME
+    from entrypoints.observability import LOGGER_NAME
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(lambda record: record.name != SERVICE_NAME)
+    handler.addFilter(lambda record: record.name != LOGGER_NAME)
     return handler
 
 
@@ -397,10 +395,6 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.dynamodb_endpoint and not args.connections_table:
         print("timeline-ws serve: --dynamodb-endpoint needs --connections-table", file=sys.stderr)
         return 2
-    # boto3 reaches a local DynamoDB with the process's credentials: any will do locally, so
-    # this process gets dummies when it has none. (@connections calls sign with --credentials.)
-    for name, value in DUMMY_AWS_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
     try:
         prepared = prepare_gateway(
             host=args.host,

@@ -74,8 +74,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 def add_demo_routes(app: web.Application, *, dev_cognito: DevCognito, base_url: str) -> None:
     """Add the demo page and its development endpoints to the gateway's ``app``.
 
-    ``base_url`` is the gateway's own ``http://host:port`` (its ``/ws`` and ``@connections``).
-    Call it before the app starts (it appends a middleware).
+    ``base_url`` is the gateway's own ``http://host:port`` (its ``/ws`` and ``@connections``);
+    ``DeleteConnection`` goes to its stage, signed with the gateway's region and the first
+    credentials it accepts. Call it before the app starts (it appends a middleware).
     """
     ws_url = base_url.replace("http://", "ws://", 1) + "/ws"
 

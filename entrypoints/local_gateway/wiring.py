@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -23,7 +24,6 @@ from aiohttp import web
 
 from entrypoints.bootstrap import bootstrap
 from entrypoints.container import Container
-from entrypoints.local_gateway.banner import connect_host
 from entrypoints.local_gateway.demo import add_demo_routes
 from entrypoints.local_gateway.dev_cognito import DevCognito, load_dev_cognito
 from entrypoints.local_gateway.emulator.server import (
@@ -39,6 +39,19 @@ logger = logging.getLogger("timeline_ws.gateway")
 
 RECONCILE_INTERVAL_SECONDS: Final = 2.0
 """How often ``serve`` runs the reconciler (the scheduled Lambda runs it every minute on AWS)."""
+
+
+def connect_host(host: str) -> str:
+    """The host a local client uses to reach a server bound to ``host`` (wildcards -> loopback)."""
+    if not host:
+        return "127.0.0.1"  # an empty host binds every IPv4 interface
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name such as localhost
+    if address.is_unspecified:
+        return "[::1]" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if address.version == 6 else host
 
 
 def real_cognito_configured(environ: Mapping[str, str]) -> bool:
@@ -103,6 +116,20 @@ def gateway_environment(
     return variables
 
 
+STAND_IN_AWS_CREDENTIALS: Final = ("local", "local")
+"""What the handlers' DynamoDB client signs with when the environment has no credentials (a
+local DynamoDB accepts any; ``@connections`` calls sign with the gateway's own)."""
+
+
+def aws_credentials_for(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """``None`` when ``environ`` holds an access key id and a secret (boto3 reads them), else
+    the stand-ins, each part from ``environ`` when it holds that one."""
+    key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if key_id is not None and secret is not None:
+        return None
+    return (key_id or STAND_IN_AWS_CREDENTIALS[0], secret or STAND_IN_AWS_CREDENTIALS[1])
+
+
 def embedded_redis_client() -> Any:
     """An in-process fakeredis client on its own server (no network, nothing persisted)."""
     import fakeredis
@@ -124,10 +151,15 @@ def ensure_local_failover_table(settings: Settings) -> str | None:
         return None
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from adapters.connection_store import create_dynamodb_client, ensure_connections_table
+    from adapters.connection_store import create_dynamodb_client
+    from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 
     try:
-        client = create_dynamodb_client(endpoint_url=endpoint, region_name=settings.aws_region)
+        client = create_dynamodb_client(
+            endpoint_url=endpoint,
+            region_name=settings.aws_region,
+            credentials=settings.aws_credentials,
+        )
         if ensure_connections_table(client, table):
             logger.info("created the DynamoDB table %s at %s", table, endpoint)
     except (BotoCoreError, ClientError) as error:
@@ -194,40 +226,15 @@ def prepare_gateway(
             dynamodb_endpoint=dynamodb_endpoint,
             environ=environ,
         )
-        lambda_settings = Settings.from_environ({**environ, **variables})
+        lambda_settings = handler_settings(environ, variables, gateway=settings)
         ensure_local_failover_table(lambda_settings)
         overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
         container = bootstrap(lambda_settings, **overrides)
-        # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
-        # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
-        container.dynamodb_client.add_kwargs(max_pool_connections=settings.workers + 1)
-        # The handlers sign @connections calls as the gateway requires: its region, the
-        # first of the credentials it accepts.
-        container.management_api_clients.add_kwargs(
-            max_pool_connections=settings.workers,
-            region_name=settings.region,
-            aws_access_key_id=settings.credentials[0].access_key_id,
-            aws_secret_access_key=settings.credentials[0].secret_access_key,
-        )
-        integrations = {
-            route.route_key: Integration(
-                handler=getattr(container, route.handler)(),
-                function_name=f"timeline-ws-{route.function}",
-                two_way=route.two_way,
-            )
-            for route in ROUTES
-        }
-        app = create_app(integrations, settings)
+        app = create_app(integrations(container), settings)
         if lambda_settings.connections_table:
             app.cleanup_ctx.append(reconciling(container.reconcile_handler()))
-        if dev is not None:  # the stand-in's JWKS and the development demo page
-            document = dev.key.jwks()
-
-            async def serve_jwks(request: web.Request) -> web.Response:
-                return web.json_response(document)
-
-            app.router.add_get(dev.jwks_path, serve_jwks)
-            add_demo_routes(app, dev_cognito=dev, base_url=base_url)
+        if dev is not None:
+            add_stand_in_routes(app, dev, base_url)
     except BaseException:
         sock.close()
         raise
@@ -240,6 +247,54 @@ def prepare_gateway(
         redis_url=redis_url,
         container=container,
     )
+
+
+def handler_settings(
+    environ: Mapping[str, str], variables: Mapping[str, str], *, gateway: GatewaySettings
+) -> Settings:
+    """The handlers' settings: ``environ`` with the gateway's ``variables`` over it, read as
+    Lambda reads its environment, with the gateway's client pools and credentials: DynamoDB
+    signs with the environment's (stand-ins when it has none), ``@connections`` calls with the
+    first credentials the gateway accepts, since it verifies their SigV4 signature.
+
+    Raises:
+        ConfigurationError: the resulting configuration is invalid.
+    """
+    # One HTTP connection per handler thread: botocore's pool of 10 is a Lambda's size.
+    # DynamoDB's gets one more for the reconciler's timer, which runs in its own thread.
+    accepted = gateway.credentials[0]
+    return attrs.evolve(
+        Settings.from_environ({**environ, **variables}),
+        dynamodb_max_pool_connections=gateway.workers + 1,
+        management_api_max_pool_connections=gateway.workers,
+        aws_credentials=aws_credentials_for(environ),
+        management_api_credentials=(accepted.access_key_id, accepted.secret_access_key),
+    )
+
+
+def integrations(container: Container) -> dict[str, Integration]:
+    """One emulator integration per route of ``entrypoints/routes.py``: its handler, its
+    Lambda function's name, one-way or two-way."""
+    handlers = container.route_handlers()
+    return {
+        route.route_key: Integration(
+            handler=handlers[route.route_key],
+            function_name=f"timeline-ws-{route.function}",
+            two_way=route.two_way,
+        )
+        for route in ROUTES
+    }
+
+
+def add_stand_in_routes(app: web.Application, dev: DevCognito, base_url: str) -> None:
+    """The development stand-in's JWKS and the demo page with its endpoints."""
+    document = dev.key.jwks()
+
+    async def serve_jwks(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(dev.jwks_path, serve_jwks)
+    add_demo_routes(app, dev_cognito=dev, base_url=base_url)
 
 
 def reconciling(reconcile: Any, interval_seconds: float = RECONCILE_INTERVAL_SECONDS) -> Any:

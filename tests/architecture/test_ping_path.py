@@ -52,13 +52,21 @@ def frames_to_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str, **variables
     return ours
 
 
+def assert_each_module_entered_once(frames: list[str]) -> None:
+    """On its way down a ping enters each module once: no module is left and entered again."""
+    modules = [frame.partition(":")[0] for frame in frames]
+    entered = [module for i, module in enumerate(modules) if i == 0 or modules[i - 1] != module]
+    assert len(entered) == len(set(entered)), frames
+
+
 def test_a_ping_reaches_redis_in_at_most_8_frames_of_our_code(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     frames = frames_to_redis(monkeypatch, redis_url)
-    assert frames[0] == "entrypoints/aws_lambda/route_handlers.py:__call__"
-    assert frames[-1] == "adapters/connection_store/redis.py:refresh"
+    assert frames[0] == "entrypoints/edge/invocation.py:__call__"
+    assert frames[-1] == "adapters/connection_store/redis_scripts.py:refresh"
     assert len(frames) <= MAX_FRAMES, frames
+    assert_each_module_entered_once(frames)
 
 
 def test_with_the_dynamodb_failover_a_ping_still_reaches_redis_in_at_most_8_frames(
@@ -71,5 +79,6 @@ def test_with_the_dynamodb_failover_a_ping_still_reaches_redis_in_at_most_8_fram
         AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:9",  # never called: Redis answers
     )
     assert "adapters/connection_store/failover.py:refresh" in frames
-    assert frames[-1] == "adapters/connection_store/redis.py:refresh"
+    assert frames[-1] == "adapters/connection_store/redis_scripts.py:refresh"
     assert len(frames) <= MAX_FRAMES, frames
+    assert_each_module_entered_once(frames)

@@ -11,7 +11,7 @@ same rounds (interleaved):
 - ``$disconnect`` vs one ``DEL`` with redis-py;
 - the same three with the connection limits as they must be done on a standalone Redis,
   one script per call, called bare with redis-py (the scripts of
-  ``adapters/connection_store/redis.py``): the targets (``$connect`` <= 1.8,
+  ``adapters/connection_store/redis_scripts.py``): the targets (``$connect`` <= 1.8,
   ping and ``$disconnect`` <= 1.5);
 - for scale, what a pong posted through the Management API would add: one boto3
   ``post_to_connection`` to a stub (a separate process answering 200) vs ``EXPIRE``.
@@ -142,12 +142,12 @@ def run(
     # The same work with the connection limits, as the handlers must do it on a standalone
     # Redis: one script per call (adapters/connection_store/redis.py), here called
     # bare with redis-py.
-    from adapters.connection_store import redis as scripts
-    from adapters.connection_store.redis import LIMIT_KEYS
+    from adapters.connection_store import redis_scripts as scripts
+    from adapters.connection_store.redis_scripts import LIMIT_KEYS
 
-    save_script = client.register_script(scripts._SAVE_LUA)
-    refresh_script = client.register_script(scripts._REFRESH_LUA)
-    delete_script = client.register_script(scripts._DELETE_LUA)
+    save_script = client.register_script(scripts.SAVE_LUA)
+    refresh_script = client.register_script(scripts.REFRESH_LUA)
+    delete_script = client.register_script(scripts.DELETE_LUA)
     record_keys = [*LIMIT_KEYS, record_key]
     gone_keys = [*LIMIT_KEYS, gone_key]
 
@@ -224,12 +224,16 @@ def run(
                     target=None,
                 )
             )
-            from entrypoints.aws_lambda import route_handlers
+            from entrypoints.edge import invocation
 
             attribution = attribute(
-                route_handlers,
+                invocation,
                 client,
-                {"$connect": connect, "$default ping": ping, "$disconnect": disconnect},
+                {
+                    "$connect": (connect, baseline_connect_with_limits),
+                    "$default ping": (ping, baseline_expire_with_limits),
+                    "$disconnect": (disconnect, baseline_delete_with_limits),
+                },
                 rounds=max(500, rounds // 2),
                 warmup=warmup,
             )
@@ -269,6 +273,20 @@ class Attribution:
     median_us: float
     without_metrics_us: float
     without_metrics_and_logs_us: float
+    script_us: float
+    """The same Redis work in one bare redis-py script call (the comparison's baseline)."""
+    telemetry_target_us: float | None = None
+    rest_target: float | None = None
+
+    @property
+    def telemetry_us(self) -> float:
+        """What the line and its EMF document cost per call."""
+        return self.median_us - self.without_metrics_and_logs_us
+
+    @property
+    def rest_ratio(self) -> float:
+        """The handler without its telemetry, against its script."""
+        return self.without_metrics_and_logs_us / self.script_us
 
 
 def _commandstats(client: Any) -> dict[str, int]:
@@ -303,7 +321,7 @@ class _SilentLogger:
 def attribute(
     handlers: Any,  # the module whose telemetry functions are swapped
     client: Any,
-    operations: dict[str, Callable[[], object]],
+    operations: dict[str, tuple[Callable[[], object], Callable[[], object]]],
     *,
     rounds: int,
     warmup: int,
@@ -316,8 +334,8 @@ def attribute(
     """
     real_log, real_logger = handlers.log_with_metrics, handlers.logger
 
-    def line_without_metrics(log: Any, message: str, fields: Any, *args: Any) -> None:
-        log(message, extra=fields)
+    def line_without_metrics(level: int, message: str, fields: Any, *args: Any, **kw: Any) -> None:
+        real_logger.info(message, extra=fields)  # the level's cost is the same
 
     def variant(operation: Callable[[], object], metrics: bool, logs: bool) -> Callable[[], None]:
         def call() -> None:
@@ -334,13 +352,14 @@ def attribute(
         return call
 
     results = []
-    for name, operation in operations.items():
+    for name, (operation, script) in operations.items():
         commands = _commands_per_call(client, operation, 200)
         samples = interleaved(
             [
                 variant(operation, True, True),
                 variant(operation, False, True),
                 variant(operation, False, False),
+                script,
             ],
             rounds=rounds,
             warmup=warmup,
@@ -353,9 +372,18 @@ def attribute(
                 median_us=timings[0].median_us,
                 without_metrics_us=timings[1].median_us,
                 without_metrics_and_logs_us=timings[2].median_us,
+                script_us=timings[3].median_us,
+                telemetry_target_us=TELEMETRY_TARGETS_US.get(name),
+                rest_target=REST_TARGETS.get(name),
             )
         )
     return results
+
+
+TELEMETRY_TARGETS_US = {"$connect": 50.0, "$disconnect": 50.0}
+"""Issue 20: the INFO line and its EMF document (Powertools) cost at most 50 us per call."""
+REST_TARGETS = {"$connect": 1.3, "$disconnect": 1.3}
+"""Issue 20: without its telemetry, a handler takes at most 1.3x its bare script."""
 
 
 def _compare(

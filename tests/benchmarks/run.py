@@ -82,6 +82,9 @@ def comparison_table(title: str, comparisons: list[Comparison]) -> str:
 
 
 def attribution_table(attribution: list[Attribution]) -> str:
+    def target(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"<= {value:g}{unit}"
+
     rows = [
         [
             a.name,
@@ -89,7 +92,16 @@ def attribution_table(attribution: list[Attribution]) -> str:
             f"{a.median_us:.1f}",
             f"{a.median_us - a.without_metrics_us:.1f}",
             f"{a.without_metrics_us - a.without_metrics_and_logs_us:.1f}",
+            f"{a.telemetry_us:.1f}",
+            target(a.telemetry_target_us, " us"),
+            verdict(
+                None if a.telemetry_target_us is None else a.telemetry_us <= a.telemetry_target_us
+            ),
             f"{a.without_metrics_and_logs_us:.1f}",
+            f"{a.script_us:.1f}",
+            f"{a.rest_ratio:.2f}",
+            target(a.rest_target, "x"),
+            verdict(None if a.rest_target is None else a.rest_ratio <= a.rest_target),
         ]
         for a in attribution
     ]
@@ -99,10 +111,20 @@ def attribution_table(attribution: list[Attribution]) -> str:
         "median us",
         "EMF metrics us",
         "log line us",
+        "line + EMF us",
+        "target",
+        "verdict",
         "rest us",
+        "script us",
+        "rest / script",
+        "target",
+        "verdict",
     ]
     return table(
-        "Where the handlers' time goes (medians; Powertools parts by no-op swap)", header, rows
+        "Where the handlers' time goes (medians; Powertools parts by no-op swap; the script is"
+        " the same Redis work in one bare redis-py call)",
+        header,
+        rows,
     )
 
 

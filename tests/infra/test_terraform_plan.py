@@ -94,6 +94,10 @@ def plan(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[s
     workdir = tmp_path_factory.mktemp("terraform")
     for path in INFRA.glob("*.tf"):
         shutil.copy(path, workdir / path.name)
+    # The stack reads the failover table's one definition from the adapter beside infra/.
+    schema = Path("adapters", "connection_store", "connections_table.json")
+    (workdir.parent / schema.parent).mkdir(parents=True, exist_ok=True)
+    shutil.copy(INFRA.parent / schema, workdir.parent / schema)
     package = workdir / "timeline-ws-lambda.zip"
     package.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: only its hash is read
     (workdir / "override.tf").write_text(PROVIDER_OVERRIDE.format(endpoint=moto_endpoint))
@@ -176,3 +180,24 @@ def test_the_planned_alarms_and_custom_domain(plan: dict[str, Any]) -> None:
     assert mapping["api_mapping_key"] == "ws"
     outputs = plan["planned_values"]["outputs"]
     assert outputs["websocket_url"]["value"] == "wss://realtime.example.com/ws"
+
+
+@pytest.mark.slow
+def test_the_planned_table_is_the_one_the_local_gateway_creates(plan: dict[str, Any]) -> None:
+    from entrypoints.local_gateway.dynamodb_table import connections_table_schema
+
+    schema = connections_table_schema()
+    table = planned(plan, "aws_dynamodb_table.connections")
+    assert table["billing_mode"] == schema["BillingMode"]
+    assert table["hash_key"] == schema["KeySchema"][0]["AttributeName"]
+    assert {(a["name"], a["type"]) for a in table["attribute"]} == {
+        (a["AttributeName"], a["AttributeType"]) for a in schema["AttributeDefinitions"]
+    }
+    assert {
+        (index["name"], index["hash_key"], index["projection_type"])
+        for index in table["global_secondary_index"]
+    } == {
+        (i["IndexName"], i["KeySchema"][0]["AttributeName"], i["Projection"]["ProjectionType"])
+        for i in schema["GlobalSecondaryIndexes"]
+    }
+    assert table["ttl"] == [{"attribute_name": schema["TimeToLiveAttribute"], "enabled": True}]

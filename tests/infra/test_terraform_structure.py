@@ -318,22 +318,34 @@ def test_dynamodb_access_is_limited_to_the_table_and_its_indexes(tf: Stack) -> N
     ]
 
 
-def test_the_failover_table_matches_the_dynamodb_adapter(tf: Stack) -> None:
+def test_the_failover_table_is_built_from_its_one_definition(tf: Stack) -> None:
+    # The definition (DynamoDB's CreateTable shape) names what the adapter reads and writes.
+    from entrypoints.local_gateway.dynamodb_table import connections_table_schema
+
+    schema = connections_table_schema()
+    assert schema["BillingMode"] == "PAY_PER_REQUEST"
+    assert schema["KeySchema"] == [{"AttributeName": "connectionId", "KeyType": "HASH"}]
+    assert schema["TimeToLiveAttribute"] == TTL_ATTRIBUTE
+    indexes = {index["IndexName"]: index for index in schema["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {USER_INDEX_NAME, TOMBSTONE_INDEX_NAME}
+    assert indexes[USER_INDEX_NAME]["KeySchema"][0]["AttributeName"] == "userId"
+    assert indexes[USER_INDEX_NAME]["Projection"] == {"ProjectionType": "ALL"}
+    tombstones = indexes[TOMBSTONE_INDEX_NAME]
+    assert tombstones["KeySchema"][0]["AttributeName"] == TOMBSTONE_ATTRIBUTE
+    assert tombstones["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # Terraform builds the table from that file, nothing written twice.
+    assert "adapters/connection_store/connections_table.json" in tf.locals["connections_table"]
     table = tf.of("aws_dynamodb_table")["connections"]
-    assert table["billing_mode"] == "PAY_PER_REQUEST"
-    assert table["hash_key"] == "connectionId"
-    assert block(table, "ttl") == {"attribute_name": TTL_ATTRIBUTE, "enabled": True}
+    assert table["billing_mode"] == "${local.connections_table.BillingMode}"
+    assert table["hash_key"] == "${local.connections_table.KeySchema[0].AttributeName}"
+    dynamic = {name for block in table["dynamic"] for name in block}
+    assert dynamic == {"attribute", "global_secondary_index"}
+    assert block(table, "ttl") == {
+        "attribute_name": "${local.connections_table.TimeToLiveAttribute}",
+        "enabled": True,
+    }
     assert block(table, "point_in_time_recovery") == {"enabled": True}
     assert block(table, "server_side_encryption")["enabled"] is True
-    indexes = {index["name"]: index for index in table["global_secondary_index"]}
-    assert indexes[USER_INDEX_NAME]["hash_key"] == "userId"
-    assert indexes[USER_INDEX_NAME]["projection_type"] == "ALL"
-    tombstones = indexes[TOMBSTONE_INDEX_NAME]
-    assert (tombstones["hash_key"], tombstones["projection_type"]) == (
-        TOMBSTONE_ATTRIBUTE,
-        "KEYS_ONLY",
-    )
-    assert set(indexes) == {USER_INDEX_NAME, TOMBSTONE_INDEX_NAME}
 
 
 def test_redis_is_a_cluster_mode_group_with_tls_at_rest_encryption_and_a_generated_token(

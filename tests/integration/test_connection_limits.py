@@ -25,6 +25,7 @@ from adapters.connection_store import (
     create_redis_client,
 )
 from adapters.connection_store.redis import CLOSED_KEY, EXPIRY_KEY, OWNER_KEY, PER_USER_KEY
+from adapters.connection_store.redis_pending_deletes import RedisPendingDeletes
 from adapters.in_memory import (
     FixedClock,
     InMemoryConnectionRepository,
@@ -411,6 +412,7 @@ def test_given_redis_down_with_failover_then_connections_are_admitted_uncounted_
     store = FailoverConnectionRepository(
         primary=RedisConnectionRepository(dead, clock=clock, global_limit=1, per_user_limit=1),
         secondary=secondary,
+        pending_deletes=RedisPendingDeletes(dead, clock=clock),
         breaker=breaker,
     )
     for index in range(3):

@@ -11,16 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.connection_store.dynamodb import (
-    TOMBSTONE_INDEX_NAME,
-    TTL_ATTRIBUTE,
-    USER_INDEX_NAME,
-    DynamoDbConnectionRepository,
-    create_dynamodb_client,
-    ensure_connections_table,
-)
+from adapters.connection_store.dynamodb import DynamoDbConnectionRepository, create_dynamodb_client
+from adapters.connection_store.record import TOMBSTONE_INDEX_NAME, TTL_ATTRIBUTE, USER_INDEX_NAME
 from adapters.in_memory import FixedClock
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
     CONNECTED_AT,
     ConnectionRepositoryContract,

@@ -21,7 +21,6 @@ from adapters.connection_store.dynamodb import (
     TTL_ATTRIBUTE,
     DynamoDbConnectionRepository,
     create_dynamodb_client,
-    ensure_connections_table,
 )
 from adapters.connection_store.failover import (
     CIRCUIT_OPEN,
@@ -32,12 +31,14 @@ from adapters.connection_store.failover import (
 )
 from adapters.connection_store.record import record_key
 from adapters.connection_store.redis import create_redis_client
+from adapters.connection_store.redis_pending_deletes import RedisPendingDeletes
 from adapters.in_memory import FixedClock, InMemoryMessageSender
 from adapters.system_clock import SystemClock
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import Clock
 from application.use_cases import Heartbeat
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
+from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
     ConnectionRepositoryContract,
     RemainingTtl,
@@ -100,6 +101,7 @@ class Stores:
         self.repository = FailoverConnectionRepository(
             primary=self.primary,
             secondary=self.secondary,
+            pending_deletes=RedisPendingDeletes(self.redis_client, clock=self.clock),
             breaker=create_circuit_breaker(
                 fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds
             ),

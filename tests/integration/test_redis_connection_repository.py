@@ -24,6 +24,7 @@ from adapters.connection_store.redis import (
     RedisConnectionRepository,
     create_redis_client,
 )
+from adapters.connection_store.redis_pending_deletes import RedisPendingDeletes
 from adapters.in_memory import FixedClock
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
@@ -169,23 +170,26 @@ def test_records_of_different_connections_are_independent(store) -> None:
 def test_pending_secondary_deletes_are_remembered_listed_forgotten_and_dropped_after_a_day(
     store,
 ) -> None:
-    repository, raw = store
-    repository.remember_secondary_delete("a=")
-    repository.remember_secondary_delete("b=")
-    repository.remember_secondary_delete("a=")  # idempotent
+    # The failover's memory of DynamoDB's owed deletes, beside the records (its own adapter).
+    _repository, raw = store
+    pending = RedisPendingDeletes(raw, clock=FixedClock(datetime.now(UTC)))
+    pending.remember_secondary_delete("a=")
+    pending.remember_secondary_delete("b=")
+    pending.remember_secondary_delete("a=")  # idempotent
 
-    assert sorted(repository.pending_secondary_deletes(10)) == ["a=", "b="]
-    assert len(repository.pending_secondary_deletes(1)) == 1  # bounded by the limit
-    repository.forget_secondary_deletes(["a="])
-    assert repository.pending_secondary_deletes(10) == ["b="]
-    repository.remember_secondary_delete("c=")
-    repository.forget_secondary_deletes(["b=", "c=", "never="])
-    repository.forget_secondary_deletes([])
-    assert repository.pending_secondary_deletes(10) == []
+    assert sorted(pending.pending_secondary_deletes(10)) == ["a=", "b="]
+    assert len(pending.pending_secondary_deletes(1)) == 1  # bounded by the limit
+    pending.forget_secondary_deletes(["a="])
+    assert pending.pending_secondary_deletes(10) == ["b="]
+    pending.remember_secondary_delete("c=")
+    pending.forget_secondary_deletes(["b=", "c=", "never="])
+    pending.forget_secondary_deletes([])
+    assert pending.pending_secondary_deletes(10) == []
 
     # A day later nobody can still hold the record: the memory is dropped, not replayed.
+    pending.remember_secondary_delete("d=")
     a_day_later = FixedClock(datetime.now(UTC) + timedelta(days=1, minutes=1))
-    assert redis_repository(raw, clock=a_day_later).pending_secondary_deletes(10) == []
+    assert RedisPendingDeletes(raw, clock=a_day_later).pending_secondary_deletes(10) == []
     assert raw.zcard(PENDING_SECONDARY_DELETES_KEY) == 0
 
 
@@ -227,10 +231,11 @@ def _outage_messages_are_clean(error: StoreUnavailableError, *secrets: str) -> N
 def test_an_unreachable_redis_is_store_unavailable(operation) -> None:
     # Given a Redis URL on a loopback port nobody listens on
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    repository = redis_repository(create_redis_client(url))
+    client = create_redis_client(url)
+    repository = redis_repository(client)
     # When any operation runs, then it fails as StoreUnavailableError without the URL in it
     with pytest.raises(StoreUnavailableError) as caught:
-        _run(repository, operation)
+        _run(repository, operation, RedisPendingDeletes(client, clock=FixedClock()))
     _outage_messages_are_clean(caught.value, "hunter2", url)
 
 
@@ -244,7 +249,7 @@ def test_a_hung_redis_is_store_unavailable() -> None:
         try:
             for operation in ("get", "save", "refresh", "delete"):
                 with pytest.raises(StoreUnavailableError) as caught:
-                    _run(repository, operation)
+                    _run(repository, operation, RedisPendingDeletes(client, clock=FixedClock()))
                 assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError)
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
@@ -283,16 +288,18 @@ def test_a_cluster_client_that_cannot_reach_any_node_is_store_unavailable_at_onc
     assert url not in str(caught.value)
 
 
-def _run(repository: RedisConnectionRepository, operation: str) -> None:
+def _run(
+    repository: RedisConnectionRepository, operation: str, pending: RedisPendingDeletes
+) -> None:
     calls = {
         "save": lambda: repository.save(CONNECTION, TTL),
         "get": lambda: repository.get(CONNECTION.connection_id),
         "refresh": lambda: repository.refresh(CONNECTION.connection_id, TTL),
         "delete": lambda: repository.delete(CONNECTION.connection_id),
         "count_slot": lambda: repository.count_slot(CONNECTION, TTL),
-        "remember_secondary_delete": lambda: repository.remember_secondary_delete("a="),
-        "pending_secondary_deletes": lambda: repository.pending_secondary_deletes(10),
-        "forget_secondary_deletes": lambda: repository.forget_secondary_deletes(["a="]),
+        "remember_secondary_delete": lambda: pending.remember_secondary_delete("a="),
+        "pending_secondary_deletes": lambda: pending.pending_secondary_deletes(10),
+        "forget_secondary_deletes": lambda: pending.forget_secondary_deletes(["a="]),
         "delete_many": lambda: repository.delete_many(["a=", "b="]),
     }
     calls[operation]()

@@ -92,6 +92,7 @@ class Stores:
         self.repository = FailoverConnectionRepository(
             primary=self.primary,
             secondary=self.secondary,
+            pending_deletes=self.redis,
             breaker=create_circuit_breaker(
                 fail_max=fail_max, reset_timeout_seconds=reset_timeout_seconds
             ),
@@ -405,7 +406,7 @@ def test_a_tombstone_deletes_its_own_connection_only() -> None:
     clock = FixedClock(NOW)
     redis, dynamodb = InMemoryConnectionRepository(clock), InMemoryConnectionRepository(clock)
     repository = FailoverConnectionRepository(
-        primary=redis, secondary=dynamodb, breaker=create_circuit_breaker()
+        primary=redis, secondary=dynamodb, pending_deletes=redis, breaker=create_circuit_breaker()
     )
     redis.save(a_connection("closed=", user_id="alice"), 600)
     redis.save(a_connection("open=", user_id="alice"), 600)  # same user, another connection
@@ -587,7 +588,11 @@ def test_given_a_failing_listener_then_the_operation_still_succeeds() -> None:
     redis.available = False
     dynamodb = InMemoryConnectionRepository(clock)
     repository = FailoverConnectionRepository(
-        primary=redis, secondary=dynamodb, breaker=create_circuit_breaker(), on_failover=explode
+        primary=redis,
+        secondary=dynamodb,
+        pending_deletes=redis,
+        breaker=create_circuit_breaker(),
+        on_failover=explode,
     )
 
     repository.save(a_connection(), 600)
@@ -680,8 +685,7 @@ def test_given_redis_down_and_a_record_only_in_redis_when_pinged_then_pong_and_t
 
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
     assert sender.closed == []
-    assert result.reply is not None
-    assert '"action":"pong"' in result.reply
+    assert result.server_time is not None, "a pong all the same"
 
 
 def test_given_both_stores_answer_without_the_record_when_pinged_then_the_connection_is_closed(

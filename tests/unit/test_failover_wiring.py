@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from dependency_injector import providers
@@ -13,6 +14,7 @@ from dependency_injector import providers
 from adapters.connection_store.dynamodb import DynamoDbConnectionRepository
 from adapters.connection_store.failover import FailoverConnectionRepository, FailoverEvent
 from adapters.connection_store.redis import RedisConnectionRepository
+from adapters.connection_store.single_store import SingleStoreReconciler
 from adapters.in_memory import InMemoryMessageSender
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from domain.connection import Connection
@@ -74,7 +76,7 @@ def test_given_no_table_then_every_use_case_gets_the_redis_repository() -> None:
 
     assert isinstance(repository, RedisConnectionRepository)
     assert container.connect()._repository is repository
-    assert container.actions()["ping"](sender__endpoint_url="https://x/y")._repository is repository
+    assert container.heartbeat(sender=InMemoryMessageSender())._repository is repository
 
 
 @pytest.mark.parametrize(
@@ -142,17 +144,43 @@ def test_given_a_store_that_cannot_be_built_then_a_ping_still_pongs_and_a_save_i
     container = bootstrap(
         Settings.from_environ({**BASE, **environment}),
         redis_client=providers.Callable(unbuildable),
-        message_sender=InMemoryMessageSender(),
     )
-    sender = container.message_sender()
+    sender = InMemoryMessageSender()
 
     # When a ping arrives, then the use case is still built and the pong goes out.
-    result = container.actions()["ping"]().execute(HeartbeatCommand(connection_id="c="))
+    result = container.heartbeat(sender=sender).execute(HeartbeatCommand(connection_id="c="))
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
-    assert result.reply is not None
-    assert json.loads(result.reply)["action"] == "pong"
+    assert result.server_time is not None, "a pong all the same"
     assert sender.sent == {}
     # And storing a connection is the store's outage (503 at the edge), not a crash.
     connection = Connection(connection_id="c=", user_id="u", connected_at=datetime.now(UTC))
     with pytest.raises(StoreUnavailableError):
         container.connection_repository().save(connection, 600)
+
+
+def test_given_redis_alone_then_the_reconcile_handler_replays_nothing_and_answers_200() -> None:
+    container = Container(settings=Settings.from_environ(BASE))
+
+    assert isinstance(container.store_reconciler(), SingleStoreReconciler)
+    assert container.reconcile_handler()({"source": "aws.events"}, None) == {
+        "statusCode": 200,
+        "primaryDeletes": 0,
+        "secondaryDeletes": 0,
+        "leftInProcess": 0,
+    }
+
+
+def test_given_a_failover_table_then_the_failover_store_is_the_reconciler() -> None:
+    container = Container(settings=Settings.from_environ({**BASE, "CONNECTIONS_TABLE": "conns"}))
+
+    assert container.store_reconciler() is container.connection_repository()
+
+
+def test_given_a_reconciler_that_fails_then_the_handler_answers_500_and_never_raises() -> None:
+    class Broken(SingleStoreReconciler):
+        def reconcile(self) -> Any:
+            raise RuntimeError("boom")
+
+    container = bootstrap(Settings.from_environ(BASE), store_reconciler=Broken())
+
+    assert container.reconcile_handler()({}, None) == {"statusCode": 500}

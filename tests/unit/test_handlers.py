@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from dependency_injector import providers
 
@@ -23,6 +25,7 @@ from adapters.in_memory import (
     InMemoryMessageSender,
     InMemoryTokenVerifier,
 )
+from application.commands import optional_text
 from domain.connection import Connection, VerifiedIdentity
 from domain.errors import (
     ConnectionLimitExceededError,
@@ -475,7 +478,7 @@ def test_store_unavailable_on_ping_still_pongs_and_logs_an_error_and_a_metric(
 
 
 def test_errors_from_the_store_are_mapped_in_one_table() -> None:
-    from entrypoints.aws_lambda.responses import status_for
+    from entrypoints.edge.responses import status_for
 
     assert status_for(StoreUnavailableError()) == 503
     assert status_for(InvalidTokenError("expired")) == 401
@@ -494,3 +497,66 @@ def test_a_rejected_message_says_why_in_the_wire_terms(
 ) -> None:
     response = gateway.default_handler(load_event("message_ping", body=raw), CONTEXT)
     assert body(response)["message"] == message
+
+
+# --- a new action is a row and a use case ------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class EchoCommand:
+    connection_id: str
+    text: str | None = attrs.field(default=None, validator=optional_text(16))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class EchoResult:
+    outcome: str
+    text: str | None
+
+
+class Echo:
+    """A use case that answers with what it was sent; it sends nothing (no sender)."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        Echo.built += 1
+
+    def execute(self, command: EchoCommand) -> EchoResult:
+        return EchoResult(outcome="echoed" if command.text else "empty", text=command.text)
+
+
+def test_given_a_new_action_row_then_default_dispatches_it_reports_it_and_builds_its_use_case_once(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the container's action table with one more row: its command, its use case, its frame
+    from entrypoints.edge.invocation import Report
+    from entrypoints.edge.websocket_routes import Action
+
+    echo = Action(
+        name="echo",
+        command=EchoCommand,
+        use_case=Echo,
+        reply=lambda result: json.dumps({"action": "echo", "text": result.text}),
+        message="echo",
+        fields={"text": "text"},
+        reports={"echoed": Report(logging.INFO, "echo")},
+    )
+    container = make_container(
+        make_settings(), message_sender=providers.Callable(gateway.sender_for)
+    )
+    container.override_providers(actions=providers.List(*container.actions(), echo))
+    handler = container.default_handler()
+    Echo.built = 0
+
+    # When two echo messages arrive, then each gets its frame, logged as the row says
+    for _ in range(2):
+        response = handler(
+            load_event("message_ping", body='{"action":"echo","text":"hi"}'), CONTEXT
+        )
+        assert body(response) == {"action": "echo", "text": "hi"}
+    assert Echo.built == 1, "a stateless use case is built once"
+    assert [r.message for r in caplog.records if r.levelno == logging.INFO] == ["echo", "echo"]
+    # And its fields are judged by its command, in the wire's terms
+    rejected = handler(load_event("message_ping", body='{"action":"echo","text":5}'), CONTEXT)
+    assert body(rejected)["message"] == '"text" must be a string of at most 16 characters'

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from entrypoints.cli import build_parser, main
-from entrypoints.local_gateway.banner import banner, connect_host, redact_url
+from entrypoints.local_gateway.banner import banner, redact_url
 from entrypoints.local_gateway.dev_cognito import load_dev_cognito
 from entrypoints.local_gateway.emulator.server import GatewaySettings, create_app
 from entrypoints.local_gateway.emulator.sigv4 import AwsCredentials
 from entrypoints.local_gateway.lifecycle import raise_open_file_limit
 from entrypoints.local_gateway.wiring import (
     PreparedGateway,
+    connect_host,
     gateway_environment,
     real_cognito_configured,
 )
@@ -267,3 +268,12 @@ def test_every_command_registers_a_handler() -> None:
 def test_redis_cluster_needs_a_redis_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--redis-cluster"]) == 2
     assert "--redis-url" in capsys.readouterr().err
+
+
+def test_given_no_credentials_in_the_environment_then_the_clients_get_stand_ins() -> None:
+    from entrypoints.local_gateway.wiring import aws_credentials_for
+
+    assert aws_credentials_for({}) == ("local", "local")
+    assert aws_credentials_for({"AWS_ACCESS_KEY_ID": "AKIA1"}) == ("AKIA1", "local")
+    both = {"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"}
+    assert aws_credentials_for(both) is None, "boto3 reads the environment's own"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -15,11 +16,21 @@ from entrypoints.observability import (
     CONNECTS,
     CONNECTS_REJECTED,
     HEARTBEATS_UNRECORDED,
-    METRICS_NAMESPACE,
+    configure_observability,
     emit_metrics,
     log_with_metrics,
     logger,
 )
+
+METRICS_NAMESPACE = "TimelineWs"  # POWERTOOLS_METRICS_NAMESPACE's default
+
+
+@pytest.fixture
+def metrics_off() -> Any:
+    """``POWERTOOLS_METRICS_DISABLED=true`` as ``bootstrap`` applies it; on again afterwards."""
+    configure_observability("INFO", metrics=False)
+    yield
+    configure_observability("INFO")
 
 
 def _documents(out: str) -> list[dict]:
@@ -42,15 +53,16 @@ def test_given_two_calls_then_two_documents_and_no_dimension_carries_over(
 
 
 def test_given_metrics_disabled_then_nothing_is_written_and_nothing_accumulates(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    # Powertools prints a document by itself once a metric holds 100 values: never here.
-    for _ in range(250):
-        emit_metrics({HEARTBEATS_UNRECORDED: 1})
-    assert _documents(capsys.readouterr().out) == []
-
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    configure_observability("INFO", metrics=False)
+    try:
+        # Powertools prints a document by itself once a metric holds 100 values: never here.
+        for _ in range(250):
+            emit_metrics({HEARTBEATS_UNRECORDED: 1})
+        assert _documents(capsys.readouterr().out) == []
+    finally:
+        configure_observability("INFO")
     emit_metrics({HEARTBEATS_UNRECORDED: 1})
     (document,) = _documents(capsys.readouterr().out)
     assert document["HeartbeatsUnrecorded"] == [1.0]
@@ -144,7 +156,7 @@ def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 
 def test_log_with_metrics_writes_one_line_that_is_a_valid_emf_document(lines: Any) -> None:
     log_with_metrics(
-        logger.info,
+        logging.INFO,
         "connect rejected",
         {"connection_id": "c="},
         {CONNECTS_REJECTED: 1},
@@ -176,7 +188,7 @@ def test_given_the_log_level_filters_the_line_then_the_metrics_are_still_written
 ) -> None:
     logger.setLevel("WARNING")
     try:
-        log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+        log_with_metrics(logging.INFO, "connected", {"connection_id": "c="}, {CONNECTS: 1})
     finally:
         logger.setLevel("INFO")
 
@@ -186,11 +198,39 @@ def test_given_the_log_level_filters_the_line_then_the_metrics_are_still_written
 
 
 def test_given_metrics_disabled_then_the_line_has_no_emf_member(
-    lines: Any, monkeypatch: pytest.MonkeyPatch
+    lines: Any, metrics_off: Any
 ) -> None:
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    log_with_metrics(logger.info, "connected", {"connection_id": "c="}, {CONNECTS: 1})
+    log_with_metrics(logging.INFO, "connected", {"connection_id": "c="}, {CONNECTS: 1})
 
     (line,) = lines()
     assert line["message"] == "connected"
     assert "_aws" not in line and "Connects" not in line
+
+
+def test_the_service_and_namespace_come_from_the_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_observability("INFO", service="timeline-ws-prod", namespace="TimelineWsProd")
+    try:
+        emit_metrics({CONNECTS: 1})
+    finally:
+        configure_observability("INFO")
+    (document,) = _documents(capsys.readouterr().out)
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TimelineWsProd"
+    assert document["service"] == "timeline-ws-prod"
+
+
+def test_importing_observability_reads_no_environment_and_pins_no_logger() -> None:
+    script = (
+        "import logging, os\n"
+        "os.environ['POWERTOOLS_SERVICE_NAME'] = 'from-the-environment'\n"
+        "import entrypoints.observability as o\n"
+        "assert logging.getLogger('botocore.parsers').level == logging.NOTSET\n"
+        "o.emit_metrics({'Connects': 1})\n"
+        "o.configure_observability('INFO')\n"
+        "assert logging.getLogger('botocore.parsers').level == logging.INFO, 'pinned at bootstrap'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "from-the-environment" not in result.stdout, "only Settings reads the environment"

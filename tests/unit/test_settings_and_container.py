@@ -9,10 +9,10 @@ import pytest
 from adapters.cognito import CognitoTokenVerifier, HttpJwksFetcher, StaticJwksFetcher
 from adapters.connection_store import FailoverConnectionRepository, RedisConnectionRepository
 from adapters.in_memory import FixedClock
-from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
-from entrypoints.aws_lambda.route_handlers import ConnectHandler, DefaultHandler, DisconnectHandler
+from application.use_cases import Connect, Disconnect, Heartbeat
 from entrypoints.bootstrap import bootstrap
 from entrypoints.container import Container, jwks_fetcher_for
+from entrypoints.edge.invocation import LambdaHandler
 from entrypoints.settings import ConfigurationError, Settings
 
 BASE = {
@@ -147,18 +147,17 @@ def test_the_container_wires_real_adapters_into_use_cases() -> None:
         "the JWKS cache lives for the process"
     )
     assert isinstance(container.connect(), Connect)
-    assert container.connect() is not container.connect(), "use cases are factories"
+    assert container.connect() is container.connect(), "stateless use cases: once per process"
     assert isinstance(container.disconnect(), Disconnect)
-    heartbeat = container.actions()["ping"](
-        sender__endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+    (ping,) = container.actions()
+    sender = container.message_sender(
+        endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod"
     )
-    assert isinstance(heartbeat, Heartbeat)
-    assert isinstance(container.reject_message(), RejectMessage)
+    assert isinstance(ping.use_case(sender=sender), Heartbeat)
     # One handler per route, built once per process.
-    assert isinstance(container.connect_handler(), ConnectHandler)
-    assert isinstance(container.disconnect_handler(), DisconnectHandler)
+    assert isinstance(container.connect_handler(), LambdaHandler)
+    assert isinstance(container.disconnect_handler(), LambdaHandler)
     assert container.default_handler() is container.default_handler()
-    assert isinstance(container.default_handler(), DefaultHandler)
 
 
 def test_with_a_failover_table_the_store_is_redis_failing_over_to_dynamodb() -> None:
@@ -174,7 +173,7 @@ def test_bootstrap_replaces_providers_by_name_and_refuses_unknown_names() -> Non
     container = bootstrap(Settings.from_environ(BASE), clock=clock)
     assert container.clock() is clock
     assert container.connect()._clock is clock
-    with pytest.raises(AttributeError, match="no provider 'clok'"):
+    with pytest.raises(AttributeError, match="'clok'"):
         bootstrap(Settings.from_environ(BASE), clok=clock)
 
 
@@ -294,3 +293,15 @@ def test_the_handlers_module_builds_the_application_from_the_environment_once(
     for route in ROUTES:  # the handler strings Terraform deploys name callables of the module
         assert callable(getattr(module, route.handler))
     assert module.default_handler is module.container.default_handler()
+
+
+def test_every_route_has_its_handler_in_the_container() -> None:
+    from entrypoints.routes import ROUTES
+    from tests.support.app import make_container
+
+    container = make_container()
+    handlers = container.route_handlers()
+    for route in ROUTES:
+        handler = handlers[route.route_key]
+        assert handler is getattr(container, route.handler)(), route
+        assert handler.two_way == route.two_way, "a route response where API Gateway has one"

@@ -18,10 +18,11 @@ from application.commands import (
     DisconnectCommand,
     HeartbeatCommand,
     HeartbeatOutcome,
-    RejectMessageCommand,
+    ReconcileCommand,
 )
-from application.use_cases import Connect, Disconnect, Heartbeat, RejectMessage
-from domain.connection import Connection, VerifiedIdentity
+from application.ports import StoreReconciler
+from application.use_cases import Connect, Disconnect, Heartbeat, Reconcile
+from domain.connection import Connection, ReconcileReport, VerifiedIdentity
 from domain.errors import (
     ConnectionNotFoundError,
     InvalidTokenError,
@@ -199,13 +200,8 @@ def test_given_a_connection_when_pinging_then_the_ttl_is_back_to_600_s_and_the_p
     assert result.outcome is HeartbeatOutcome.PONG
     assert repository.ttl(CONNECTION_ID) == 600
     assert repository.get(CONNECTION_ID).connected_at == START, "a ping must not change connectedAt"
-    assert result.reply is not None
-    assert json.loads(result.reply) == {
-        "action": "pong",
-        "connectionId": CONNECTION_ID,
-        "serverTime": "2026-01-03T00:05:00Z",
-        "id": "42",
-    }
+    assert (result.connection_id, result.ping_id) == (CONNECTION_ID, "42")
+    assert result.server_time == datetime(2026, 1, 3, 0, 5, tzinfo=UTC), "the pong's serverTime"
     assert sender.sent == {}, "the pong is the route response, never a Management API post"
 
 
@@ -214,8 +210,8 @@ def test_given_a_ping_without_id_then_the_pong_has_no_id(
 ) -> None:
     connected(connect)
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
-    assert result.reply is not None
-    assert "id" not in json.loads(result.reply)
+    assert result.ping_id is None
+    assert result.server_time is not None
 
 
 def test_given_an_expired_record_when_pinging_then_error_sent_connection_closed_and_nothing_recreated(
@@ -231,7 +227,7 @@ def test_given_an_expired_record_when_pinging_then_error_sent_connection_closed_
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID, ping_id="7"))
 
     assert result.outcome is HeartbeatOutcome.EXPIRED
-    assert result.reply is None, "the connection is closing: no route response"
+    assert result.server_time is None, "the connection is closing: no pong"
     assert json.loads(sender.sent[CONNECTION_ID][0]) == {
         "action": "error",
         "code": "connection_expired",
@@ -263,26 +259,29 @@ def test_given_the_store_is_down_when_pinging_then_the_reply_is_still_a_pong(
     result = heartbeat.execute(HeartbeatCommand(connection_id=CONNECTION_ID))
 
     assert result.outcome is HeartbeatOutcome.PONG_UNRECORDED
-    assert result.reply is not None
-    assert json.loads(result.reply)["action"] == "pong"
+    assert result.server_time is not None, "a pong all the same"
     assert sender.sent == {}
     assert sender.closed == []
 
 
-def test_reject_message_replies_with_an_error_frame() -> None:
-    reject = RejectMessage()
+class CountingReconciler(StoreReconciler):
+    """A reconciler that replays what it is told to, and counts its runs."""
 
-    result = reject.execute(
-        RejectMessageCommand(
-            connection_id=CONNECTION_ID, code="bad_request", message="expected JSON"
-        )
+    def __init__(self, report: ReconcileReport) -> None:
+        self.report = report
+        self.runs = 0
+
+    def reconcile(self) -> ReconcileReport:
+        self.runs += 1
+        return self.report
+
+
+def test_given_pending_deletes_when_reconciling_then_the_result_counts_what_was_replayed() -> None:
+    reconciler = CountingReconciler(
+        ReconcileReport(primary_deletes=2, secondary_deletes=1, left_in_process=3)
     )
 
-    assert result.connection_id == CONNECTION_ID
-    assert json.loads(result.reply) == {
-        "action": "error",
-        "code": "bad_request",
-        "message": "expected JSON",
-    }
-    with pytest.raises(ValueError, match="unknown error code"):
-        reject.execute(RejectMessageCommand(connection_id="x", code="nonsense", message="?"))
+    result = Reconcile(reconciler=reconciler).execute(ReconcileCommand())
+
+    assert (result.primary_deletes, result.secondary_deletes, result.left_in_process) == (2, 1, 3)
+    assert reconciler.runs == 1

@@ -1,4 +1,5 @@
-"""The one table that maps domain errors to HTTP status codes, and the response shapes.
+"""The edge's wire: the one table that maps domain errors to HTTP status codes, the frames
+built from use case results and errors, and the response shapes.
 
 For ``$connect`` API Gateway turns a non-2xx ``statusCode`` into the handshake's HTTP status
 and opens no socket (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from application.commands import HeartbeatResult
 from domain.errors import (
     ConnectionLimitExceededError,
     DomainError,
@@ -19,6 +21,7 @@ from domain.errors import (
     StoreUnavailableError,
     VerifierUnavailableError,
 )
+from domain.protocol import INTERNAL_ERROR, BadMessageError, error_message, pong_message
 
 STATUS_BY_ERROR: Final[dict[type[DomainError], int]] = {
     InvalidTokenError: 401,
@@ -77,3 +80,25 @@ def reply(status: int, frame: str | None) -> dict[str, Any]:
     if frame is None:
         return {"statusCode": status}
     return {"statusCode": status, "body": frame}
+
+
+INTERNAL_ERROR_FRAME: Final = error_message(
+    code=INTERNAL_ERROR, message="the server could not handle this message; try again"
+)
+"""What a client reads when ``$default`` fails: no stack trace, no detail (those are logged)."""
+
+
+def pong_frame(result: HeartbeatResult) -> str | None:
+    """The pong answering a heartbeat (``domain/protocol.py``); ``None`` when the heartbeat
+    closed the connection instead (``server_time`` is then ``None``)."""
+    if result.server_time is None:
+        return None
+    return pong_message(
+        connection_id=result.connection_id, server_time=result.server_time, ping_id=result.ping_id
+    )
+
+
+def rejection_frame(error: BadMessageError) -> str:
+    """The error frame answering a message timeline-ws cannot act on (``bad_request``,
+    ``unsupported_action``, ``payload_too_large``); the connection stays open."""
+    return error_message(code=error.error_code, message=error.message)
