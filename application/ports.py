@@ -72,6 +72,21 @@ class ConnectionRepository(Protocol):
         ...
 
 
+class ConnectionDirectory(Protocol):
+    """Answers which connections a user has right now; raises ``StoreUnavailableError`` when a store that might hold one does not answer."""
+
+    def connections_of(self, user_id: str) -> list[Connection]:
+        """The user's live connections, in no particular order; ``[]`` when none.
+
+        A deleted or expired connection is never returned: its record's TTL is the truth.
+        The cost is proportional to that user's connections, never a scan of the store.
+
+        Raises:
+            StoreUnavailableError: a store that might hold one of them did not answer.
+        """
+        ...
+
+
 class StoreReconciler(Protocol):
     """Replays the deletes a connection store could not take (the other store, or this
     process, remembered them); idempotent; never raises."""

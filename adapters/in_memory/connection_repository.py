@@ -6,12 +6,12 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from application.ports import Clock, ConnectionRepository
+from application.ports import Clock, ConnectionDirectory, ConnectionRepository
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 
 
-class InMemoryConnectionRepository(ConnectionRepository):
+class InMemoryConnectionRepository(ConnectionRepository, ConnectionDirectory):
     """Records with TTLs measured on the given :class:`Clock` (seconds).
 
     ``available = False`` makes every call raise ``StoreUnavailableError``, to test outages.
@@ -57,6 +57,16 @@ class InMemoryConnectionRepository(ConnectionRepository):
             if entry is None:
                 raise ConnectionNotFoundError()
             return entry[0]
+
+    def connections_of(self, user_id: str) -> list[Connection]:
+        """The live records of ``user_id`` (a scan of the dictionary: a test fake's price)."""
+        with self._lock:
+            self._check()
+            return [
+                entry[0]
+                for connection_id in list(self._records)
+                if (entry := self._live(connection_id)) is not None and entry[0].user_id == user_id
+            ]
 
     def refresh(self, connection_id: str, ttl_seconds: int) -> None:
         """Push the expiry of a live record to ``now + ttl_seconds``; never creates one."""

@@ -285,3 +285,28 @@ def test_given_pending_deletes_when_reconciling_then_the_result_counts_what_was_
 
     assert (result.primary_deletes, result.secondary_deletes, result.left_in_process) == (2, 1, 3)
     assert reconciler.runs == 1
+
+
+def test_given_records_of_two_users_when_asking_the_in_memory_directory_then_only_the_live_ones_of_that_user():
+    from datetime import UTC, datetime
+
+    from adapters.in_memory.clock import FixedClock
+    from adapters.in_memory.connection_repository import InMemoryConnectionRepository
+    from domain.connection import Connection
+
+    clock = FixedClock(datetime(2026, 1, 3, tzinfo=UTC))
+    repository = InMemoryConnectionRepository(clock)
+    for connection_id, user_id, ttl in (
+        ("a1", "alice", 600),
+        ("a2", "alice", 10),
+        ("b1", "bob", 600),
+    ):
+        repository.save(
+            Connection(connection_id=connection_id, user_id=user_id, connected_at=clock.now()), ttl
+        )
+    repository.delete("a1")
+    repository.save(Connection(connection_id="a3", user_id="alice", connected_at=clock.now()), 600)
+    clock.advance(11)
+
+    assert [c.connection_id for c in repository.connections_of("alice")] == ["a3"]
+    assert repository.connections_of("carol") == []
