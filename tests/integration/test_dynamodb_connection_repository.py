@@ -18,7 +18,9 @@ from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
     CONNECTED_AT,
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
 )
@@ -69,7 +71,23 @@ def remaining_ttl(dynamodb: DynamoDBClient, table_name: str, clock: FixedClock) 
     return remaining
 
 
-class TestDynamoDbConnectionRepositoryContract(ConnectionRepositoryContract):
+@pytest.fixture
+def expire_record(dynamodb: DynamoDBClient, table_name: str, clock: FixedClock) -> ExpireRecord:
+    def expire(connection_id: str) -> None:
+        # Past its expiresAt and not yet deleted: DynamoDB deletes expired items lazily.
+        dynamodb.update_item(
+            TableName=table_name,
+            Key={"connectionId": {"S": connection_id}},
+            UpdateExpression="SET expiresAt = :now",
+            ExpressionAttributeValues={":now": {"N": str(int(clock.now().timestamp()))}},
+        )
+
+    return expire
+
+
+class TestDynamoDbConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
     """The shared repository suite, on a moto DynamoDB table."""
 
 

@@ -19,7 +19,9 @@ from domain.errors import ConnectionNotFoundError
 from tests.support.cluster import RedisClusterNodes, node_port_of, running_redis_cluster_of_three
 from tests.support.repository_contract import (
     AWKWARD_IDS,
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
 )
@@ -59,7 +61,17 @@ def remaining_ttl(cluster_client: Any) -> RemainingTtl:
     return remaining
 
 
-class TestRedisClusterConnectionRepositoryContract(ConnectionRepositoryContract):
+@pytest.fixture
+def expire_record(cluster_client: Any) -> ExpireRecord:
+    def expire(connection_id: str) -> None:
+        cluster_client.expire(record_key(connection_id), 0)  # a TTL that ends now
+
+    return expire
+
+
+class TestRedisClusterConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
     """The shared repository suite on three masters."""
 
 

@@ -29,6 +29,12 @@ from adapters.in_memory import FixedClock
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from tests.support.redis_cluster import running_redis_cluster
+from tests.support.repository_contract import (
+    ConnectionDirectoryContract,
+    ConnectionRepositoryContract,
+    ExpireRecord,
+    RemainingTtl,
+)
 from tests.support.servers import RedisServer, free_port, running_redis_server
 from tests.support.stores import redis_repository
 
@@ -77,7 +83,41 @@ def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepos
         client.close()
 
 
-# --- the contract, on every backend -------------------------------------------------------
+# --- the shared contracts, on a real standalone redis-server -------------------------------
+
+
+class TestStandaloneRedisContract(ConnectionRepositoryContract, ConnectionDirectoryContract):
+    """The shared repository and directory suites on a standalone redis-server."""
+
+    @pytest.fixture
+    def raw(self, redis_url: str) -> Iterator[redis.Redis]:
+        client = redis.Redis.from_url(redis_url)
+        yield client
+        client.close()
+
+    @pytest.fixture
+    def repository(self, redis_url: str) -> Iterator[RedisConnectionRepository]:
+        client = create_redis_client(redis_url)
+        yield redis_repository(client)
+        client.close()
+
+    @pytest.fixture
+    def remaining_ttl(self, raw: redis.Redis) -> RemainingTtl:
+        def remaining(connection_id: str) -> float | None:
+            ttl = int(raw.ttl(record_key(connection_id)))
+            return float(ttl) if ttl > 0 else None
+
+        return remaining
+
+    @pytest.fixture
+    def expire_record(self, raw: redis.Redis) -> ExpireRecord:
+        def expire(connection_id: str) -> None:
+            raw.expire(record_key(connection_id), 0)  # a TTL that ends now
+
+        return expire
+
+
+# --- the wire format, on every backend ----------------------------------------------------
 
 
 def test_save_writes_the_exact_key_json_and_ttl(store) -> None:
