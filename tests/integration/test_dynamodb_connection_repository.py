@@ -323,3 +323,20 @@ def test_delete_many_removes_tombstones_and_records_in_batches_of_25_and_nothing
             repository.get(connection_id)
     assert repository.get("open=") == a_connection("open=")
     repository.delete_many([])  # nothing to do, no call
+
+
+def test_the_failovers_listing_names_the_tombstones_among_redis_ids_and_lists_live_records_only(
+    repository: DynamoDbConnectionRepository, clock: FixedClock
+) -> None:
+    repository.save(a_connection("live=", user_id="alice"), 600)
+    repository.save(a_connection("short=", user_id="alice"), 60)
+    repository.save(a_connection("buried=", user_id="alice"), 600)
+    repository.bury("buried=", 600)
+    repository.bury("redis-closed=", 600)  # a $disconnect Redis missed: a tombstone alone
+    clock.advance(61)  # short= is past its expiresAt, not yet deleted by DynamoDB
+
+    listed, buried = repository.listing_of("alice", ["redis-closed=", "redis-open="])
+
+    assert listed == [a_connection("live=", user_id="alice")]
+    assert buried == frozenset({"redis-closed="})
+    assert repository.connections_of("alice") == listed
