@@ -257,23 +257,6 @@ def test_given_records_in_both_stores_and_deletes_during_the_outage_then_the_dir
     stores.close()
 
 
-def test_given_both_stores_down_then_the_directory_is_store_unavailable(
-    aof_redis: RedisServer,
-) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    dead_dynamodb = create_dynamodb_client(
-        endpoint_url=closed, region_name="us-east-1", connect_timeout_seconds=0.5, max_attempts=1
-    )
-    stores = Stores(aof_redis.url, dead_dynamodb, "connections")
-    stores.repository.save(a_connection(), 600)  # in Redis
-    assert ids_of(stores.repository.connections_of("user-1")) == ["L0SM9cOFvHcCIhw="]
-    kill(aof_redis)
-
-    with pytest.raises(StoreUnavailableError):
-        stores.repository.connections_of("user-1")
-    stores.close()
-
-
 # --- Redis killed and restarted ----------------------------------------------------------------
 
 
@@ -378,6 +361,8 @@ def test_given_both_stores_down_then_every_operation_is_store_unavailable(
         stores.repository.get("L0SM9cOFvHcCIhw=")
     with pytest.raises(StoreUnavailableError):
         stores.repository.delete("L0SM9cOFvHcCIhw=")
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.connections_of("user-1")
     stores.close()
 
 

@@ -491,16 +491,23 @@ class Checker:
             ):
                 del self._first_seen[connection_id]
 
+    def _must_be_recorded(self, t0: float, stable: list[Conn]) -> list[Conn]:
+        """The open connections whose record must be found by ``t0``: known, opened at least
+        :data:`RECORD_GRACE_SECONDS` before, not exempt by a wipe, not expired."""
+        return [
+            conn
+            for conn in stable
+            if conn.connection_id is not None
+            and conn.wipe_exempt_at is None
+            and conn.expired_at is None
+            and conn.opened_at is not None
+            and conn.opened_at <= t0 - RECORD_GRACE_SECONDS
+        ]
+
     def _check_missing(self, t0: float, stable: list[Conn], everywhere: frozenset[str]) -> None:
-        for conn in stable:
-            if (
-                conn.connection_id is None
-                or conn.wipe_exempt_at is not None
-                or conn.expired_at is not None
-            ):
-                continue
+        for conn in self._must_be_recorded(t0, stable):
             assert conn.opened_at is not None
-            if conn.opened_at > t0 - RECORD_GRACE_SECONDS or conn.connection_id in everywhere:
+            if conn.connection_id in everywhere:
                 continue
             self.violation(
                 ViolationKind.MISSING_RECORD,
@@ -659,16 +666,8 @@ class Checker:
     def _check_directory_missing(
         self, t0: float, stable: list[Conn], listed: Mapping[str, set[str]]
     ) -> None:
-        for conn in stable:
-            if (
-                conn.connection_id is None
-                or conn.wipe_exempt_at is not None
-                or conn.expired_at is not None
-            ):
-                continue
+        for conn in self._must_be_recorded(t0, stable):
             assert conn.opened_at is not None
-            if conn.opened_at > t0 - RECORD_GRACE_SECONDS:
-                continue
             if conn.connection_id in listed.get(conn.user, ()):
                 continue
             elsewhere = sorted(u for u, ids in listed.items() if conn.connection_id in ids)
