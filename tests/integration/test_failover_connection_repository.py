@@ -215,6 +215,37 @@ class TestFailoverDirectoryContractWhileRedisIsDown(ConnectionDirectoryContract)
         return expire_in_either_store(stores)
 
 
+@pytest.fixture
+def redis_came_back(
+    aof_redis: RedisServer, dynamodb: DynamoDBClient, table_name: str
+) -> Iterator[Stores]:
+    """Redis killed until its breaker opened, then restarted (AOF): it answers again, its
+    breaker half-opens 0.3 s later."""
+    stores = Stores(aof_redis.url, dynamodb, table_name, reset_timeout_seconds=0.3)
+    kill(aof_redis)
+    for _ in range(2):  # fail_max failures: the breaker opens
+        with pytest.raises(StoreUnavailableError):
+            stores.repository.get("probe=")
+    assert stores.repository.breaker.current_state == "open"
+    aof_redis.start()
+    yield stores
+    stores.close()
+
+
+class TestFailoverDirectoryContractAfterRedisCameBack(ConnectionDirectoryContract):
+    """The directory suite right after an outage: records land in DynamoDB while Redis's
+    breaker is open and in Redis once its trial call succeeds, so a test's records may sit
+    in either store, or both; the listing must not care."""
+
+    @pytest.fixture
+    def repository(self, redis_came_back: Stores) -> FailoverConnectionRepository:
+        return redis_came_back.repository
+
+    @pytest.fixture
+    def expire_record(self, redis_came_back: Stores) -> ExpireRecord:
+        return expire_in_either_store(redis_came_back)
+
+
 # --- the directory across an outage ------------------------------------------------------------
 
 
