@@ -255,7 +255,9 @@ class DynamoDbConnectionRepository(ConnectionRepository, ConnectionDirectory):
         Raises:
             StoreUnavailableError: as :meth:`connections_of`.
         """
-        indexed = self._indexed(user_id)
+        # No record has an empty userId, and DynamoDB refuses an empty key value
+        # (ValidationException), which must not count against the store's breaker.
+        indexed = self._indexed(user_id) if user_id else []
         candidates = list(dict.fromkeys([*indexed, *primary_ids]))
         if not candidates:
             return [], frozenset()

@@ -134,7 +134,9 @@ class ConnectionDirectoryContract:
     def test_given_no_connection_then_a_user_has_none(
         self, repository: DirectoryRepository
     ) -> None:
+        repository.save(a_connection("someone-elses="), 600)
         assert repository.connections_of("nobody") == []
+        assert repository.connections_of("") == [], "an empty userId names nobody"
 
     def test_given_users_with_connections_then_each_gets_exactly_theirs_unchanged(
         self, repository: DirectoryRepository
