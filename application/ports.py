@@ -80,9 +80,11 @@ class ConnectionDirectory(Protocol):
 
         A deleted or expired connection is never returned: its record's TTL is the truth.
         The cost is proportional to that user's connections, never a scan of the store.
+        With a failover store, while one store is down the other's listing is the answer
+        (the connections only the missing store records cannot be known then).
 
         Raises:
-            StoreUnavailableError: a store that might hold one of them did not answer.
+            StoreUnavailableError: no store that might hold them answered.
         """
         ...
 

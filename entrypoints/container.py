@@ -158,6 +158,10 @@ class Container(containers.DeclarativeContainer):
         topology, redis=redis_repository, failover=failover_repository
     )
     """The ConnectionRepository the use cases get: the topology is chosen here, once."""
+    connection_directory = providers.Selector(
+        topology, redis=redis_repository, failover=failover_repository
+    )
+    """The ConnectionDirectory (a user's live connections): the same store object."""
     store_reconciler = providers.Selector(
         topology,
         redis=providers.ThreadSafeSingleton(SingleStoreReconciler),

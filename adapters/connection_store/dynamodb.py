@@ -7,8 +7,12 @@ Item shape (one item per connection, ``record.encode_item``)::
 ``connectedAt`` is the same ISO-8601 UTC text Redis stores (``2026-01-03T00:00:00Z``);
 ``expiresAt`` is epoch seconds and the table's TTL attribute. DynamoDB deletes expired items
 lazily, often hours later (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html),
-so every read and refresh here treats ``expiresAt <= now`` as absent. A global secondary
-index on ``userId`` (``record.USER_INDEX_NAME``) serves the later real-time delivery work.
+so every read and refresh here treats ``expiresAt <= now`` as absent. The directory
+(``connections_of``) is a ``Query`` of the global secondary index on ``userId``
+(``record.USER_INDEX_NAME``, defined in ``connections_table.json``) naming the candidates,
+then a strongly consistent ``BatchGetItem`` of them, since a GSI is eventually consistent:
+cost proportional to the user's items, never a ``Scan``; expired items and tombstones are
+never returned.
 
 boto3 is imported and the client built on first use only: a ``$connect`` that never fails
 over never pays for them on a cold start.
@@ -26,6 +30,7 @@ from adapters.connection_store.record import (
     TOMBSTONE_ATTRIBUTE,
     TOMBSTONE_INDEX_NAME,
     TTL_ATTRIBUTE,
+    USER_INDEX_NAME,
     CorruptRecordError,
     decode_item,
     encode_item,
@@ -33,7 +38,7 @@ from adapters.connection_store.record import (
     is_tombstone,
 )
 from adapters.lazy import Lazy
-from application.ports import Clock, ConnectionRepository
+from application.ports import Clock, ConnectionDirectory, ConnectionRepository
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 
@@ -44,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 BATCH_WRITE_MAX_ITEMS: Final = 25
 """Requests one ``BatchWriteItem`` call takes at most (DynamoDB API reference, BatchWriteItem)."""
+
+BATCH_GET_MAX_KEYS: Final = 100
+"""Keys one ``BatchGetItem`` call takes at most (DynamoDB API reference, BatchGetItem)."""
 
 DynamoDbClientFactory = Callable[[], "DynamoDBClient"]
 
@@ -92,7 +100,7 @@ def create_dynamodb_client(
     )
 
 
-class DynamoDbConnectionRepository(ConnectionRepository):
+class DynamoDbConnectionRepository(ConnectionRepository, ConnectionDirectory):
     """Connection records as DynamoDB items keyed by ``connectionId``, expiring at ``expiresAt``.
 
     - ``save``: ``PutItem`` (overwrites) with ``expiresAt = now + ttl_seconds`` (epoch s).
@@ -107,6 +115,8 @@ class DynamoDbConnectionRepository(ConnectionRepository):
       sparse tombstone index), ``delete_many`` removes them once Redis took the deletes
       (and the records of closed connections whose delete DynamoDB missed). Reads
       and refreshes treat a tombstone as absent.
+    - ``connections_of``: a ``Query`` of the ``userId`` GSI, confirmed by a strongly
+      consistent ``BatchGetItem``; live records only.
 
     "now" comes from ``clock`` (aware UTC). Every boto3 error (unreachable endpoint, timeout,
     throttling, missing table, …) becomes :class:`StoreUnavailableError` naming the
@@ -218,6 +228,109 @@ class DynamoDbConnectionRepository(ConnectionRepository):
             client.delete_item(
                 TableName=self._table_name, Key={"connectionId": {"S": connection_id}}
             )
+
+    def connections_of(self, user_id: str) -> list[Connection]:
+        """The user's live records: a ``Query`` of the ``userId`` GSI (every page) names the
+        candidates, a strongly consistent ``BatchGetItem`` of the table confirms them.
+
+        The index is eventually consistent (DynamoDB developer guide, "Global secondary
+        indexes": reads of a GSI are eventually consistent), so a record deleted or buried
+        (tombstoned) a moment ago may still be in it; the table read is the truth. Items
+        whose ``expiresAt`` has passed (DynamoDB deletes them lazily), tombstones (no
+        ``userId``), another user's and malformed items (logged) are never returned.
+
+        Raises:
+            StoreUnavailableError: DynamoDB could not be reached, refused a call, or left
+                keys unprocessed.
+        """
+        return self.listing_of(user_id, ())[0]
+
+    def listing_of(
+        self, user_id: str, primary_ids: Sequence[str]
+    ) -> tuple[list[Connection], frozenset[str]]:
+        """:meth:`connections_of`, and which of ``primary_ids`` are tombstones here (the
+        failover's view: the records Redis lists whose delete it still owes); one ``Query``
+        and one consistent read of the candidates of both.
+
+        Raises:
+            StoreUnavailableError: as :meth:`connections_of`.
+        """
+        # No record has an empty userId, and DynamoDB refuses an empty key value
+        # (ValidationException), which must not count against the store's breaker.
+        indexed = self._indexed(user_id) if user_id else []
+        candidates = list(dict.fromkeys([*indexed, *primary_ids]))
+        if not candidates:
+            return [], frozenset()
+        now = self._clock.now().timestamp()
+        found: list[Connection] = []
+        buried: set[str] = set()
+        for item in self._get_many(candidates):
+            if is_tombstone(item):
+                buried.add(item["connectionId"]["S"])
+                continue
+            connection = self._live_record(item, now)
+            if connection is not None and connection.user_id == user_id:
+                found.append(connection)
+        return found, frozenset(buried & set(primary_ids))
+
+    def _indexed(self, user_id: str) -> list[str]:
+        """The connectionIds the ``userId`` GSI holds for ``user_id`` (every page)."""
+        ids: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            query: dict[str, Any] = {
+                "TableName": self._table_name,
+                "IndexName": USER_INDEX_NAME,
+                "KeyConditionExpression": "userId = :user",
+                "ExpressionAttributeValues": {":user": {"S": user_id}},
+                "ProjectionExpression": "connectionId",
+            }
+            if start:
+                query["ExclusiveStartKey"] = start
+            with self._calling("Query") as client:
+                answer = client.query(**query)
+            ids.extend(item["connectionId"]["S"] for item in answer.get("Items", []))
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return ids
+
+    def _get_many(self, connection_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Strongly consistent ``BatchGetItem`` of these items, 100 keys a call; unprocessed
+        keys are asked again, twice at most."""
+        items: list[dict[str, Any]] = []
+        for first in range(0, len(connection_ids), BATCH_GET_MAX_KEYS):
+            keys: list[Any] = [
+                {"connectionId": {"S": connection_id}}
+                for connection_id in connection_ids[first : first + BATCH_GET_MAX_KEYS]
+            ]
+            for _attempt in range(3):
+                with self._calling("BatchGetItem") as client:
+                    answer = client.batch_get_item(
+                        RequestItems={self._table_name: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                items.extend(answer.get("Responses", {}).get(self._table_name, []))
+                unprocessed: Any = answer.get("UnprocessedKeys", {}).get(self._table_name, {})
+                keys = list(unprocessed.get("Keys", []))
+                if not keys:
+                    break
+            else:
+                raise StoreUnavailableError(
+                    f"DynamoDB BatchGetItem left {len(keys)} key(s) unprocessed"
+                )
+        return items
+
+    def _live_record(self, item: dict[str, Any], now: float) -> Connection | None:
+        if is_tombstone(item):
+            return None
+        try:
+            connection, expires_at = decode_item(item)
+        except CorruptRecordError as exc:
+            logger.warning(
+                "malformed DynamoDB connection item treated as absent",
+                extra={"connection_id": str(item.get("connectionId")), "reason": str(exc)},
+            )
+            return None
+        return connection if expires_at > now else None
 
     def bury(self, connection_id: str, ttl_seconds: int) -> None:
         """Replace the connection's item (record or none) by a tombstone living ``ttl_seconds``.

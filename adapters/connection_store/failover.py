@@ -28,6 +28,14 @@ The rules:
   14); the price is a record that outlives its connection until the breaker closes or the
   schedule runs, when Redis came back before its breaker noticed.
 
+The directory (``connections_of``): a user's records may sit in either store (written
+before, during or after an outage), so the answer is the union of both listings, minus
+every connection deleted but not yet gone from a store: tombstoned in DynamoDB (Redis still
+holds its record until the replay), remembered closed in Redis (DynamoDB still holds its
+record), or remembered by this process. A listing never writes, so it never resurrects a
+record. While Redis is down (or its breaker open) DynamoDB answers alone; while DynamoDB is
+down Redis does; with neither, ``StoreUnavailableError``.
+
 Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive failures it
 opens and calls skip that store without paying its timeout; after ``reset_timeout_seconds``
 it half-opens and lets **one** trial call through (the others still skip), closing on its
@@ -69,7 +77,7 @@ from adapters.connection_store.reconciler import (
     RECONCILE_MAX_BATCHES,
     FailoverReconciler,
 )
-from application.ports import ConnectionRepository, StoreReconciler
+from application.ports import ConnectionDirectory, ConnectionRepository, StoreReconciler
 from domain.connection import Connection, ReconcileReport
 from domain.errors import (
     ConnectionNotFoundError,
@@ -97,9 +105,10 @@ class FailoverEvent:
     """One operation served by the secondary store because the primary could not serve it.
 
     Attributes:
-        operation: ``"save"``, ``"get"``, ``"refresh"`` or ``"delete"``.
+        operation: ``"save"``, ``"get"``, ``"refresh"``, ``"delete"`` or
+            ``"connections_of"``.
         reason: :data:`CIRCUIT_OPEN` or :data:`PRIMARY_UNAVAILABLE`.
-        connection_id: the connection concerned.
+        connection_id: the connection concerned; ``""`` for ``connections_of`` (a user's).
     """
 
     operation: str
@@ -110,7 +119,7 @@ class FailoverEvent:
 FailoverListener = Callable[[FailoverEvent], None]
 
 
-class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
+class FailoverConnectionRepository(ConnectionRepository, ConnectionDirectory, StoreReconciler):
     """A ``ConnectionRepository`` over a primary and a secondary store; see the module rules.
 
     Args:
@@ -290,6 +299,51 @@ class FailoverConnectionRepository(ConnectionRepository, StoreReconciler):
             else:
                 self._journal.remember(connection_id, SECONDARY_COPY)
         self._reconciler.reconcile_if_due()
+
+    def connections_of(self, user_id: str) -> list[Connection]:
+        """The user's live connections in either store, minus every one deleted (module rules).
+
+        Redis's listing (through its breaker), then DynamoDB's (the last resort when Redis
+        did not answer), which also says which of Redis's are tombstoned there; the union,
+        minus the tombstoned, the ones Redis remembers closed (a delete DynamoDB still
+        owes) and the ones this process remembers deleting. With one store down, the
+        other's listing is the answer (the records only the missing store holds cannot be
+        known; logged as a failover when it is Redis).
+
+        Raises:
+            StoreUnavailableError: neither store answered.
+        """
+        primary = self._primary_listing(user_id)
+        primary_ids = [connection.connection_id for connection in primary or ()]
+        try:
+            with self._secondary_guard.calling(last_resort=primary is None):
+                secondary, buried = self._secondary.listing_of(user_id, primary_ids)
+        except Skipped:
+            if primary is None:
+                raise StoreUnavailableError("no store answered") from None
+            secondary, buried = [], frozenset()
+        listed = {connection.connection_id: connection for connection in secondary}
+        for connection in primary or ():
+            if connection.connection_id not in buried:
+                listed[connection.connection_id] = connection
+        dropped = self._journal.remembered_among(list(listed))
+        secondary_only = [i for i in listed if i not in set(primary_ids)]
+        if primary is not None and secondary_only:
+            try:
+                with self._primary_guard.calling():
+                    dropped |= self._primary.closed_among(secondary_only)
+            except Skipped:
+                pass  # Redis answered a moment ago; the journal's deletes still apply
+        return [connection for i, connection in listed.items() if i not in dropped]
+
+    def _primary_listing(self, user_id: str) -> list[Connection] | None:
+        """Redis's listing, or ``None`` when it was skipped or failed (a failover, reported)."""
+        try:
+            with self._primary_guard.calling():
+                return self._primary.connections_of(user_id)
+        except Skipped as skipped:
+            self._report("connections_of", skipped.reason, "")
+            return None
 
     def _count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         try:

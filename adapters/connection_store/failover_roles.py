@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from application.ports import ConnectionRepository
+from application.ports import ConnectionDirectory, ConnectionRepository
 from domain.connection import Connection
 
 
-class PrimaryStore(ConnectionRepository, Protocol):
+class PrimaryStore(ConnectionRepository, ConnectionDirectory, Protocol):
     """What the failover needs of its primary (Redis) beyond the port."""
+
+    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` it remembers deleted (a day), whatever the other
+        store still holds."""
+        ...
 
     def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         """Count the connection, whose record the secondary holds; never refuses it."""
@@ -24,6 +29,13 @@ class PrimaryStore(ConnectionRepository, Protocol):
 
 class SecondaryStore(ConnectionRepository, Protocol):
     """What the failover needs of its secondary (DynamoDB) beyond the port."""
+
+    def listing_of(
+        self, user_id: str, primary_ids: Sequence[str]
+    ) -> tuple[list[Connection], frozenset[str]]:
+        """The user's live records here, and which of ``primary_ids`` (the primary's
+        listing) have a tombstone here (their delete is due in the primary)."""
+        ...
 
     def renew(self, connection_id: str, ttl_seconds: int) -> Connection:
         """``refresh``, returning the record."""

@@ -68,6 +68,11 @@ class DeleteJournal:
         with self._lock:
             return list(self._entries.items())[:most]
 
+    def remembered_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` have a delete remembered here (of any kind)."""
+        with self._lock:
+            return frozenset(i for i in connection_ids if i in self._entries)
+
     def primary_done(self, connection_ids: Sequence[str]) -> None:
         """The primary took these ``BOTH`` deletes: the secondary's remain."""
         with self._lock:

@@ -1,13 +1,33 @@
 """Connection records and their connection-limit slots in Redis (redis-py), standalone or cluster.
 
 Records: key ``ws:connection:{connectionId}`` holding the record's JSON (``record.py``),
-with a TTL. Connection limits: three keys sharing the hash tag ``{connections}``, so they
-live in one cluster slot and one Lua script can check and update all of them atomically:
+with a TTL. Connection limits and the directory: keys sharing the hash tag
+``{connections}``, so they live in one cluster slot and one Lua script can check and update
+all of them atomically:
 
 - ``ws:limits:{connections}:expiry`` — sorted set, member connectionId, score the epoch
   milliseconds at which the slot expires (the record's TTL end plus :data:`SLOT_GRACE_MS`);
 - ``ws:limits:{connections}:owner`` — hash, connectionId -> userId;
-- ``ws:limits:{connections}:per-user`` — hash, userId -> number of counted connections.
+- ``ws:limits:{connections}:per-user`` — hash, userId -> number of counted connections;
+- ``ws:limits:{connections}:closed`` — sorted set of deleted connectionIds (a day);
+- ``ws:limits:{connections}:by-user`` — the directory: sorted set, every score 0, member
+  ``<n>:<userId>:<connectionId>`` (``n``: the userId's UTF-8 length), one per slot.
+
+The directory (``connections_of``) is **kept in the same atomic step as the limit slot**,
+not repaired on read: a user's slots already were the per-user index, short of the reverse
+lookup, so the scripts that take, move and free a slot add and remove the directory entry
+beside the owner hash's field, and the two can never disagree. On a standalone Redis the
+record changes in that same script too (``$connect``, ``$disconnect``, the ping). Reading
+is ``ZRANGEBYLEX`` of the user's range (O(log N + the user's connections)), then the
+records (``MGET``; in cluster mode ``MGET`` per hash slot, pipelined per node): two round
+trips, never ``KEYS``/``SCAN``. **The record's TTL is the truth**: an entry whose record key
+is gone is skipped, so a deleted or expired connection is never returned. Such an entry is
+never removed by a read (it may be the slot of a record DynamoDB holds after a failover,
+which the failover repository lists from there); it goes with its slot, at the next
+``$connect`` after the slot's expiry, so entries are bounded by the slots. A record
+admitted without a slot (cluster mode, the limits call failed) is listed from its first
+ping, which counts the slot; a ping also re-asserts its entry, so a store written before
+the directory existed converges within one ping interval.
 
 Every acquire first frees the slots whose expiry has passed, so a connection whose
 ``$disconnect`` never arrived stops counting once its record has expired; a ping moves its
@@ -52,6 +72,7 @@ from adapters.connection_store.redis_scripts import (
     ADMITTED,
     CLOSED_KEY,
     CLOSED_MEMORY_MS,
+    DIRECTORY_KEY,
     EXPIRY_KEY,
     LIMIT_KEYS,
     OWNER_KEY,
@@ -63,7 +84,7 @@ from adapters.connection_store.redis_scripts import (
     commands_for,
 )
 from adapters.lazy import Lazy
-from application.ports import Clock, ConnectionRepository
+from application.ports import Clock, ConnectionDirectory, ConnectionRepository
 from domain.connection import Connection
 from domain.errors import (
     ConnectionLimitExceededError,
@@ -77,6 +98,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CLOSED_KEY",
     "CLOSED_MEMORY_MS",
+    "DIRECTORY_KEY",
     "EXPIRY_KEY",
     "LIMIT_KEYS",
     "OWNER_KEY",
@@ -154,7 +176,7 @@ def create_redis_client(
     )
 
 
-class RedisConnectionRepository(ConnectionRepository):
+class RedisConnectionRepository(ConnectionRepository, ConnectionDirectory):
     """Connection records with a TTL, and their connection-limit slots, in one Redis.
 
     Args:
@@ -179,7 +201,9 @@ class RedisConnectionRepository(ConnectionRepository):
       is ``ConnectionNotFoundError`` and is never created;
     - ``delete``: ``DEL``, free the slot, and remember the connection closed (idempotent);
     - ``count_slot``: count a connection whose record another store holds (never refuses;
-      a connection remembered closed is not counted again).
+      a connection remembered closed is not counted again);
+    - ``connections_of``: the directory (module rules): the user's entries, then their
+      records; only records that exist and name the user are returned.
 
     Every Redis error (connection refused, timeout, auth, cluster down, ...) is
     ``StoreUnavailableError`` naming the operation and the error class, never the URL.
@@ -296,6 +320,57 @@ class RedisConnectionRepository(ConnectionRepository):
             self._commands.get().delete_many(connection_ids, self._memory_ms())
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"Redis delete failed: {type(exc).__name__}") from exc
+
+    def connections_of(self, user_id: str) -> list[Connection]:
+        """The user's connections whose records Redis holds now: the directory's entries
+        (``ZRANGEBYLEX``) whose record key exists and names this user (``MGET``).
+
+        An entry whose record is gone (expired, deleted, or held by DynamoDB after a
+        failover) is skipped, never removed here: it is a limit slot, and goes with it.
+
+        Raises:
+            StoreUnavailableError: Redis did not answer or refused a command.
+        """
+        try:
+            listed = self._commands.get().listed(user_id)
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(
+                f"Redis connections_of failed: {type(exc).__name__}"
+            ) from exc
+        found: list[Connection] = []
+        for connection_id, raw in listed:
+            if raw is None:
+                continue
+            try:
+                connection = decode_record(raw)
+            except CorruptRecordError as exc:
+                logger.warning(
+                    "corrupt connection record treated as absent",
+                    extra={"connection_id": connection_id, "reason": str(exc)},
+                )
+                continue
+            if connection.user_id == user_id and connection.connection_id == connection_id:
+                found.append(connection)
+        return found
+
+    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` were deleted here (``ZMSCORE`` of the closed set,
+        remembered a day): the failover drops them from the other store's listing.
+
+        Raises:
+            StoreUnavailableError: Redis did not answer or refused the command.
+        """
+        if not connection_ids:
+            return frozenset()
+        try:
+            scores = self._commands.get().client.zmscore(CLOSED_KEY, list(connection_ids))
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailableError(f"Redis zmscore failed: {type(exc).__name__}") from exc
+        return frozenset(
+            connection_id
+            for connection_id, score in zip(connection_ids, scores, strict=True)
+            if score is not None
+        )
 
     def count_slot(self, connection: Connection, ttl_seconds: int) -> None:
         """Count ``connection``, whose record another store holds, for ``ttl_seconds``.

@@ -29,8 +29,13 @@ CLOSED_KEY: Final = "ws:limits:{connections}:closed"
 """Sorted set: connectionIds deleted, scored with when that memory may go (epoch ms). A slot
 is never counted again for a connection in it, so a ping that raced its ``$disconnect``
 cannot bring a slot back."""
-LIMIT_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY, CLOSED_KEY)
-"""The limit keys in the order every script takes them (``KEYS[1..4]``)."""
+DIRECTORY_KEY: Final = "ws:limits:{connections}:by-user"
+"""Sorted set, every score 0: one member per counted connection, ``<n>:<userId>:<connectionId>``
+(``n`` the userId's length in UTF-8 bytes), so a user's connections are one lexicographic
+range (``ZRANGEBYLEX``, :func:`directory_range`). It mirrors the owner hash exactly: the
+scripts add and remove a member wherever they set and delete the owner's field."""
+LIMIT_KEYS: Final = (EXPIRY_KEY, OWNER_KEY, PER_USER_KEY, CLOSED_KEY, DIRECTORY_KEY)
+"""The limit keys in the order every script takes them (``KEYS[1..5]``)."""
 
 PENDING_SECONDARY_DELETES_KEY: Final = "ws:pending:{connections}:secondary-deletes"
 """Sorted set: connectionIds whose delete the failover store could not take, scored with
@@ -46,14 +51,31 @@ the record: the slot's expiry is computed on the Lambda's clock, the record's on
 ADMITTED: Final = frozenset({"ok", "uncounted"})
 """The save's answers that admit a connection ("uncounted": the limits call failed)."""
 
-# The limits, as Lua functions over KEYS[1..3] (expiry, owner, per-user). ``release(id)``
-# frees one slot; ``acquire(...)`` returns 'ok', 'global' or 'user' (nothing counted then).
+# The limits, as Lua functions over KEYS[1..5] (expiry, owner, per-user, closed, directory).
+# ``release(id)`` frees one slot; ``acquire(...)`` returns 'ok', 'global' or 'user' (nothing
+# counted then). ``own(id, user)`` and ``release`` are the only writers of the owner hash and
+# of the directory, so the two always agree.
 LIMITS_LUA: Final = """
+local function entry(member, user)
+  return string.len(user) .. ':' .. user .. ':' .. member
+end
+local function own(member, user)
+  redis.call('HSET', KEYS[2], member, user)
+  redis.call('HINCRBY', KEYS[3], user, 1)
+  redis.call('ZADD', KEYS[5], 0, entry(member, user))
+end
+local function reassert(member)
+  local owner = redis.call('HGET', KEYS[2], member)
+  if owner then
+    redis.call('ZADD', KEYS[5], 0, entry(member, owner))
+  end
+end
 local function release(member)
   local owner = redis.call('HGET', KEYS[2], member)
   redis.call('ZREM', KEYS[1], member)
   redis.call('HDEL', KEYS[2], member)
   if owner then
+    redis.call('ZREM', KEYS[5], entry(member, owner))
     if redis.call('HINCRBY', KEYS[3], owner, -1) <= 0 then
       redis.call('HDEL', KEYS[3], owner)
     end
@@ -76,8 +98,7 @@ local function count(member, user, expires_ms)
     if owner then
       release(member)
     end
-    redis.call('HSET', KEYS[2], member, user)
-    redis.call('HINCRBY', KEYS[3], user, 1)
+    own(member, user)
   end
   redis.call('ZADD', KEYS[1], expires_ms, member)
   return 1
@@ -101,39 +122,42 @@ local function acquire(now_ms, member, user, expires_ms, global_limit, per_user_
     return 'global'
   end
   redis.call('ZADD', KEYS[1], expires_ms, member)
-  redis.call('HSET', KEYS[2], member, user)
-  redis.call('HINCRBY', KEYS[3], user, 1)
+  own(member, user)
   return 'ok'
 end
 """
-"""The limits, as Lua functions over ``KEYS[1..4]`` (expiry, owner, per-user, closed):
+"""The limits, as Lua functions over ``KEYS[1..5]`` (expiry, owner, per-user, closed,
+directory):
 ``acquire`` returns ``'ok'``, ``'global'`` or ``'user'`` (nothing counted then); ``count``
 counts a connection that is already open, never refusing it (0 when it is known closed);
 ``close`` frees a slot and, given a time to forget it, remembers the connection closed."""
 
-# Standalone: KEYS[5] is the record. ARGV: the acquire arguments, the record's JSON, its TTL (s).
+# Standalone: KEYS[6] is the record. ARGV: the acquire arguments, the record's JSON, its TTL (s).
 SAVE_LUA: Final = (
     LIMITS_LUA
     + """
 local scope = acquire(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 if scope == 'ok' then
-  redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
 end
 return scope
 """
 )
 # Standalone. ARGV: connectionId, TTL (s), the slot's new expiry (epoch ms). 1 when found.
-# A record without its slot (admitted while the limits could not be counted) gets it back.
+# A record without its slot (admitted while the limits could not be counted) gets it back;
+# one with its slot re-asserts its directory entry (idempotent: a store written by a version
+# without the directory converges within one ping interval).
 REFRESH_LUA: Final = (
     LIMITS_LUA
     + """
-if redis.call('EXPIRE', KEYS[5], ARGV[2]) == 0 then
+if redis.call('EXPIRE', KEYS[6], ARGV[2]) == 0 then
   return 0
 end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  reassert(ARGV[1])
 else
-  local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[5]))
+  local ok, record = pcall(cjson.decode, redis.call('GET', KEYS[6]))
   if ok and type(record) == 'table' and type(record.userId) == 'string' then
     count(ARGV[1], record.userId, ARGV[3])
   end
@@ -142,7 +166,7 @@ return 1
 """
 )
 # Standalone. ARGV: connectionId, until when to remember it closed (epoch ms).
-DELETE_LUA: Final = LIMITS_LUA + "redis.call('DEL', KEYS[5])\nclose(ARGV[1], ARGV[2])\n"
+DELETE_LUA: Final = LIMITS_LUA + "redis.call('DEL', KEYS[6])\nclose(ARGV[1], ARGV[2])\n"
 # Cluster: the limit keys only.
 ACQUIRE_LUA: Final = (
     LIMITS_LUA + "return acquire(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
@@ -150,13 +174,17 @@ ACQUIRE_LUA: Final = (
 CLOSE_LUA: Final = LIMITS_LUA + "close(ARGV[1], ARGV[2])\n"
 COUNT_LUA: Final = LIMITS_LUA + "return count(ARGV[1], ARGV[2], ARGV[3])\n"
 # Cluster. ARGV: connectionId, the slot's new expiry. 1 when the slot was held (and moved).
-TOUCH_LUA: Final = """
+TOUCH_LUA: Final = (
+    LIMITS_LUA
+    + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  reassert(ARGV[1])
   return 1
 end
 return 0
 """
+)
 
 
 RedisClient = redis.Redis | redis.cluster.RedisCluster
@@ -190,6 +218,11 @@ class RedisCommands(Protocol):
 
     def count(self, connection_id: str, user_id: str, expires_ms: int) -> None:
         """Count an open connection whose record another store holds (never refuses)."""
+        ...
+
+    def listed(self, user_id: str) -> list[tuple[str, bytes | None]]:
+        """The connectionIds the directory lists for ``user_id``, each with its record's
+        value (``None``: no such key); two round trips, never a scan."""
         ...
 
 
@@ -233,6 +266,14 @@ class StandaloneCommands(RedisCommands):
     def count(self, connection_id: str, user_id: str, expires_ms: int) -> None:
         """The count script."""
         self._count(keys=list(LIMIT_KEYS), args=[connection_id, user_id, expires_ms])
+
+    def listed(self, user_id: str) -> list[tuple[str, bytes | None]]:
+        """``ZRANGEBYLEX`` of the user's range, then one ``MGET`` of the records."""
+        ids = listed_ids(self.client, user_id)
+        if not ids:
+            return []
+        values: list[Any] = self.client.mget([record_key(i) for i in ids])
+        return list(zip(ids, values, strict=True))
 
 
 class ClusterCommands(RedisCommands):
@@ -278,6 +319,15 @@ class ClusterCommands(RedisCommands):
         """The count script."""
         self._count(keys=list(LIMIT_KEYS), args=[connection_id, user_id, expires_ms])
 
+    def listed(self, user_id: str) -> list[tuple[str, bytes | None]]:
+        """``ZRANGEBYLEX`` of the user's range, then the records: ``MGET`` per hash slot,
+        pipelined per node (``mget_nonatomic``), since the records spread over every shard."""
+        ids = listed_ids(self.client, user_id)
+        if not ids:
+            return []
+        values = self.client.mget_nonatomic([record_key(i) for i in ids])
+        return list(zip(ids, values, strict=True))
+
     def _acquire_best_effort(self, limits: list[Any]) -> str:
         try:
             return _answer(self._acquire(keys=list(LIMIT_KEYS), args=limits))
@@ -303,11 +353,33 @@ class ClusterCommands(RedisCommands):
             _limits_not_enforced("save", exc, connection_id)
 
 
+def directory_range(user_id: str) -> tuple[bytes, bytes]:
+    """The ``ZRANGEBYLEX`` bounds (``[`` inclusive, ``(`` exclusive) of ``user_id``'s members
+    of :data:`DIRECTORY_KEY`: every member starting ``<n>:<userId>:``, which no other user's
+    can (the length fixes where the userId ends). UTF-8 has no 0xFF byte, so the upper
+    bound follows every connectionId."""
+    user = user_id.encode("utf-8")
+    prefix = b"%d:%s:" % (len(user), user)
+    return b"[" + prefix, b"(" + prefix + b"\xff"
+
+
+def listed_ids(client: RedisClient, user_id: str) -> list[str]:
+    """The connectionIds :data:`DIRECTORY_KEY` holds for ``user_id`` (one ``ZRANGEBYLEX``)."""
+    low, high = directory_range(user_id)
+    skip = len(low) - 1
+    members = client.zrangebylex(DIRECTORY_KEY, low, high)
+    return [_bytes(member)[skip:].decode("utf-8") for member in members]
+
+
 def commands_for(client: RedisClient) -> RedisCommands:
     """The command set of ``client``'s topology, its scripts registered (not yet loaded)."""
     if isinstance(client, redis.cluster.RedisCluster):
         return ClusterCommands(client)
     return StandaloneCommands(client)
+
+
+def _bytes(value: Any) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def _answer(scope: Any) -> str:

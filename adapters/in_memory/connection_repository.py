@@ -16,9 +16,9 @@ class InMemoryConnectionRepository(ConnectionRepository, ConnectionDirectory):
 
     ``available = False`` makes every call raise ``StoreUnavailableError``, to test outages.
     It also plays either store of the failover repository: the primary's slot counting
-    (``counted``: connectionId -> userId, never for a connection it deleted) and list of the
-    other store's pending deletes (``pending``), the secondary's ``renew`` and tombstones
-    (``buried``). Thread-safe.
+    (``counted``: connectionId -> userId, never for a connection it deleted), memory of the
+    deleted (``closed``) and list of the other store's pending deletes (``pending``), the
+    secondary's ``renew``, tombstones (``buried``) and ``listing_of``. Thread-safe.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -139,6 +139,20 @@ class InMemoryConnectionRepository(ConnectionRepository, ConnectionDirectory):
             self._check()
             return self.buried[:limit]
 
+    def listing_of(
+        self, user_id: str, primary_ids: Sequence[str]
+    ) -> tuple[list[Connection], frozenset[str]]:
+        """``connections_of``, and which of ``primary_ids`` are in ``buried``."""
+        listed = self.connections_of(user_id)
+        with self._lock:
+            return listed, frozenset(i for i in primary_ids if i in self.buried)
+
+    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` were deleted here (``closed``)."""
+        with self._lock:
+            self._check()
+            return frozenset(i for i in connection_ids if i in self.closed)
+
     def ttl(self, connection_id: str) -> float | None:
         """Seconds left for a live record, ``None`` when absent (test helper)."""
         with self._lock:
@@ -146,6 +160,13 @@ class InMemoryConnectionRepository(ConnectionRepository, ConnectionDirectory):
             if entry is None:
                 return None
             return (entry[1] - self._clock.now()).total_seconds()
+
+    def expire_now(self, connection_id: str) -> None:
+        """Make the record's TTL end now, as if it had run out (test helper)."""
+        with self._lock:
+            entry = self._records.get(connection_id)
+            if entry is not None:
+                self._records[connection_id] = (entry[0], self._clock.now())
 
     def __len__(self) -> int:
         with self._lock:

@@ -14,7 +14,11 @@ same rounds (interleaved):
   ``adapters/connection_store/redis_scripts.py``): the targets (``$connect`` <= 1.8,
   ping and ``$disconnect`` <= 1.5);
 - for scale, what a pong posted through the Management API would add: one boto3
-  ``post_to_connection`` to a stub (a separate process answering 200) vs ``EXPIRE``.
+  ``post_to_connection`` to a stub (a separate process answering 200) vs ``EXPIRE``;
+- the directory (issue 21): ``connections_of`` of a user with 10 connections, through the
+  container's ``connection_directory``, vs the bare redis-py read of the same structure
+  (``ZRANGEBYLEX`` of the user's range of ``ws:limits:{connections}:by-user``, then one
+  ``MGET`` of the record keys): target <= 1.5.
 
 Production telemetry: ``LOG_LEVEL=INFO``, EMF metrics on, the default log sampling (1 %).
 
@@ -214,6 +218,7 @@ def run(
                     _compare(name, [samples[0], samples[2]], limits_name, target=target)
                 )
             results.extend(with_limits)
+            results.append(_directory_lookup(handlers.container, client, rounds, warmup))
             samples = interleaved([baseline_delete], rounds=rounds, warmup=warmup)
             results.append(
                 Comparison(
@@ -261,6 +266,49 @@ def run(
         )
     client.close()
     return results, attribution
+
+
+DIRECTORY_USER = "bench-directory-user"
+DIRECTORY_CONNECTIONS = 10
+DIRECTORY_TARGET = 1.5
+
+
+def _directory_lookup(container: Any, client: Any, rounds: int, warmup: int) -> Comparison:
+    """``connections_of`` of a user with 10 connections vs the bare read of the same keys."""
+    from datetime import UTC, datetime
+
+    from adapters.connection_store.redis_scripts import DIRECTORY_KEY, directory_range
+    from domain.connection import Connection
+
+    directory = container.connection_directory()
+    connected_at = datetime(2026, 1, 3, tzinfo=UTC)
+    for index in range(DIRECTORY_CONNECTIONS):
+        directory.save(
+            Connection(
+                connection_id=f"Dir{index:02d}cOFvHcCIhw=",
+                user_id=DIRECTORY_USER,
+                connected_at=connected_at,
+            ),
+            600,
+        )
+    low, high = directory_range(DIRECTORY_USER)
+    skip = len(low) - 1
+
+    def lookup() -> None:
+        assert len(directory.connections_of(DIRECTORY_USER)) == DIRECTORY_CONNECTIONS
+
+    def bare_read() -> None:
+        members = client.zrangebylex(DIRECTORY_KEY, low, high)
+        values = client.mget([b"ws:connection:" + member[skip:] for member in members])
+        assert len(values) == DIRECTORY_CONNECTIONS
+
+    samples = interleaved([lookup, bare_read], rounds=rounds, warmup=warmup)
+    return _compare(
+        f"directory: connections_of, {DIRECTORY_CONNECTIONS} connections",
+        samples,
+        "ZRANGEBYLEX + MGET",
+        target=DIRECTORY_TARGET,
+    )
 
 
 @dataclass(frozen=True)

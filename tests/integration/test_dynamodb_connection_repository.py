@@ -18,7 +18,9 @@ from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
     CONNECTED_AT,
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
 )
@@ -69,7 +71,23 @@ def remaining_ttl(dynamodb: DynamoDBClient, table_name: str, clock: FixedClock) 
     return remaining
 
 
-class TestDynamoDbConnectionRepositoryContract(ConnectionRepositoryContract):
+@pytest.fixture
+def expire_record(dynamodb: DynamoDBClient, table_name: str, clock: FixedClock) -> ExpireRecord:
+    def expire(connection_id: str) -> None:
+        # Past its expiresAt and not yet deleted: DynamoDB deletes expired items lazily.
+        dynamodb.update_item(
+            TableName=table_name,
+            Key={"connectionId": {"S": connection_id}},
+            UpdateExpression="SET expiresAt = :now",
+            ExpressionAttributeValues={":now": {"N": str(int(clock.now().timestamp()))}},
+        )
+
+    return expire
+
+
+class TestDynamoDbConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
     """The shared repository suite, on a moto DynamoDB table."""
 
 
@@ -305,3 +323,20 @@ def test_delete_many_removes_tombstones_and_records_in_batches_of_25_and_nothing
             repository.get(connection_id)
     assert repository.get("open=") == a_connection("open=")
     repository.delete_many([])  # nothing to do, no call
+
+
+def test_the_failovers_listing_names_the_tombstones_among_redis_ids_and_lists_live_records_only(
+    repository: DynamoDbConnectionRepository, clock: FixedClock
+) -> None:
+    repository.save(a_connection("live=", user_id="alice"), 600)
+    repository.save(a_connection("short=", user_id="alice"), 60)
+    repository.save(a_connection("buried=", user_id="alice"), 600)
+    repository.bury("buried=", 600)
+    repository.bury("redis-closed=", 600)  # a $disconnect Redis missed: a tombstone alone
+    clock.advance(61)  # short= is past its expiresAt, not yet deleted by DynamoDB
+
+    listed, buried = repository.listing_of("alice", ["redis-closed=", "redis-open="])
+
+    assert listed == [a_connection("live=", user_id="alice")]
+    assert buried == frozenset({"redis-closed="})
+    assert repository.connections_of("alice") == listed

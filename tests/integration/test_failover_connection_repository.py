@@ -40,9 +40,12 @@ from application.use_cases import Heartbeat
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from entrypoints.local_gateway.dynamodb_table import ensure_connections_table
 from tests.support.repository_contract import (
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
+    ids_of,
 )
 from tests.support.servers import RedisServer, free_port, running_redis_server
 from tests.support.stores import redis_repository
@@ -89,6 +92,7 @@ class Stores:
         reset_timeout_seconds: float = 60.0,
     ) -> None:
         self.clock = clock or SystemClock()
+        self.redis_up = True
         self.redis_client = create_redis_client(redis_url)
         self.raw_redis = redis.Redis.from_url(redis_url, socket_timeout=2, decode_responses=True)
         self.dynamodb = dynamodb
@@ -158,8 +162,30 @@ def poll(condition: Callable[[], bool], *, seconds: float = 10.0) -> bool:
 # --- the contract, healthy -------------------------------------------------------------------
 
 
-class TestFailoverConnectionRepositoryContract(ConnectionRepositoryContract):
-    """The shared suite on the composition while both stores are healthy."""
+def expire_in_either_store(stores: Stores) -> ExpireRecord:
+    """End a record's TTL now wherever it lives (Redis: the key goes; DynamoDB: expiresAt)."""
+
+    def expire(connection_id: str) -> None:
+        if stores.redis_up and stores.raw_redis.expire(record_key(connection_id), 0):
+            return
+        stores.dynamodb.update_item(
+            TableName=stores.table_name,
+            Key={"connectionId": {"S": connection_id}},
+            UpdateExpression="SET expiresAt = :now",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+        )
+
+    return expire
+
+
+class TestFailoverConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
+    """The shared suites on the composition while both stores are healthy."""
+
+    @pytest.fixture
+    def expire_record(self, stores: Stores) -> ExpireRecord:
+        return expire_in_either_store(stores)
 
     @pytest.fixture
     def repository(self, stores: Stores) -> FailoverConnectionRepository:
@@ -172,6 +198,94 @@ class TestFailoverConnectionRepositoryContract(ConnectionRepositoryContract):
             return float(ttl) if ttl > 0 else None
 
         return remaining
+
+
+class TestFailoverDirectoryContractWhileRedisIsDown(ConnectionDirectoryContract):
+    """The directory suite while Redis is killed: every record lives in DynamoDB, a delete
+    is a tombstone there, and the directory answers from DynamoDB alone."""
+
+    @pytest.fixture
+    def repository(self, aof_redis: RedisServer, stores: Stores) -> FailoverConnectionRepository:
+        kill(aof_redis)
+        stores.redis_up = False
+        return stores.repository
+
+    @pytest.fixture
+    def expire_record(self, stores: Stores) -> ExpireRecord:
+        return expire_in_either_store(stores)
+
+
+@pytest.fixture
+def redis_came_back(
+    aof_redis: RedisServer, dynamodb: DynamoDBClient, table_name: str
+) -> Iterator[Stores]:
+    """Redis killed until its breaker opened, then restarted (AOF): it answers again, its
+    breaker half-opens 0.3 s later."""
+    stores = Stores(aof_redis.url, dynamodb, table_name, reset_timeout_seconds=0.3)
+    kill(aof_redis)
+    for _ in range(2):  # fail_max failures: the breaker opens
+        with pytest.raises(StoreUnavailableError):
+            stores.repository.get("probe=")
+    assert stores.repository.breaker.current_state == "open"
+    aof_redis.start()
+    yield stores
+    stores.close()
+
+
+class TestFailoverDirectoryContractAfterRedisCameBack(ConnectionDirectoryContract):
+    """The directory suite right after an outage: records land in DynamoDB while Redis's
+    breaker is open and in Redis once its trial call succeeds, so a test's records may sit
+    in either store, or both; the listing must not care."""
+
+    @pytest.fixture
+    def repository(self, redis_came_back: Stores) -> FailoverConnectionRepository:
+        return redis_came_back.repository
+
+    @pytest.fixture
+    def expire_record(self, redis_came_back: Stores) -> ExpireRecord:
+        return expire_in_either_store(redis_came_back)
+
+
+# --- the directory across an outage ------------------------------------------------------------
+
+
+def test_given_records_in_both_stores_and_deletes_during_the_outage_then_the_directory_lists_the_union_minus_the_deleted(
+    aof_redis: RedisServer, dynamodb: DynamoDBClient, table_name: str
+) -> None:
+    stores = Stores(aof_redis.url, dynamodb, table_name, reset_timeout_seconds=0.3)
+    before = [f"before-{index}=" for index in range(4)]
+    during = [f"during-{index}=" for index in range(4)]
+    for connection_id in before:
+        stores.repository.save(a_connection(connection_id, user_id="alice"), 600)
+    stores.repository.save(a_connection("bob-1=", user_id="bob"), 600)
+
+    # Given Redis down: what it holds cannot be listed, DynamoDB's records are
+    kill(aof_redis)
+    for connection_id in during:
+        stores.repository.save(a_connection(connection_id, user_id="alice"), 600)
+    assert ids_of(stores.repository.connections_of("alice")) == sorted(during)
+    # And $disconnects during the outage: one Redis holds (a tombstone in DynamoDB), one
+    # DynamoDB holds
+    stores.repository.delete(before[0])
+    stores.repository.delete(during[0])
+    assert ids_of(stores.repository.connections_of("alice")) == sorted(during[1:])
+
+    # When Redis is back (its AOF brings the records back, before[0]'s included)
+    aof_redis.start()
+    assert before[0] in stores.in_redis()
+    assert poll(lambda: before[1] in ids_of(stores.repository.connections_of("alice")))
+
+    # Then the directory lists both stores' records, never the two deleted ones
+    expected = sorted([*before[1:], *during[1:]])
+    assert ids_of(stores.repository.connections_of("alice")) == expected
+    assert ids_of(stores.repository.connections_of("bob")) == ["bob-1="]
+    # And a replay of the tombstone changes nothing the directory says, and revives nothing
+    stores.repository.reconcile()
+    assert before[0] not in stores.in_redis()
+    assert ids_of(stores.repository.connections_of("alice")) == expected
+    with pytest.raises(ConnectionNotFoundError):
+        stores.repository.get(before[0])
+    stores.close()
 
 
 # --- Redis killed and restarted ----------------------------------------------------------------
@@ -278,6 +392,8 @@ def test_given_both_stores_down_then_every_operation_is_store_unavailable(
         stores.repository.get("L0SM9cOFvHcCIhw=")
     with pytest.raises(StoreUnavailableError):
         stores.repository.delete("L0SM9cOFvHcCIhw=")
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.connections_of("user-1")
     stores.close()
 
 

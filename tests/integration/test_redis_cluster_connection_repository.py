@@ -19,7 +19,9 @@ from domain.errors import ConnectionNotFoundError
 from tests.support.cluster import RedisClusterNodes, node_port_of, running_redis_cluster_of_three
 from tests.support.repository_contract import (
     AWKWARD_IDS,
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
 )
@@ -59,7 +61,17 @@ def remaining_ttl(cluster_client: Any) -> RemainingTtl:
     return remaining
 
 
-class TestRedisClusterConnectionRepositoryContract(ConnectionRepositoryContract):
+@pytest.fixture
+def expire_record(cluster_client: Any) -> ExpireRecord:
+    def expire(connection_id: str) -> None:
+        cluster_client.expire(record_key(connection_id), 0)  # a TTL that ends now
+
+    return expire
+
+
+class TestRedisClusterConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
     """The shared repository suite on three masters."""
 
 
@@ -110,3 +122,21 @@ def test_the_key_is_exactly_ws_connection_and_the_raw_id(
         b'{"connectionId": "L0SM9cOFvHcCIhw=", "userId": "user-1", '
         b'"connectedAt": "2026-01-03T00:00:00Z"}'
     )
+
+
+def test_given_a_users_records_on_every_master_then_the_directory_lists_them_without_crossslot(
+    cluster: RedisClusterNodes, cluster_client: Any, repository: RedisConnectionRepository
+) -> None:
+    ids = [f"spread-{index}=" for index in range(12)]
+    owners = {node_port_of(cluster_client, record_key(i)) for i in ids}
+    assert owners == set(cluster.ports)  # the user's records sit on all three masters
+    for connection_id in ids:
+        repository.save(a_connection(connection_id, user_id="alice"), 600)
+
+    listed = repository.connections_of("alice")
+
+    assert sorted(c.connection_id for c in listed) == sorted(ids)
+    # A $disconnect frees the entry with the slot; an expired record is skipped.
+    repository.delete(ids[0])
+    cluster_client.expire(record_key(ids[1]), 0)
+    assert sorted(c.connection_id for c in repository.connections_of("alice")) == sorted(ids[2:])

@@ -27,7 +27,9 @@ from tests.support.cluster import (
     running_redis_cluster_of_three,
 )
 from tests.support.repository_contract import (
+    ConnectionDirectoryContract,
     ConnectionRepositoryContract,
+    ExpireRecord,
     RemainingTtl,
     a_connection,
 )
@@ -118,7 +120,15 @@ def remaining_ttl(cluster_client: Any) -> RemainingTtl:
     return remaining
 
 
-class TestTlsAuthClusterContract(ConnectionRepositoryContract):
+@pytest.fixture
+def expire_record(cluster_client: Any) -> ExpireRecord:
+    def expire(connection_id: str) -> None:
+        cluster_client.expire(record_key(connection_id), 0)  # a TTL that ends now
+
+    return expire
+
+
+class TestTlsAuthClusterContract(ConnectionRepositoryContract, ConnectionDirectoryContract):
     """The shared repository suite over TLS with AUTH, on three masters."""
 
 

@@ -20,6 +20,9 @@ import redis.cluster
 
 from adapters.connection_store.record import record_key
 from adapters.connection_store.redis import (
+    DIRECTORY_KEY,
+    EXPIRY_KEY,
+    OWNER_KEY,
     PENDING_SECONDARY_DELETES_KEY,
     RedisConnectionRepository,
     create_redis_client,
@@ -29,6 +32,12 @@ from adapters.in_memory import FixedClock
 from domain.connection import Connection
 from domain.errors import ConnectionNotFoundError, StoreUnavailableError
 from tests.support.redis_cluster import running_redis_cluster
+from tests.support.repository_contract import (
+    ConnectionDirectoryContract,
+    ConnectionRepositoryContract,
+    ExpireRecord,
+    RemainingTtl,
+)
 from tests.support.servers import RedisServer, free_port, running_redis_server
 from tests.support.stores import redis_repository
 
@@ -77,7 +86,41 @@ def store(request: pytest.FixtureRequest) -> Iterator[tuple[RedisConnectionRepos
         client.close()
 
 
-# --- the contract, on every backend -------------------------------------------------------
+# --- the shared contracts, on a real standalone redis-server -------------------------------
+
+
+class TestStandaloneRedisContract(ConnectionRepositoryContract, ConnectionDirectoryContract):
+    """The shared repository and directory suites on a standalone redis-server."""
+
+    @pytest.fixture
+    def raw(self, redis_url: str) -> Iterator[redis.Redis]:
+        client = redis.Redis.from_url(redis_url)
+        yield client
+        client.close()
+
+    @pytest.fixture
+    def repository(self, redis_url: str) -> Iterator[RedisConnectionRepository]:
+        client = create_redis_client(redis_url)
+        yield redis_repository(client)
+        client.close()
+
+    @pytest.fixture
+    def remaining_ttl(self, raw: redis.Redis) -> RemainingTtl:
+        def remaining(connection_id: str) -> float | None:
+            ttl = int(raw.ttl(record_key(connection_id)))
+            return float(ttl) if ttl > 0 else None
+
+        return remaining
+
+    @pytest.fixture
+    def expire_record(self, raw: redis.Redis) -> ExpireRecord:
+        def expire(connection_id: str) -> None:
+            raw.expire(record_key(connection_id), 0)  # a TTL that ends now
+
+        return expire
+
+
+# --- the wire format, on every backend ----------------------------------------------------
 
 
 def test_save_writes_the_exact_key_json_and_ttl(store) -> None:
@@ -313,3 +356,95 @@ def test_stored_value_is_json_readable_by_other_services(store) -> None:
         "userId": "7d8ca528-4931-4254-9273-ea5ee853f271",
         "connectedAt": "2026-01-03T00:00:00Z",
     }
+
+
+# --- the directory's keys (standalone redis-server) -----------------------------------------
+
+
+def _entries(raw: redis.Redis) -> list[bytes]:
+    return list(raw.zrange(DIRECTORY_KEY, 0, -1))
+
+
+def test_the_directory_entry_is_added_with_the_slot_and_removed_with_the_record_and_slot(
+    redis_url: str,
+) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    repository = redis_repository(create_redis_client(redis_url))
+    # Given a $connect: one entry, beside the slot's owner field
+    repository.save(CONNECTION, TTL)
+    user = CONNECTION.user_id
+    assert _entries(raw) == [f"{len(user)}:{user}:{CONNECTION.connection_id}".encode()]
+    assert raw.hget(OWNER_KEY, CONNECTION.connection_id) == user.encode()
+    # When its $disconnect deletes it, then record, slot and entry go together
+    repository.delete(CONNECTION.connection_id)
+    assert raw.exists(KEY) == 0
+    assert raw.hlen(OWNER_KEY) == 0 and raw.zcard(EXPIRY_KEY) == 0
+    assert _entries(raw) == []
+    raw.close()
+
+
+def test_a_ghost_entry_is_skipped_by_reads_and_goes_with_its_slot_at_the_next_connect(
+    redis_url: str,
+) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    clock = FixedClock(datetime.now(UTC))
+    repository = redis_repository(create_redis_client(redis_url), clock=clock)
+    repository.save(CONNECTION, TTL)
+    # Given the record's TTL ran out without a $disconnect (its key is gone, its slot not)
+    raw.delete(KEY)
+    # Then reads skip the entry and leave it (it is a limit slot)
+    assert repository.connections_of(CONNECTION.user_id) == []
+    assert len(_entries(raw)) == 1
+    # And the next $connect after the slot's expiry frees the slot and the entry with it
+    clock.advance(TTL + 2)
+    other = Connection(connection_id="next=", user_id="bob", connected_at=CONNECTION.connected_at)
+    repository.save(other, TTL)
+    assert _entries(raw) == [b"3:bob:next="]
+    raw.close()
+
+
+def test_a_ping_reasserts_a_missing_entry_of_a_held_slot(redis_url: str) -> None:
+    # A store written before the directory existed: a slot and its owner, no entry.
+    raw = redis.Redis.from_url(redis_url)
+    repository = redis_repository(create_redis_client(redis_url))
+    repository.save(CONNECTION, TTL)
+    raw.delete(DIRECTORY_KEY)
+    assert repository.connections_of(CONNECTION.user_id) == []
+
+    repository.refresh(CONNECTION.connection_id, TTL)
+
+    assert repository.connections_of(CONNECTION.user_id) == [CONNECTION]
+    raw.close()
+
+
+def test_a_lookup_is_one_zrangebylex_and_one_mget_never_a_scan(redis_url: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    repository = redis_repository(create_redis_client(redis_url))
+    for index in range(10):
+        repository.save(
+            Connection(
+                connection_id=f"c{index}=", user_id="alice", connected_at=CONNECTION.connected_at
+            ),
+            TTL,
+        )
+    for index in range(50):
+        repository.save(
+            Connection(
+                connection_id=f"o{index}=",
+                user_id=f"u{index}",
+                connected_at=CONNECTION.connected_at,
+            ),
+            TTL,
+        )
+    raw.config_resetstat()
+
+    assert len(repository.connections_of("alice")) == 10
+
+    stats = raw.info("commandstats")
+    calls = {name: stat["calls"] for name, stat in stats.items()}
+    calls.pop("cmdstat_config|resetstat", None)
+    assert calls == {
+        "cmdstat_zrangebylex": 1,
+        "cmdstat_mget": 1,
+    }
+    raw.close()

@@ -49,6 +49,8 @@ return found
 """The record keys and each one's PTTL (ms; -1 without a TTL), read atomically in the MULTI."""
 OWNER_KEY: Final = "ws:limits:{connections}:owner"
 PER_USER_KEY: Final = "ws:limits:{connections}:per-user"
+DIRECTORY_KEY: Final = "ws:limits:{connections}:by-user"
+"""The directory: members ``<n>:<userId>:<connectionId>``, ``n`` the userId's UTF-8 length."""
 TABLE: Final = "soak-connections"
 READ_TIMEOUT_SECONDS: Final = 2.0
 READY_TIMEOUT_SECONDS: Final = 30.0
@@ -168,20 +170,28 @@ class SoakEnvironment:
             self._read_redis() if redis_readable else _nothing(),
             asyncio.to_thread(self._read_dynamodb),
         )
-        ttls, slots, owners, per_user = redis_part or (None, None, None, None)
+        ttls, slots, owners, per_user, directory = redis_part or (None,) * 5
+        dynamodb_users = (
+            None if dynamodb_part is None else {i: u for i, u in dynamodb_part.items() if u}
+        )
         return Snapshot(
             redis_records=None if ttls is None else frozenset(ttls),
             redis_ttls=ttls,
             slots=slots,
             owners=owners,
             per_user=per_user,
-            dynamodb_records=dynamodb_part,
+            dynamodb_records=None if dynamodb_part is None else frozenset(dynamodb_part),
+            directory=directory,
+            dynamodb_users=dynamodb_users,
             rss_bytes=self.serve.process.rss_bytes() if self.serve else None,
         )
 
     async def _read_redis(
         self,
-    ) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, int]] | None:
+    ) -> (
+        tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, int], dict[str, str]]
+        | None
+    ):
         try:
             async with asyncio.timeout(READ_TIMEOUT_SECONDS):
                 async with self._redis().pipeline(transaction=True) as pipe:
@@ -189,7 +199,8 @@ class SoakEnvironment:
                     pipe.zrange(EXPIRY_KEY, 0, -1, withscores=True)
                     pipe.hgetall(OWNER_KEY)
                     pipe.hgetall(PER_USER_KEY)
-                    keyed, slots, owners, per_user = await pipe.execute()
+                    pipe.zrange(DIRECTORY_KEY, 0, -1)
+                    keyed, slots, owners, per_user, entries = await pipe.execute()
         except (TimeoutError, redis.RedisError, OSError):
             await self._reset_redis_view()
             return None
@@ -202,6 +213,7 @@ class SoakEnvironment:
             {member: float(score) for member, score in slots},
             dict(owners),
             {user: int(count) for user, count in per_user.items()},
+            dict(directory_entry(member) for member in entries),
         )
 
     async def _reset_redis_view(self) -> None:
@@ -210,20 +222,21 @@ class SoakEnvironment:
             with contextlib.suppress(Exception):  # a broken connection: dropping it is the point
                 await view.aclose()
 
-    def _read_dynamodb(self) -> frozenset[str] | None:
+    def _read_dynamodb(self) -> dict[str, str] | None:
+        """The live items, connectionId -> userId (``""`` for a tombstone, which has none)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         now = time.time()
-        found: set[str] = set()
+        found: dict[str, str] = {}
         try:
             paginator = self._dynamodb_view.get_paginator("scan")
             for page in paginator.paginate(TableName=TABLE, ConsistentRead=True):
                 for item in page.get("Items", []):
                     if float(item["expiresAt"]["N"]) > now:
-                        found.add(item["connectionId"]["S"])
+                        found[item["connectionId"]["S"]] = item.get("userId", {}).get("S", "")
         except (BotoCoreError, ClientError):
             return None
-        return frozenset(found)
+        return found
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -283,6 +296,14 @@ class SoakEnvironment:
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not answer after a fault")
             await asyncio.sleep(POLL_SECONDS)  # polling interval of a bounded readiness loop
+
+
+def directory_entry(member: str) -> tuple[str, str]:
+    """``<n>:<userId>:<connectionId>`` as (connectionId, userId)."""
+    length, _, rest = member.partition(":")
+    size = int(length)
+    raw = rest.encode("utf-8")
+    return raw[size + 1 :].decode("utf-8"), raw[:size].decode("utf-8")
 
 
 async def _nothing() -> None:

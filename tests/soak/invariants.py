@@ -57,6 +57,22 @@ schedule began. "Healthy since H": no fault active, the last one healed at H. Wi
     The per-user hash disagrees with the owner hash (user -> number of slots).
 ``memory_unbounded``
     The gateway's RSS went above its bound: RSS when the ramp ended + max(64 MiB, 50 %).
+``directory_missing``
+    The directory does not list a connection open for >= 2 s under its user (exempt as for
+    ``missing_record``). The directory is read as the adapters compute it, from the
+    documented layout: Redis's entries (``ws:limits:{connections}:by-user``) whose record
+    key exists, plus DynamoDB's live records by ``userId`` (the GSI's source). Its other
+    half, nothing closed listed, is ``ghost_record``'s: the directory lists records only,
+    and a record of a closed connection is a ghost (one left by a skipped ``$disconnect``
+    is live until its TTL, and listed).
+``directory_inconsistent``
+    A directory entry without the same owner in the owner hash, or an owner without its
+    entry: the entries must mirror the slots exactly (read in one ``MULTI``), so the
+    ghost entries are bounded by the slots (``ghost_slot``).
+``directory_not_empty``
+    After the drain (every client closed, the stores settled), a user's directory entry
+    still lists a connection (a Redis entry, or a live DynamoDB record), other than one
+    whose ``$disconnect`` serve skipped on purpose.
 """
 
 from __future__ import annotations
@@ -97,6 +113,9 @@ class ViolationKind(enum.StrEnum):
     UNCOUNTED_SLOT = "uncounted_slot"
     LIMITER_INCONSISTENT = "limiter_inconsistent"
     MEMORY_UNBOUNDED = "memory_unbounded"
+    DIRECTORY_MISSING = "directory_missing"
+    DIRECTORY_INCONSISTENT = "directory_inconsistent"
+    DIRECTORY_NOT_EMPTY = "directory_not_empty"
 
 
 class ToleratedKind(enum.StrEnum):
@@ -151,6 +170,23 @@ class Snapshot:
     rss_bytes: int | None
     redis_ttls: Mapping[str, float] | None = None
     """Seconds each Redis record has left (negative: no TTL); ``None`` when not read."""
+    directory: Mapping[str, str] | None = None
+    """Redis's directory entries, connectionId -> userId; ``None`` when not read."""
+    dynamodb_users: Mapping[str, str] | None = None
+    """DynamoDB's live records (not tombstones), connectionId -> userId; ``None`` when not read."""
+
+    def listed(self) -> dict[str, set[str]] | None:
+        """The directory as the adapters answer it, userId -> connectionIds: Redis's entries
+        whose record exists, and DynamoDB's live records; ``None`` unless all were read."""
+        if self.directory is None or self.redis_records is None or self.dynamodb_users is None:
+            return None
+        listed: dict[str, set[str]] = {}
+        for connection_id, user in self.directory.items():
+            if connection_id in self.redis_records:
+                listed.setdefault(user, set()).add(connection_id)
+        for connection_id, user in self.dynamodb_users.items():
+            listed.setdefault(user, set()).add(connection_id)
+        return listed
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -439,6 +475,11 @@ class Checker:
             self._check_uncounted(t0, healthy, stable, snapshot)
         if snapshot.owners is not None and snapshot.per_user is not None:
             self._check_limiter_consistency(t0, snapshot.owners, snapshot.per_user)
+        if snapshot.owners is not None and snapshot.directory is not None:
+            self._check_directory_consistency(t0, snapshot.owners, snapshot.directory)
+        listed = snapshot.listed()
+        if listed is not None:
+            self._check_directory_missing(t0, stable, listed)
         known = set(self.world.by_id)
         seen = (redis_records or frozenset()) | (dynamodb_records or frozenset())
         seen |= frozenset(snapshot.slots or ())
@@ -450,16 +491,23 @@ class Checker:
             ):
                 del self._first_seen[connection_id]
 
+    def _must_be_recorded(self, t0: float, stable: list[Conn]) -> list[Conn]:
+        """The open connections whose record must be found by ``t0``: known, opened at least
+        :data:`RECORD_GRACE_SECONDS` before, not exempt by a wipe, not expired."""
+        return [
+            conn
+            for conn in stable
+            if conn.connection_id is not None
+            and conn.wipe_exempt_at is None
+            and conn.expired_at is None
+            and conn.opened_at is not None
+            and conn.opened_at <= t0 - RECORD_GRACE_SECONDS
+        ]
+
     def _check_missing(self, t0: float, stable: list[Conn], everywhere: frozenset[str]) -> None:
-        for conn in stable:
-            if (
-                conn.connection_id is None
-                or conn.wipe_exempt_at is not None
-                or conn.expired_at is not None
-            ):
-                continue
+        for conn in self._must_be_recorded(t0, stable):
             assert conn.opened_at is not None
-            if conn.opened_at > t0 - RECORD_GRACE_SECONDS or conn.connection_id in everywhere:
+            if conn.connection_id in everywhere:
                 continue
             self.violation(
                 ViolationKind.MISSING_RECORD,
@@ -614,3 +662,61 @@ class Checker:
                     key=f"user-{user}-{per_user.get(user, 0)}-{counted.get(user, 0)}",
                     user=user,
                 )
+
+    def _check_directory_missing(
+        self, t0: float, stable: list[Conn], listed: Mapping[str, set[str]]
+    ) -> None:
+        for conn in self._must_be_recorded(t0, stable):
+            assert conn.opened_at is not None
+            if conn.connection_id in listed.get(conn.user, ()):
+                continue
+            elsewhere = sorted(u for u, ids in listed.items() if conn.connection_id in ids)
+            self.violation(
+                ViolationKind.DIRECTORY_MISSING,
+                t0,
+                f"open since {conn.opened_at:.1f} s ({self.timeline.at(conn.opened_at)}) and "
+                f"not listed under its user {conn.user}"
+                + (f" (listed under {', '.join(elsewhere)})" if elsewhere else "")
+                + f" ({self.timeline.at(t0)})",
+                connection_id=conn.connection_id,
+                user=conn.user,
+                opened_at=conn.opened_at,
+            )
+
+    def _check_directory_consistency(
+        self, t0: float, owners: Mapping[str, str], directory: Mapping[str, str]
+    ) -> None:
+        for connection_id in set(owners) | set(directory):
+            owner, listed_under = owners.get(connection_id), directory.get(connection_id)
+            if owner == listed_under:
+                continue
+            self.violation(
+                ViolationKind.DIRECTORY_INCONSISTENT,
+                t0,
+                f"slot owned by {owner} but the directory entry is under {listed_under}",
+                key=f"directory-{connection_id}-{owner}-{listed_under}",
+                connection_id=connection_id,
+                owner=owner,
+                listed_under=listed_under,
+            )
+
+    def check_drained(self, at: float, snapshot: Snapshot) -> None:
+        """After the drain: every user's directory entry is empty, but for connections whose
+        ``$disconnect`` serve skipped (live until their TTL, so listed)."""
+        if snapshot.directory is None or snapshot.dynamodb_users is None:
+            return
+        left: dict[str, set[str]] = {}
+        for entries in (snapshot.directory, snapshot.dynamodb_users):
+            for connection_id, user in entries.items():
+                if connection_id not in self.lost_disconnects:
+                    left.setdefault(user, set()).add(connection_id)
+        for user, ids in sorted(left.items()):
+            self.violation(
+                ViolationKind.DIRECTORY_NOT_EMPTY,
+                at,
+                f"the directory entry of {user} still lists {len(ids)} connection(s) after "
+                f"the drain: {', '.join(sorted(ids)[:5])}",
+                key=f"drained-{user}",
+                user=user,
+                connections=sorted(ids),
+            )

@@ -442,12 +442,14 @@ class ScheduleRun:
         await self._check_once()
         snapshot = self.checker.last_snapshot
         if snapshot is not None:
+            self.checker.check_drained(self.clock(), snapshot)
             self.report.leftovers = {
                 "redisRecords": len(snapshot.redis_records or ()),
                 "dynamodbRecords": len(snapshot.dynamodb_records or ()),
                 "limiterSlots": len(snapshot.slots or ()),
                 "limiterOwners": len(snapshot.owners or ()),
                 "limiterPerUserTotal": sum((snapshot.per_user or {}).values()),
+                "directoryEntries": len(snapshot.directory or ()),
             }
 
     async def _check_forever(self) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import attrs
 import pytest
 
 from tests.soak.clients import Conn, World
+from tests.soak.environment import directory_entry
 from tests.soak.faults import FaultKind, HealthTimeline, PlannedFault
 from tests.soak.invariants import (
     Checker,
@@ -79,6 +81,8 @@ class Scene:
         per_user: dict[str, int] | None = None,
         rss: int | None = None,
         ttls: dict[str, float] | None = None,
+        directory: dict[str, str] | None = None,
+        dynamodb_users: dict[str, str] | None = None,
     ) -> list[ViolationKind]:
         before = len(self.found)
         self.checker.check_snapshot(
@@ -92,6 +96,8 @@ class Scene:
                 dynamodb_records=None if dynamodb is None else frozenset(dynamodb),
                 rss_bytes=rss,
                 redis_ttls=ttls,
+                directory=directory,
+                dynamodb_users=dynamodb_users,
             ),
         )
         return [v.kind for v in self.found[before:]]
@@ -312,3 +318,87 @@ def test_memory_is_bounded_by_the_baseline_plus_its_headroom() -> None:
     assert scene.check(1.0, redis=None, rss=160 * 2**20) == []
     assert scene.check(2.0, redis=None, rss=170 * 2**20) == [ViolationKind.MEMORY_UNBOUNDED]
     assert scene.checker.rss_peak == 170 * 2**20
+
+
+# --- the directory ---------------------------------------------------------------------------
+
+
+def test_an_open_connection_the_directory_does_not_list_under_its_user_is_reported() -> None:
+    scene = Scene()
+    scene.conn("a", opened=10.0, user="alice")
+    scene.conn("b", opened=10.0, user="bob")
+    scene.conn("c", opened=10.0, user="carol")
+    # Listed: a Redis entry whose record exists, or a live DynamoDB record of the user
+    listed = scene.check(
+        13.0,
+        redis=["a", "c"],
+        directory={"a": "alice", "c": "carol"},
+        dynamodb=["b"],
+        dynamodb_users={"b": "bob"},
+    )
+    assert listed == []
+    # Not listed: under the wrong user (either store), or an entry whose record is gone
+    found = scene.check(
+        14.0,
+        redis=["b"],
+        dynamodb=["a", "c"],
+        directory={"b": "eve", "c": "carol"},
+        dynamodb_users={"a": "mallory"},
+    )
+    assert found == [ViolationKind.DIRECTORY_MISSING] * 3
+    details = {v.connection_id: v.detail for v in scene.found}
+    assert "(listed under mallory)" in details["a"]
+    assert "(listed under eve)" in details["b"]
+    assert "(listed under" not in details["c"]
+
+
+def test_the_directory_is_not_judged_young_exempt_or_unread() -> None:
+    scene = Scene()
+    scene.conn("young", opened=13.5)
+    scene.conn("wiped", opened=1.0).wipe_exempt_at = 5.0
+    assert scene.check(14.0, redis=["young", "wiped"], directory={}, dynamodb_users={}) == []
+    scene.conn("a", opened=1.0)
+    assert scene.check(15.0, redis=["a"], directory=None, dynamodb_users={}) == []
+    assert scene.check(16.0, redis=None, directory={}, dynamodb_users={}) == []
+
+
+def test_directory_entries_must_mirror_the_slots_owners_exactly() -> None:
+    scene = Scene()
+    owners = {"a": "alice", "b": "bob"}
+    assert scene.check(5.0, redis=None, owners=owners, directory={"a": "alice", "b": "bob"}) == []
+    found = scene.check(
+        6.0, redis=None, owners=owners, directory={"a": "alice", "b": "eve", "c": "carol"}
+    )
+    assert found == [ViolationKind.DIRECTORY_INCONSISTENT] * 2
+    assert {v.connection_id for v in scene.found} == {"b", "c"}
+
+
+def test_after_the_drain_every_users_entry_must_be_empty_but_for_skipped_disconnects() -> None:
+    scene = Scene()
+    scene.conn("lost", opened=1.0, closed=10.0, user="alice")
+    scene.checker.disconnect_lost("lost", 10.5)
+    drained = Snapshot(
+        redis_records=frozenset({"lost"}),
+        slots=None,
+        owners=None,
+        per_user=None,
+        dynamodb_records=frozenset(),
+        rss_bytes=None,
+        directory={"lost": "alice"},
+        dynamodb_users={},
+    )
+    scene.checker.check_drained(40.0, drained)
+    assert scene.found == []
+
+    left = attrs.evolve(
+        drained, directory={"lost": "alice", "x": "bob"}, dynamodb_users={"y": "bob"}
+    )
+    scene.checker.check_drained(41.0, left)
+    [violation] = scene.found
+    assert violation.kind is ViolationKind.DIRECTORY_NOT_EMPTY
+    assert violation.fields["connections"] == ["x", "y"] and violation.fields["user"] == "bob"
+
+
+def test_a_directory_member_is_parsed_by_the_userids_length() -> None:
+    assert directory_entry("5:a:b:c:conn=") == ("conn=", "a:b:c")
+    assert directory_entry("4:ü-7:L0SM9cOFvHcCIhw=") == ("L0SM9cOFvHcCIhw=", "ü-7")

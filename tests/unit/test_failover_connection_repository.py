@@ -715,3 +715,99 @@ def test_given_a_limit_refusal_from_the_primary_then_it_is_an_answer_not_a_failo
     assert len(stores.dynamodb) == 0, "a refused connection is stored nowhere"
     assert stores.events == []
     assert stores.repository.breaker.current_state == "closed"
+
+
+# --- the directory ---------------------------------------------------------------------------
+
+
+def listed(stores: Stores, user_id: str = "user-1") -> list[str]:
+    return sorted(c.connection_id for c in stores.repository.connections_of(user_id))
+
+
+def test_given_records_in_both_stores_then_the_directory_lists_their_union_once(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("in-redis="), 600)
+    stores.dynamodb.save(a_connection("in-dynamodb="), 600)
+    stores.redis.save(a_connection("in-both="), 600)  # a retried $connect after a lost reply
+    stores.dynamodb.save(a_connection("in-both="), 600)
+    stores.redis.save(a_connection("other=", user_id="user-2"), 600)
+
+    assert listed(stores) == ["in-both=", "in-dynamodb=", "in-redis="]
+    assert stores.events == []
+
+
+@pytest.mark.parametrize(
+    "missed_by",
+    ["redis", "dynamodb"],
+    ids=["tombstone-in-dynamodb", "redis-remembers-it-closed"],
+)
+def test_given_a_delete_one_store_missed_then_the_record_it_still_holds_is_not_listed(
+    stores: Stores, missed_by: str
+) -> None:
+    # Given the record in the store that then misses the $disconnect's delete
+    holder = stores.redis if missed_by == "redis" else stores.dynamodb
+    holder.save(a_connection("closed="), 600)
+    holder.save(a_connection("open="), 600)
+    holder.available = False
+    stores.repository.delete("closed=")  # remembered in the other store
+    holder.available = True
+    assert holder.get("closed=") == a_connection("closed=")
+
+    assert listed(stores) == ["open="]
+    assert holder.get("closed=") == a_connection("closed="), "a listing writes nothing"
+
+
+def test_given_a_delete_neither_store_took_then_it_is_not_listed_from_either(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("closed-r="), 600)
+    stores.dynamodb.save(a_connection("closed-d="), 600)
+    stores.redis.available = stores.dynamodb.available = False
+    for connection_id in ("closed-r=", "closed-d="):
+        with pytest.raises(StoreUnavailableError):
+            stores.repository.delete(connection_id)  # this process remembers them
+    stores.redis.available = stores.dynamodb.available = True
+
+    assert listed(stores) == []
+
+
+def test_given_redis_down_then_the_directory_answers_from_dynamodb_and_reports_the_failover(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("in-redis="), 600)
+    stores.dynamodb.save(a_connection("in-dynamodb="), 600)
+    stores.redis.available = False
+
+    assert listed(stores) == ["in-dynamodb="]
+    assert stores.events == [
+        FailoverEvent(operation="connections_of", reason=PRIMARY_UNAVAILABLE, connection_id="")
+    ]
+
+
+def test_given_dynamodb_down_then_the_directory_answers_from_redis(stores: Stores) -> None:
+    stores.redis.save(a_connection("in-redis="), 600)
+    stores.dynamodb.save(a_connection("in-dynamodb="), 600)
+    stores.dynamodb.available = False
+
+    assert listed(stores) == ["in-redis="]
+
+
+def test_given_both_stores_down_then_the_directory_is_store_unavailable(stores: Stores) -> None:
+    stores.redis.available = stores.dynamodb.available = False
+
+    with pytest.raises(StoreUnavailableError):
+        stores.repository.connections_of("user-1")
+
+
+def test_given_expired_records_in_either_store_then_none_is_listed_and_none_revived(
+    stores: Stores,
+) -> None:
+    stores.redis.save(a_connection("short-r="), 10)
+    stores.dynamodb.save(a_connection("short-d="), 10)
+    stores.redis.save(a_connection("long="), 600)
+    stores.clock.advance(11)
+
+    assert listed(stores) == ["long="]
+    with pytest.raises(ConnectionNotFoundError):
+        stores.repository.get("short-d=")

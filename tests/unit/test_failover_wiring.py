@@ -17,6 +17,7 @@ from adapters.connection_store.redis import RedisConnectionRepository
 from adapters.connection_store.single_store import SingleStoreReconciler
 from adapters.in_memory import InMemoryMessageSender
 from application.commands import HeartbeatCommand, HeartbeatOutcome
+from application.ports import ConnectionDirectory
 from domain.connection import Connection
 from domain.errors import StoreUnavailableError
 from entrypoints.bootstrap import bootstrap
@@ -174,6 +175,26 @@ def test_given_a_failover_table_then_the_failover_store_is_the_reconciler() -> N
     container = Container(settings=Settings.from_environ({**BASE, "CONNECTIONS_TABLE": "conns"}))
 
     assert container.store_reconciler() is container.connection_repository()
+
+
+@pytest.mark.parametrize(
+    ("environ", "kind"),
+    [
+        (BASE, RedisConnectionRepository),
+        ({**BASE, "CONNECTIONS_TABLE": "conns"}, FailoverConnectionRepository),
+    ],
+    ids=["redis", "failover"],
+)
+def test_the_connection_directory_is_the_topologys_store_itself(
+    environ: dict[str, str], kind: type
+) -> None:
+    container = Container(settings=Settings.from_environ(environ))
+
+    directory = container.connection_directory()
+
+    assert isinstance(directory, kind)
+    assert directory is container.connection_repository(), "one store, one object"
+    assert ConnectionDirectory in type(directory).__mro__  # subclassed, so mypy checks it
 
 
 def test_given_a_reconciler_that_fails_then_the_handler_answers_500_and_never_raises() -> None:

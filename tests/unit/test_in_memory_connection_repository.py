@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from adapters.in_memory import FixedClock, InMemoryConnectionRepository
-from tests.support.repository_contract import ConnectionRepositoryContract, RemainingTtl
+from tests.support.repository_contract import (
+    ConnectionDirectoryContract,
+    ConnectionRepositoryContract,
+    ExpireRecord,
+    RemainingTtl,
+)
 
 
 @pytest.fixture
@@ -23,5 +28,12 @@ def remaining_ttl(repository: InMemoryConnectionRepository) -> RemainingTtl:
     return repository.ttl
 
 
-class TestInMemoryConnectionRepositoryContract(ConnectionRepositoryContract):
-    """The contract of ``application.ports.ConnectionRepository``, on the in-memory fake."""
+@pytest.fixture
+def expire_record(repository: InMemoryConnectionRepository) -> ExpireRecord:
+    return repository.expire_now
+
+
+class TestInMemoryConnectionRepositoryContract(
+    ConnectionRepositoryContract, ConnectionDirectoryContract
+):
+    """The contracts of ``ConnectionRepository`` and ``ConnectionDirectory``, on the in-memory fake."""
