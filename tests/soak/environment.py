@@ -75,7 +75,10 @@ class GatewayConfig:
 
     def environment(self) -> dict[str, str]:
         return {
+            # Both breakers: the checker's grace for a replayed delete is one reset, and a
+            # delete DynamoDB missed is replayed once its breaker lets a call through.
             "REDIS_BREAKER_RESET_SECONDS": f"{self.breaker_reset:g}",
+            "DYNAMODB_BREAKER_RESET_SECONDS": f"{self.breaker_reset:g}",
             "CONNECTION_LIMIT_GLOBAL": str(self.global_limit),
             "CONNECTION_LIMIT_PER_USER": str(self.per_user_limit),
             # The handlers' own level (serve's --log-level is the gateway's): warnings and

@@ -6,7 +6,7 @@ Every second the checker reads both stores **directly** (redis-server on its own
 cannot reach a store. It can read Redis only while redis-server itself is up (not killed,
 not SIGSTOPped); checks that need Redis skip those ticks. Times are seconds since the
 schedule began. "Healthy since H": no fault active, the last one healed at H. With
-``reset`` = ``REDIS_BREAKER_RESET_SECONDS``:
+``reset`` = ``REDIS_BREAKER_RESET_SECONDS`` = ``DYNAMODB_BREAKER_RESET_SECONDS``:
 
 ``missing_record``
     A connection open for >= 2 s (known connectionId, not closing) has no live record in

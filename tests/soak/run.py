@@ -146,7 +146,8 @@ def parse_options(argv: Sequence[str] | None) -> SoakOptions:
         "--breaker-reset",
         type=float,
         default=DEFAULT_BREAKER_RESET_SECONDS,
-        help="REDIS_BREAKER_RESET_SECONDS for the gateway (3; the product's default is 10)",
+        help="REDIS_BREAKER_RESET_SECONDS and DYNAMODB_BREAKER_RESET_SECONDS for the gateway "
+        "(3; the product's default is 10)",
     )
     parser.add_argument(
         "--workers",

@@ -23,3 +23,16 @@ def test_given_its_port_taken_before_the_bind_then_moto_starts_on_another(tmp_pa
         finally:
             moto.stop()
     assert "Address already in use" in (tmp_path / "moto.log").read_text()
+
+
+def test_the_breaker_reset_of_a_schedule_is_both_stores_breaker_reset():
+    # The checker's ghost grace is one reset: a delete DynamoDB missed is replayed once its
+    # own breaker lets a call through, so it must not keep the product's 10 s default.
+    from tests.soak.environment import GatewayConfig
+
+    environment = GatewayConfig(
+        breaker_reset=3.0, workers=16, global_limit=1000, per_user_limit=10
+    ).environment()
+
+    assert environment["REDIS_BREAKER_RESET_SECONDS"] == "3"
+    assert environment["DYNAMODB_BREAKER_RESET_SECONDS"] == "3"
