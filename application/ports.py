@@ -6,8 +6,8 @@ checks the signatures.
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from domain.connection import Connection, ReconcileReport, VerifiedIdentity

@@ -13,8 +13,8 @@ from typing import Final
 from application.commands import (
     ConnectCommand,
     ConnectResult,
-    DisconnectCommand,
     DeliveryOutcome,
+    DisconnectCommand,
     DisconnectResult,
     HeartbeatCommand,
     HeartbeatOutcome,

@@ -198,9 +198,7 @@ def test_given_a_message_of_exactly_128_kb_and_the_most_users_then_it_is_pushed(
     assert result.delivered == 1
 
 
-def test_given_a_directory_entry_naming_another_user_then_nothing_reaches_that_connection() -> (
-    None
-):
+def test_given_a_directory_entry_naming_another_user_then_nothing_reaches_that_connection() -> None:
     # Given a directory that (wrongly) lists bob's connection under alice
     world = World()
     world.connect("bob", "b1")
