@@ -322,3 +322,127 @@ def test_the_banner_prints_the_invoke_endpoint_and_the_function_names(
         f"  (boto3 lambda endpoint_url={base}; SigV4 service lambda)" in lines
     )
     assert "  Functions       push" in lines
+
+
+# -- timeline-ws push ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials anywhere: the CLI signs as the local gateway's default (test/test)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_given_the_cli_when_pushing_then_the_json_result_and_exit_0(
+    push_gateway: Callable[..., RunningGateway],
+    no_aws_credentials: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from entrypoints.cli import main
+
+    running = push_gateway()
+
+    async def scenario() -> tuple[int, list[Any]]:
+        sockets = await open_connections(running, "frank", 2)
+        status = await asyncio.to_thread(
+            main,
+            [
+                "push",
+                "--endpoint-url",
+                running.base_url,
+                "--user",
+                "frank",
+                "--user",
+                "gina",
+                '{"n": 1}',
+            ],
+        )
+        frames = [await next_frame(ws) for ws in sockets]
+        for ws in sockets:
+            await ws.close()
+        return status, frames
+
+    status, frames = run(scenario())
+
+    out = capsys.readouterr().out
+    assert status == 0
+    result = json.loads(out)
+    assert (result["delivered"], result["users"]["gina"]["delivered"]) == (2, 0)
+    assert frames == [{"n": 1}, {"n": 1}]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["--user", "", "hi"], '"userIds"[0] must be a non-empty string'),
+        ([*(f"--user=u{i}" for i in range(101)), "hi"], "too_many_users"),
+        (["--user", "hank", "x" * (128 * 1024 + 1)], "payload_too_large"),
+    ],
+)
+def test_given_bad_input_to_the_cli_then_exit_2_with_one_clear_line(
+    push_gateway: Callable[..., RunningGateway],
+    no_aws_credentials: None,
+    capsys: pytest.CaptureFixture[str],
+    arguments: list[str],
+    says: str,
+) -> None:
+    from entrypoints.cli import main
+
+    running = push_gateway()
+
+    status = main(["push", "--endpoint-url", running.base_url, *arguments])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("timeline-ws push: ") and says in line
+
+
+def test_given_the_cli_and_no_gateway_then_exit_1_with_one_line(
+    no_aws_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from entrypoints.cli import main
+
+    sock = listening_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()  # a port nobody listens on
+
+    status = main(["push", "--endpoint-url", f"http://127.0.0.1:{port}", "--user", "x", "hi"])
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert line.startswith("timeline-ws push: ")
+
+
+def test_given_the_account_throttle_exhausted_then_posts_fail_after_retries_and_the_cli_exits_1(
+    push_gateway: Callable[..., RunningGateway],
+    no_aws_credentials: None,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from entrypoints.cli import main
+
+    # Given an account bucket of 3 requests that does not refill: the two pings take two
+    running = push_gateway(GatewaySettings(request_rate=0.0001, request_burst=3))
+
+    async def scenario() -> int:
+        sockets = await open_connections(running, "ivy", 2)
+        status = await asyncio.to_thread(
+            main, ["push", "--endpoint-url", running.base_url, "--user", "ivy", "hi"]
+        )
+        for ws in sockets:
+            await ws.close()
+        return status
+
+    status = run(scenario())
+
+    result = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert (result["delivered"], result["failed"], result["gone"]) == (1, 1, 0)
+    throttled = [r for r in caplog.records if "LimitExceededException" in r.getMessage()]
+    assert len(throttled) == 3, "the throttled post was tried 3 times in all, no more"
