@@ -117,7 +117,8 @@ def build(python_version: str, architecture: str, output: Path) -> str:
 
 def import_handlers(interpreter: str, unpacked: Path) -> dict[str, Any]:
     """Import every Terraform handler string with ``interpreter -I -S -B``; the probe's report."""
-    handlers = sorted(spec["handler"] for spec in stack().locals["lambda_handlers"].values())
+    functions = {**stack().locals["lambda_handlers"], **stack().locals["invoked_handlers"]}
+    handlers = sorted(spec["handler"] for spec in functions.values())
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **IMPORT_ENVIRONMENT}
     result = subprocess.run(
         [interpreter, "-I", "-S", "-B", "-c", IMPORT_PROBE, str(unpacked), *handlers],
