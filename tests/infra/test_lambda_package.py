@@ -146,7 +146,7 @@ def assert_lambda_ready(
 ) -> None:
     """Handlers callable, nothing imported from outside, no test or local-only code inside,
     and every module the handlers import has its ``.pyc`` for ``python_version`` beside it."""
-    assert len(report["callables"]) == 3 and all(report["callables"].values()), report["callables"]
+    assert len(report["callables"]) == 4 and all(report["callables"].values()), report["callables"]
     assert report["outside"] == [], f"imported from outside the package: {report['outside']}"
     modules = report["modules"]
     for name in NOT_IN_LAMBDA:
