@@ -50,48 +50,8 @@ data "aws_iam_policy_document" "push" {
     resources = [aws_dynamodb_table.connections.arn, "${aws_dynamodb_table.connections.arn}/index/*"]
   }
 
-  statement {
-    sid       = "ReadRedisAuthToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.redis_auth.arn]
-  }
-
-  statement {
-    sid       = "DecryptThroughOurServices"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.main.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values = [
-        "secretsmanager.${local.region}.amazonaws.com",
-        "lambda.${local.region}.amazonaws.com",
-        "dynamodb.${local.region}.amazonaws.com",
-      ]
-    }
-  }
-
-  # Redis lives in the VPC: the function's ENIs, as for the route handlers (iam.tf).
-  statement {
-    sid = "DescribeNetworking"
-    actions = [
-      "ec2:DescribeNetworkInterfaces",
-      "ec2:DescribeSubnets",
-      "ec2:DescribeSecurityGroups",
-    ]
-    resources = ["*"]
-  }
-
-  statement {
-    sid     = "ManageVpcEnis"
-    actions = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
-    resources = concat(
-      ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
-      [for subnet in aws_subnet.private : subnet.arn],
-      [aws_security_group.lambda.arn],
-    )
-  }
+  # The Redis AUTH secret, our KMS key, the VPC ENIs: as every function (iam.tf).
+  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime.json]
 }
 
 resource "aws_iam_role_policy" "push" {

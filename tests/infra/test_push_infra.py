@@ -56,6 +56,10 @@ def test_the_push_writes_only_its_own_log_group_and_reaches_only_its_store(tf: S
     assert all("aws_dynamodb_table.connections.arn" in arn for arn in table["resources"])
     every_action = [action for s in granted.values() for action in s["actions"]]
     assert not any(action.endswith("*") for action in every_action), json.dumps(every_action)
+    document = tf.data["aws_iam_policy_document"]["push"]
+    assert document["source_policy_documents"] == [
+        "${data.aws_iam_policy_document.lambda_runtime.json}"
+    ], "the runtime's needs (secret, key, ENIs), shared with the route handlers"
     vpc = tf.of("aws_lambda_function")["push"]["vpc_config"][0]
     assert vpc["security_group_ids"] == ["${aws_security_group.lambda.id}"], "Redis admits it"
 

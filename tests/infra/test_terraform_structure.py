@@ -306,7 +306,12 @@ def test_no_policy_statement_grants_a_wildcard_action(tf: Stack) -> None:
                 if name == "kms" and statement.get("sid") == "AccountAdministration":
                     continue
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
-    lambda_statements = tf.data["aws_iam_policy_document"]["lambda"]["statement"]
+    documents = tf.data["aws_iam_policy_document"]
+    lambda_statements = [
+        statement
+        for name in ("lambda", "lambda_runtime", "push")
+        for statement in documents[name]["statement"]
+    ]
     wildcard = [s for s in lambda_statements if s["resources"] == ["*"]]
     # Only the EC2 Describe* calls, which have no resource-level permissions, use "*".
     assert [s["sid"] for s in wildcard] == ["DescribeNetworking"]
