@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,31 +59,12 @@ def invoke(running: RunningGateway, event: Any, function: str = "push") -> tuple
 
 
 @pytest.fixture
-def push_gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGateway]]:
+def push_gateway(
+    gateway: Callable[..., RunningGateway], redis_url: str
+) -> Callable[..., RunningGateway]:
     """``serve``'s gateway over the real handlers and Redis: ``push_gateway(settings=None)``."""
-    started: list[RunningGateway] = []
-
-    def start(settings: GatewaySettings | None = None) -> RunningGateway:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("COGNITO_")}
-        prepared = prepare_gateway(
-            host="127.0.0.1",
-            port=0,
-            settings=settings or GatewaySettings(),
-            redis_url=redis_url,
-            state_dir=state_dir,
-            environ=environ,
-            overrides={"connection_directory": ScanningRedisDirectory(redis_url)},
-        )
-        background = BackgroundGateway(prepared.app, prepared.sock)
-        background.start()
-        running = RunningGateway(background, prepared.base_url, prepared.dev_cognito)
-        started.append(running)
-        wait_for_health(running.base_url)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
+    directory = ScanningRedisDirectory(redis_url)
+    return lambda settings=None: gateway(settings, {"connection_directory": directory})
 
 
 async def open_connections(running: RunningGateway, user: str, count: int) -> list[Any]:
