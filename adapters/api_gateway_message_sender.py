@@ -193,7 +193,7 @@ class ApiGatewayMessageSender(MessageSender):
             if code == _TOO_LARGE_CODE or status == _HTTP_TOO_LARGE:
                 raise PayloadTooLargeError() from exc
             if code == _THROTTLED_CODE or status == _HTTP_THROTTLED:
-                raise ThrottledError() from exc
+                raise ThrottledError(f"PostToConnection throttled: {code or status}") from exc
             raise MessageSendError(f"PostToConnection failed: {code or status}") from exc
         except BotoCoreError as exc:
             raise MessageSendError(f"PostToConnection failed: {type(exc).__name__}") from exc
