@@ -427,3 +427,57 @@ def test_given_the_account_throttle_exhausted_then_posts_fail_after_retries_and_
     assert (result["delivered"], result["failed"], result["gone"]) == (1, 1, 0)
     throttled = [r for r in caplog.records if "LimitExceededException" in r.getMessage()]
     assert len(throttled) == 3, "the throttled post was tried 3 times in all, no more"
+
+
+def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifiers() -> None:
+    calls: list[Any] = []
+
+    def record(event: Any, context: Any) -> Any:
+        calls.append((event, context.function_name))
+        return {"ok": True}
+
+    sock = listening_socket("127.0.0.1", 0)
+    handlers = {"$connect": record, "$disconnect": record, "$default": record}
+    background = BackgroundGateway(create_app(handlers, functions={"rec": record}), sock)
+    background.start()
+    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
+    try:
+        wait_for_health(running.base_url)
+        client = lambda_client(running)
+        arn = "arn:aws:lambda:us-east-1:000000000000:function:rec"
+        by_arn = client.invoke(FunctionName=arn, Payload=b'{"n": 1}')
+        by_version = client.invoke(FunctionName="rec", Qualifier="$LATEST", Payload=b"{}")
+        queued = client.invoke(FunctionName="rec", InvocationType="Event", Payload=b'{"n": 2}')
+        wait_until(lambda: len(calls) == 3, 10.0, "the Event invocation to run")
+        with pytest.raises(ClientError) as other_version:
+            client.invoke(FunctionName="rec", Qualifier="7", Payload=b"{}")
+        with pytest.raises(ClientError) as too_large:
+            client.invoke(FunctionName="rec", InvocationType="Event", Payload=b"1" * 300_000)
+    finally:
+        running.stop()
+
+    assert json.loads(by_arn["Payload"].read()) == {"ok": True}
+    assert by_version["StatusCode"] == 200
+    assert queued["StatusCode"] == 202
+    assert sorted(str(event) for event, _ in calls) == ["{'n': 1}", "{'n': 2}", "{}"]
+    assert {name for _, name in calls} == {"rec"}
+    assert other_version.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert too_large.value.response["Error"]["Code"] == "RequestTooLargeException"
+
+
+def test_given_the_cli_and_an_unknown_function_then_exit_1_naming_the_error(
+    push_gateway: Callable[..., RunningGateway],
+    no_aws_credentials: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from entrypoints.cli import main
+
+    running = push_gateway()
+
+    status = main(
+        ["push", "--endpoint-url", running.base_url, "--function-name", "nope", "--user", "x", "m"]
+    )
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert line.startswith("timeline-ws push: ResourceNotFoundException: Function not found")
