@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.lazy import Lazy
 from application.ports import MessageSender
-from domain.errors import ConnectionGoneError, MessageSendError, PayloadTooLargeError
+from domain.errors import (
+    ConnectionGoneError,
+    MessageSendError,
+    PayloadTooLargeError,
+    ThrottledError,
+)
 from domain.protocol import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -30,6 +35,8 @@ _GONE_CODE = "GoneException"
 _TOO_LARGE_CODE = "PayloadTooLargeException"
 _HTTP_GONE = 410
 _HTTP_TOO_LARGE = 413
+_THROTTLED_CODE = "LimitExceededException"
+_HTTP_THROTTLED = 429
 
 
 def management_endpoint(domain_name: str, stage: str) -> str:
@@ -62,8 +69,10 @@ class ManagementApiClients:
             which Lambda sets to the API's region).
         connect_timeout_seconds: TCP/TLS connect timeout, seconds.
         read_timeout_seconds: wait for the response, seconds.
-        max_attempts: total attempts per call (botocore standard retry mode: throttling and
-            5xx are retried, 410 and 413 are not).
+        max_attempts: total attempts per call (botocore standard retry mode: throttling,
+            ``LimitExceededException`` included, and 5xx are retried, 410 and 413 are not).
+            The push's clients use 1: its use case retries a 429 itself, with its own
+            backoff and bound, and botocore retrying too would multiply the attempts.
         max_pool_connections: HTTP connections each client keeps (botocore's default 10;
             the local gateway passes its handler threads).
         credentials: an access key id and secret to sign with instead of boto3's own
@@ -147,8 +156,9 @@ class ApiGatewayMessageSender(MessageSender):
     as UTF-8).
 
     Error mapping: ``GoneException`` or HTTP 410 -> :class:`ConnectionGoneError`;
-    ``PayloadTooLargeException`` or HTTP 413 -> :class:`PayloadTooLargeError`; any other
-    ``ClientError`` (``LimitExceededException``, ``ForbiddenException``, ...) or
+    ``PayloadTooLargeException`` or HTTP 413 -> :class:`PayloadTooLargeError`;
+    ``LimitExceededException`` or HTTP 429 (once botocore's own retries, if any, are spent)
+    -> :class:`ThrottledError`; any other ``ClientError`` (``ForbiddenException``, ...) or
     ``BotoCoreError`` (timeouts, connection errors) -> :class:`MessageSendError`.
     """
 
@@ -166,6 +176,7 @@ class ApiGatewayMessageSender(MessageSender):
         Raises:
             PayloadTooLargeError: more than 128 KB (131072 bytes) in UTF-8; nothing was sent.
             ConnectionGoneError: API Gateway answered 410 ``GoneException``.
+            ThrottledError: API Gateway answered 429 ``LimitExceededException``.
             MessageSendError: any other refusal or failure (after bounded retries).
         """
         payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -181,6 +192,8 @@ class ApiGatewayMessageSender(MessageSender):
                 raise ConnectionGoneError() from exc
             if code == _TOO_LARGE_CODE or status == _HTTP_TOO_LARGE:
                 raise PayloadTooLargeError() from exc
+            if code == _THROTTLED_CODE or status == _HTTP_THROTTLED:
+                raise ThrottledError(f"PostToConnection throttled: {code or status}") from exc
             raise MessageSendError(f"PostToConnection failed: {code or status}") from exc
         except BotoCoreError as exc:
             raise MessageSendError(f"PostToConnection failed: {type(exc).__name__}") from exc

@@ -119,3 +119,44 @@ class ReconcileResult:
     primary_deletes: int
     secondary_deletes: int
     left_in_process: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PushCommand:
+    """Post ``message`` (the frame's text, sent as is) to every live connection of each of
+    ``user_ids``. The use case judges the bounds (``Push``'s rules)."""
+
+    user_ids: tuple[str, ...]
+    message: str
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of one post: ``DELIVERED``; ``GONE`` (410: the connection no longer exists,
+    its record was removed); ``FAILED`` (throttled past the retries, or refused)."""
+
+    DELIVERED = "delivered"
+    GONE = "gone"
+    FAILED = "failed"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class UserDeliveries:
+    """One user's posts: counts of connections per outcome; ``unavailable`` when the
+    directory could not answer for the user (nothing was posted to them)."""
+
+    user_id: str
+    delivered: int = 0
+    gone: int = 0
+    failed: int = 0
+    unavailable: bool = False
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PushResult:
+    """The totals over ``users`` (one entry per distinct user id, in the command's order)."""
+
+    delivered: int
+    gone: int
+    failed: int
+    unavailable: int
+    users: tuple[UserDeliveries, ...]

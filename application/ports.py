@@ -6,10 +6,14 @@ checks the signatures.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from domain.connection import Connection, ReconcileReport, VerifiedIdentity
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 
 class Clock(Protocol):
@@ -106,6 +110,8 @@ class MessageSender(Protocol):
 
         Raises:
             ConnectionGoneError: the gateway no longer has the connection.
+            ThrottledError: the gateway answered 429 ``LimitExceededException`` (after no
+                retry of its own: retrying is the caller's choice); nothing was delivered.
             PayloadTooLargeError: ``data`` exceeds 128 KB in UTF-8 bytes; nothing was sent.
             MessageSendError: any other refusal or failure of the gateway.
         """
@@ -117,4 +123,21 @@ class MessageSender(Protocol):
         Raises:
             MessageSendError: the gateway refused or failed the request.
         """
+        ...
+
+
+class FanOut(Protocol):
+    """Runs one call per item concurrently, at most a bound the adapter fixes at once; the
+    outcomes in the items' order. A call must not raise (it returns its failure)."""
+
+    def map(self, call: Callable[[Item], Outcome], items: Sequence[Item]) -> list[Outcome]:
+        """``[call(item) for item in items]``, run concurrently; blocks until all returned."""
+        ...
+
+
+class Sleeper(Protocol):
+    """Waits: ``sleep(seconds)`` blocks the calling thread for ``seconds`` (>= 0)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds`` seconds."""
         ...

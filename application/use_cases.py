@@ -1,4 +1,4 @@
-"""The use cases: Connect, Disconnect, Heartbeat and Reconcile.
+"""The use cases: Connect, Disconnect, Heartbeat, Reconcile and Push.
 
 One class each; ports come in through the constructor; one ``execute(command) -> result``.
 """
@@ -6,23 +6,32 @@ One class each; ports come in through the constructor; one ``execute(command) ->
 from __future__ import annotations
 
 import contextlib
+import random
+from collections.abc import Callable
 from typing import Final
 
 from application.commands import (
     ConnectCommand,
     ConnectResult,
+    DeliveryOutcome,
     DisconnectCommand,
     DisconnectResult,
     HeartbeatCommand,
     HeartbeatOutcome,
     HeartbeatResult,
+    PushCommand,
+    PushResult,
     ReconcileCommand,
     ReconcileResult,
+    UserDeliveries,
 )
 from application.ports import (
     Clock,
+    ConnectionDirectory,
     ConnectionRepository,
+    FanOut,
     MessageSender,
+    Sleeper,
     StoreReconciler,
     TokenVerifier,
 )
@@ -30,10 +39,14 @@ from domain.connection import Connection
 from domain.errors import (
     ConnectionGoneError,
     ConnectionNotFoundError,
+    InvalidPushError,
     InvalidTokenError,
+    MessageSendError,
+    PayloadTooLargeError,
     StoreUnavailableError,
+    ThrottledError,
 )
-from domain.protocol import CONNECTION_EXPIRED, error_message
+from domain.protocol import CONNECTION_EXPIRED, MAX_MESSAGE_BYTES, error_message
 
 DEFAULT_TTL_SECONDS: Final = 600
 """Connection records live 600 s past their last ping (clients ping every 30 s)."""
@@ -199,3 +212,154 @@ class Reconcile:
             secondary_deletes=report.secondary_deletes,
             left_in_process=report.left_in_process,
         )
+
+
+MAX_PUSH_USERS: Final = 100
+"""Users one push may name. With the default per-user limit of 10 connections that is at
+most 1,000 posts per invocation: a fifth of API Gateway's account burst of 5,000 requests
+(shared by every API of the account and region, ``@connections`` included), done in about
+1-3 s at :data:`PUSH_CONCURRENCY` posts in flight, well inside a Lambda timeout; a caller
+with more users splits them (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
+
+PUSH_CONCURRENCY: Final = 10
+"""Posts (and directory lookups) in flight per push invocation. At 10-30 ms a post that is
+300-1,000 requests/s per invocation, so ten concurrent pushes stay under the account's
+steady 10,000 requests/s; it is also botocore's HTTP pool (10 connections per client):
+more threads would only wait for a connection (limits page above)."""
+
+THROTTLE_ATTEMPTS: Final = 3
+"""Attempts of a post API Gateway throttled (429 ``LimitExceededException``), first included."""
+
+THROTTLE_BASE_DELAY_SECONDS: Final = 0.1
+THROTTLE_MAX_DELAY_SECONDS: Final = 1.0
+"""Full-jitter exponential backoff between attempts: uniform in [0, min(1 s, 0.1 s * 2**n))
+(https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/)."""
+
+
+class Push:
+    """Post one message to every live connection of some users (the timeline's fan-out).
+
+    Rules:
+    - Refused before any post (``InvalidPushError``): no user ids, more than
+      :data:`MAX_PUSH_USERS` distinct ones, or a message over 128 KB (131,072 bytes) in
+      UTF-8, API Gateway's message limit. A user id named twice is pushed to once.
+    - Each user's connections come from the ``ConnectionDirectory`` (live ones only), and a
+      connection is posted to only when its record names that user: nothing a push names
+      reaches another user's connection.
+    - Lookups and posts run through the ``FanOut`` port, at most :data:`PUSH_CONCURRENCY`
+      at once (the use case does no I/O and starts no thread of its own: the adapter owns
+      the concurrency). No ordering is promised, between connections or between pushes:
+      API Gateway promises none.
+    - A 410 ``GoneException`` (``ConnectionGoneError``) removes the connection's record
+      through ``ConnectionRepository.delete``, the same path as ``$disconnect`` (record,
+      directory entry and limit slot go together), so a lost ``$disconnect`` heals on the
+      next push; a store that cannot take the delete leaves it to the record's TTL. The
+      connection counts as ``gone`` either way.
+    - A 429 (``ThrottledError``) is retried with full-jitter exponential backoff, at most
+      :data:`THROTTLE_ATTEMPTS` attempts in all, then counts as ``failed``; the sender
+      itself does not retry throttling, so a post is never retried twice over. Any other
+      refusal counts as ``failed`` at once. A retried post may have been delivered
+      (at-least-once).
+    - A user whose lookup fails (``StoreUnavailableError``) is ``unavailable``: nothing is
+      posted to them; the others are pushed to.
+
+    Raises:
+        InvalidPushError: see the first rule; nothing was posted.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: ConnectionDirectory,
+        repository: ConnectionRepository,
+        sender: MessageSender,
+        fan_out: FanOut,
+        sleeper: Sleeper,
+        jitter: Callable[[], float] = random.random,
+        max_users: int = MAX_PUSH_USERS,
+        attempts: int = THROTTLE_ATTEMPTS,
+    ) -> None:
+        self._directory = directory
+        self._repository = repository
+        self._sender = sender
+        self._fan_out = fan_out
+        self._sleeper = sleeper
+        self._jitter = jitter
+        self._max_users = max_users
+        self._attempts = attempts
+
+    def execute(self, command: PushCommand) -> PushResult:
+        """Push ``command.message`` to the users; per-user counts; see the class rules."""
+        user_ids = tuple(dict.fromkeys(command.user_ids))
+        self._check(user_ids, command.message)
+        found = self._fan_out.map(self._lookup, user_ids)
+        targets = [
+            (user_id, connection.connection_id)
+            for user_id, connections in zip(user_ids, found, strict=True)
+            for connection in connections or ()
+            if connection.user_id == user_id
+        ]
+        outcomes = self._fan_out.map(
+            lambda target: self._deliver(target[1], command.message), targets
+        )
+        counts: dict[str, dict[DeliveryOutcome, int]] = {u: {} for u in user_ids}
+        for (user_id, _), outcome in zip(targets, outcomes, strict=True):
+            counts[user_id][outcome] = counts[user_id].get(outcome, 0) + 1
+        users = tuple(
+            UserDeliveries(
+                user_id=user_id,
+                delivered=counts[user_id].get(DeliveryOutcome.DELIVERED, 0),
+                gone=counts[user_id].get(DeliveryOutcome.GONE, 0),
+                failed=counts[user_id].get(DeliveryOutcome.FAILED, 0),
+                unavailable=connections is None,
+            )
+            for user_id, connections in zip(user_ids, found, strict=True)
+        )
+        return PushResult(
+            delivered=sum(u.delivered for u in users),
+            gone=sum(u.gone for u in users),
+            failed=sum(u.failed for u in users),
+            unavailable=sum(u.unavailable for u in users),
+            users=users,
+        )
+
+    def _check(self, user_ids: tuple[str, ...], message: str) -> None:
+        if not user_ids:
+            raise InvalidPushError("no_users", "a push names at least one user id")
+        if len(user_ids) > self._max_users:
+            raise InvalidPushError(
+                "too_many_users",
+                f"a push names at most {self._max_users} user ids ({len(user_ids)} given)",
+            )
+        size = len(message.encode("utf-8"))
+        if size > MAX_MESSAGE_BYTES:
+            raise InvalidPushError(
+                "payload_too_large",
+                f"the message is {size} bytes in UTF-8; at most {MAX_MESSAGE_BYTES}",
+            )
+
+    def _lookup(self, user_id: str) -> list[Connection] | None:
+        try:
+            return self._directory.connections_of(user_id)
+        except StoreUnavailableError:
+            return None
+
+    def _deliver(self, connection_id: str, message: str) -> DeliveryOutcome:
+        for attempt in range(self._attempts):
+            try:
+                self._sender.send(connection_id, message)
+            except ConnectionGoneError:
+                with contextlib.suppress(StoreUnavailableError):  # the TTL will remove it
+                    self._repository.delete(connection_id)
+                return DeliveryOutcome.GONE
+            except ThrottledError:
+                if attempt + 1 < self._attempts:
+                    ceiling = min(
+                        THROTTLE_MAX_DELAY_SECONDS, THROTTLE_BASE_DELAY_SECONDS * 2**attempt
+                    )
+                    self._sleeper.sleep(self._jitter() * ceiling)
+            except (MessageSendError, PayloadTooLargeError):
+                return DeliveryOutcome.FAILED
+            else:
+                return DeliveryOutcome.DELIVERED
+        return DeliveryOutcome.FAILED

@@ -119,3 +119,24 @@ class MessageSendError(DomainError):
 
     code = "send_failed"
     default_message = "the message could not be delivered"
+
+
+class ThrottledError(MessageSendError):
+    """The gateway throttled a post (API Gateway ``LimitExceededException``, HTTP 429): the
+    account's request rate, shared by every API of the region, is exhausted for now, or the
+    client's buffer is full. Worth retrying later; nothing was delivered."""
+
+    code = "throttled"
+    default_message = "the gateway throttled the message"
+
+
+class InvalidPushError(DomainError):
+    """A push the use case refuses before any post: ``reason`` is ``no_users``,
+    ``too_many_users`` or ``payload_too_large``; the message says the bound."""
+
+    code = "invalid_push"
+    default_message = "the push is invalid"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

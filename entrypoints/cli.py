@@ -4,6 +4,7 @@ Commands:
   serve   run the local API Gateway WebSocket emulator with the real Lambda handlers
   token   print a development access token that a running ``serve`` accepts
   loadtest  hold many WebSocket connections with pings and report what happened
+  push    push a message to users' live connections through the push function
 
 Each command registers itself with a ``register(commands)`` function that adds its
 sub-parser and sets a ``handler`` default (``handler(args) -> exit status``); add a command by
@@ -19,11 +20,13 @@ from typing import Any
 
 from entrypoints.loadtest.command import add_loadtest_command
 from entrypoints.local_gateway.cli import add_serve_command, add_token_command
+from entrypoints.push_cli import add_push_command
 
 COMMANDS: list[Callable[[Any], None]] = [
     add_serve_command,
     add_token_command,
     add_loadtest_command,
+    add_push_command,
 ]
 """Sub-command registrars, in the order ``--help`` lists them."""
 

@@ -34,12 +34,14 @@ from adapters.connection_store import (
     create_redis_client,
 )
 from adapters.secrets_manager_redis_auth import read_redis_auth_token
-from adapters.system_clock import SystemClock
+from adapters.system_clock import SystemClock, SystemSleeper
+from adapters.thread_pool_fan_out import ThreadPoolFanOut
 from application.commands import HeartbeatCommand, HeartbeatOutcome
 from application.ports import MessageSender, TokenVerifier
-from application.use_cases import Connect, Disconnect, Heartbeat, Reconcile
+from application.use_cases import PUSH_CONCURRENCY, Connect, Disconnect, Heartbeat, Push, Reconcile
 from domain.protocol import PING
 from entrypoints.edge.invocation import LambdaHandler, Report
+from entrypoints.edge.push import PushRoute
 from entrypoints.edge.reconcile import ReconcileHandler
 from entrypoints.edge.responses import pong_frame
 from entrypoints.edge.websocket_routes import Action, ConnectRoute, DisconnectRoute, MessageRoute
@@ -189,6 +191,16 @@ class Container(containers.DeclarativeContainer):
         credentials=settings.provided.management_api_credentials,
     )
     message_sender = providers.Factory(sender_for, clients=management_api_clients)
+    # The push's own clients: no botocore retry (its standard mode retries a 429
+    # LimitExceededException too); the use case retries throttled posts itself, once over.
+    push_management_api_clients = providers.ThreadSafeSingleton(
+        ManagementApiClients,
+        region_name=settings.provided.aws_region,
+        max_pool_connections=settings.provided.management_api_max_pool_connections,
+        credentials=settings.provided.management_api_credentials,
+        max_attempts=1,
+    )
+    fan_out = providers.ThreadSafeSingleton(ThreadPoolFanOut, max_workers=PUSH_CONCURRENCY)
     """A sender per endpoint: ``message_sender(endpoint_url=...)`` (cached by the clients)."""
 
     # -- use cases: one provider each ----------------------------------------------------
@@ -202,6 +214,19 @@ class Container(containers.DeclarativeContainer):
     )
     disconnect = providers.ThreadSafeSingleton(Disconnect, repository=connection_repository)
     reconcile = providers.ThreadSafeSingleton(Reconcile, reconciler=store_reconciler)
+    push = providers.ThreadSafeSingleton(
+        Push,
+        directory=connection_directory,
+        repository=connection_repository,
+        sender=providers.Factory(
+            sender_for,
+            clients=push_management_api_clients,
+            endpoint_url=settings.provided.management_api_endpoint,
+        ),
+        fan_out=fan_out,
+        sleeper=providers.ThreadSafeSingleton(SystemSleeper),
+    )
+    """Needs ``MANAGEMENT_API_ENDPOINT``: nothing in a direct invocation names the API."""
     heartbeat = providers.Factory(
         Heartbeat, repository=connection_repository, clock=clock, ttl_seconds=connection_ttl_seconds
     )
@@ -250,6 +275,11 @@ class Container(containers.DeclarativeContainer):
     reconcile_handler = providers.ThreadSafeSingleton(
         ReconcileHandler, reconcile=reconcile.provider
     )
+    push_handler = providers.ThreadSafeSingleton(
+        LambdaHandler, route=providers.Factory(PushRoute, push=push.provider)
+    )
+    function_handlers = providers.Dict({"push": push_handler})
+    """Function name -> its handler, for the functions other services invoke directly."""
     route_handlers = providers.Dict(
         {
             "$connect": connect_handler,

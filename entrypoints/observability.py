@@ -43,6 +43,11 @@ HEARTBEATS_UNRECORDED = "HeartbeatsUnrecorded"
 API Gateway's ``MessageCount`` and Lambda's ``Invocations`` count pings)."""
 STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
 STORE_FAILOVERS = "StoreFailovers"
+PUSH_DELIVERED = "PushDelivered"
+PUSH_GONE = "PushGone"
+PUSH_FAILED = "PushFailed"
+"""Posts a push could not deliver (throttled past its retries, or refused): the alarm's metric."""
+PUSH_UNAVAILABLE = "PushUnavailable"
 
 logger = Logger(
     service=LOGGER_NAME,  # configure_observability() applies POWERTOOLS_SERVICE_NAME's value

@@ -48,3 +48,26 @@ ROUTES: Final = (
     Route(route_key="$default", function="default", handler="default_handler", two_way=True),
 )
 """Every route, in the order API Gateway documents them."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Function:
+    """A Lambda function other services invoke directly (Lambda's Invoke API), no route.
+
+    Attributes:
+        function: its short name (``infra/``'s key; ``timeline-ws-<environment>-<function>``
+            on AWS, the bare name on the local gateway's Invoke API).
+        handler: the handler's name in :mod:`entrypoints.aws_lambda.handlers`.
+    """
+
+    function: str
+    handler: str
+
+    @property
+    def handler_path(self) -> str:
+        """The Lambda handler string, e.g. ``entrypoints.aws_lambda.handlers.push_handler``."""
+        return f"{HANDLERS_MODULE}.{self.handler}"
+
+
+FUNCTIONS: Final = (Function(function="push", handler="push_handler"),)
+"""The directly invoked functions (README, "Delivering to users")."""

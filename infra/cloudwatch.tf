@@ -126,3 +126,37 @@ resource "aws_cloudwatch_metric_alarm" "integration_errors" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
+
+# Posts the push could not deliver (throttled past its retries, or refused): PushFailed, the
+# EMF count on the push's INFO line (entrypoints/edge/push.py).
+resource "aws_cloudwatch_metric_alarm" "push_failed_deliveries" {
+  alarm_name          = "${local.name}-push-failed-deliveries"
+  alarm_description   = "The push function failed to deliver at least one message in 5 minutes (API Gateway throttled it past its retries, or refused it). Check the account's API Gateway throttling and the push's log group ${aws_cloudwatch_log_group.push.name}."
+  namespace           = local.metrics_namespace
+  metric_name         = "PushFailed"
+  dimensions          = { service = local.metrics_service }
+  statistic           = "Sum"
+  period              = local.alarm_period
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "push_errors" {
+  alarm_name          = "${local.name}-push-errors"
+  alarm_description   = "The push function failed (uncaught exception, timeout or out of memory) in the last 5 minutes. Its log group is ${aws_cloudwatch_log_group.push.name}."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.push.function_name }
+  statistic           = "Sum"
+  period              = local.alarm_period
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}

@@ -63,6 +63,13 @@ data "aws_iam_policy_document" "lambda" {
     ]
   }
 
+  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime.json]
+}
+
+# What every function of this stack needs to run at all, whatever it does: the Redis AUTH
+# secret, our KMS key through our services, and the ENIs of a VPC function. The route
+# handlers' policy and the push's (push.tf) both include it.
+data "aws_iam_policy_document" "lambda_runtime" {
   statement {
     sid       = "ReadRedisAuthToken"
     actions   = ["secretsmanager:GetSecretValue"]

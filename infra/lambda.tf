@@ -4,6 +4,39 @@
 locals {
   # lambda_package_path may be absolute, or relative to this directory.
   lambda_package = startswith(var.lambda_package_path, "/") ? var.lambda_package_path : "${path.module}/${var.lambda_package_path}"
+
+  # The container's configuration (entrypoints/settings.py), the same for every function. No
+  # secret here: REDIS_URL carries no password; the handlers fetch the Redis AUTH token
+  # from Secrets Manager on first use of Redis (REDIS_AUTH_SECRET_ARN). Optional settings
+  # are left out rather than set empty, so "unset" has one meaning.
+  lambda_environment = merge(
+    {
+      REDIS_URL                      = "rediss://${aws_elasticache_replication_group.redis.configuration_endpoint_address}:${var.redis_port}"
+      REDIS_CLUSTER                  = "true"
+      REDIS_AUTH_SECRET_ARN          = aws_secretsmanager_secret.redis_auth.arn
+      REDIS_CONNECT_TIMEOUT_SECONDS  = tostring(var.redis_connect_timeout_seconds)
+      REDIS_READ_TIMEOUT_SECONDS     = tostring(var.redis_read_timeout_seconds)
+      COGNITO_REGION                 = var.cognito_region != "" ? var.cognito_region : var.aws_region
+      COGNITO_USER_POOL_ID           = var.cognito_user_pool_id
+      COGNITO_APP_CLIENT_IDS         = join(",", var.cognito_app_client_ids)
+      COGNITO_TOKEN_USE              = var.cognito_token_use
+      CONNECTION_TTL_SECONDS         = tostring(var.connection_ttl_seconds)
+      CONNECTION_LIMIT_GLOBAL        = tostring(var.connection_limit_global)
+      CONNECTION_LIMIT_PER_USER      = tostring(var.connection_limit_per_user)
+      REDIS_BREAKER_FAIL_MAX         = tostring(var.redis_breaker_fail_max)
+      REDIS_BREAKER_RESET_SECONDS    = tostring(var.redis_breaker_reset_seconds)
+      DYNAMODB_BREAKER_FAIL_MAX      = tostring(var.dynamodb_breaker_fail_max)
+      DYNAMODB_BREAKER_RESET_SECONDS = tostring(var.dynamodb_breaker_reset_seconds)
+      MANAGEMENT_API_ENDPOINT        = local.management_api_endpoint
+      CONNECTIONS_TABLE              = aws_dynamodb_table.connections.name
+      LOG_LEVEL                      = var.log_level
+      POWERTOOLS_LOGGER_SAMPLE_RATE  = tostring(var.log_sample_rate)
+      POWERTOOLS_SERVICE_NAME        = local.metrics_service
+      POWERTOOLS_METRICS_NAMESPACE   = local.metrics_namespace
+    },
+    var.cognito_jwks_url != "" ? { COGNITO_JWKS_URL = var.cognito_jwks_url } : {},
+    var.cognito_jwks != "" ? { COGNITO_JWKS = var.cognito_jwks } : {},
+  )
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
@@ -46,39 +79,10 @@ resource "aws_lambda_function" "handler" {
     mode = "Active"
   }
 
-  # The container's configuration (entrypoints/), typed and validated at cold start. No
-  # secret here: REDIS_URL carries no password; the handlers fetch the Redis AUTH token
-  # from Secrets Manager on first use of Redis (REDIS_AUTH_SECRET_ARN).
+  # The container's configuration (entrypoints/), typed and validated at cold start:
+  # local.lambda_environment (below), shared with the push function (push.tf).
   environment {
-    # Optional settings are left out rather than set empty, so "unset" has one meaning.
-    variables = merge(
-      {
-        REDIS_URL                      = "rediss://${aws_elasticache_replication_group.redis.configuration_endpoint_address}:${var.redis_port}"
-        REDIS_CLUSTER                  = "true"
-        REDIS_AUTH_SECRET_ARN          = aws_secretsmanager_secret.redis_auth.arn
-        REDIS_CONNECT_TIMEOUT_SECONDS  = tostring(var.redis_connect_timeout_seconds)
-        REDIS_READ_TIMEOUT_SECONDS     = tostring(var.redis_read_timeout_seconds)
-        COGNITO_REGION                 = var.cognito_region != "" ? var.cognito_region : var.aws_region
-        COGNITO_USER_POOL_ID           = var.cognito_user_pool_id
-        COGNITO_APP_CLIENT_IDS         = join(",", var.cognito_app_client_ids)
-        COGNITO_TOKEN_USE              = var.cognito_token_use
-        CONNECTION_TTL_SECONDS         = tostring(var.connection_ttl_seconds)
-        CONNECTION_LIMIT_GLOBAL        = tostring(var.connection_limit_global)
-        CONNECTION_LIMIT_PER_USER      = tostring(var.connection_limit_per_user)
-        REDIS_BREAKER_FAIL_MAX         = tostring(var.redis_breaker_fail_max)
-        REDIS_BREAKER_RESET_SECONDS    = tostring(var.redis_breaker_reset_seconds)
-        DYNAMODB_BREAKER_FAIL_MAX      = tostring(var.dynamodb_breaker_fail_max)
-        DYNAMODB_BREAKER_RESET_SECONDS = tostring(var.dynamodb_breaker_reset_seconds)
-        MANAGEMENT_API_ENDPOINT        = local.management_api_endpoint
-        CONNECTIONS_TABLE              = aws_dynamodb_table.connections.name
-        LOG_LEVEL                      = var.log_level
-        POWERTOOLS_LOGGER_SAMPLE_RATE  = tostring(var.log_sample_rate)
-        POWERTOOLS_SERVICE_NAME        = local.metrics_service
-        POWERTOOLS_METRICS_NAMESPACE   = local.metrics_namespace
-      },
-      var.cognito_jwks_url != "" ? { COGNITO_JWKS_URL = var.cognito_jwks_url } : {},
-      var.cognito_jwks != "" ? { COGNITO_JWKS = var.cognito_jwks } : {},
-    )
+    variables = local.lambda_environment
   }
 
   depends_on = [

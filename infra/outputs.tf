@@ -42,3 +42,8 @@ output "alarm_topic_arn" {
   description = "SNS topic the alarms publish to; subscribe your pager to it."
   value       = aws_sns_topic.alarms.arn
 }
+
+output "push_function_name" {
+  description = "The push function other services invoke (timeline-ws push --function-name, aws lambda invoke --function-name)."
+  value       = aws_lambda_function.push.function_name
+}

@@ -248,6 +248,7 @@ NOT_FOR_LAMBDA: Final = (
     "entrypoints/client",  # the Python and browser clients
     "entrypoints/loadtest",  # the load tester
     "entrypoints/local_gateway",  # the local API Gateway emulator
+    "entrypoints/push_cli.py",  # timeline-ws push
 )
 """Our code that Lambda never runs: left out of the zip (the handlers import none of it)."""
 

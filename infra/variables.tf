@@ -339,3 +339,15 @@ variable "integration_errors_threshold" {
   type        = number
   default     = 25
 }
+
+variable "push_timeout_seconds" {
+  description = "Timeout (seconds) of the push function: at most 100 users (a few thousand posts, 10 in flight) and the throttling retries fit well inside 30 s."
+  type        = number
+  default     = 30
+}
+
+variable "push_reserved_concurrency" {
+  description = "Reserved concurrency of the push function. Ten concurrent pushes of 10 posts in flight stay under API Gateway's account rate of 10,000 requests/s shared with @connections; -1 disables the reservation."
+  type        = number
+  default     = 10
+}

@@ -2,6 +2,7 @@
 
 from adapters.in_memory.clock import FixedClock
 from adapters.in_memory.connection_repository import InMemoryConnectionRepository
+from adapters.in_memory.fan_out import RecordingSleeper, SequentialFanOut
 from adapters.in_memory.message_sender import InMemoryMessageSender
 from adapters.in_memory.token_verifier import InMemoryTokenVerifier
 
@@ -10,4 +11,6 @@ __all__ = [
     "InMemoryConnectionRepository",
     "InMemoryMessageSender",
     "InMemoryTokenVerifier",
+    "RecordingSleeper",
+    "SequentialFanOut",
 ]

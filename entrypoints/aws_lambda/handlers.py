@@ -2,7 +2,8 @@
 
 Handler strings: ``entrypoints.aws_lambda.handlers.connect_handler`` (``$connect``),
 ``…disconnect_handler`` (``$disconnect``), ``…default_handler`` (``$default``), and
-``…reconcile_handler`` (every minute, ``infra/schedule.tf``). The
+``…reconcile_handler`` (every minute, ``infra/schedule.tf``) and ``…push_handler`` (the
+``push`` function other services invoke, ``FUNCTIONS``). The
 application is built once, at import (the cold start), from the environment, so warm
 invocations reuse the Redis client, the boto3 clients and the JWKS cache. What each handler
 does is in ``entrypoints/edge/`` (the invocation wrapper and the routes).
@@ -18,3 +19,4 @@ connect_handler = container.connect_handler()
 disconnect_handler = container.disconnect_handler()
 default_handler = container.default_handler()
 reconcile_handler = container.reconcile_handler()
+push_handler = container.push_handler()

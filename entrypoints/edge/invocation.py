@@ -72,25 +72,31 @@ class Request:
 @attrs.frozen(slots=True, kw_only=True)
 class Handled:
     """What a route did: its ``outcome``, how that is reported (``None``: a quiet outcome, a
-    DEBUG line named ``message`` only), further log ``fields``, and the reply frame ``body``
-    of a two-way route (``None``: no frame)."""
+    DEBUG line named ``message`` only), further log ``fields``, EMF ``counts`` written with
+    the report, and the reply: a two-way route's frame ``body`` (``None``: no frame), or a
+    direct route's result (the JSON value the caller of Lambda's Invoke API gets)."""
 
     outcome: str
     message: str
     report: Report | None
     fields: Mapping[str, Any] = attrs.field(factory=dict)
-    body: str | None = None
+    counts: Mapping[str, int] = attrs.field(factory=dict)
+    body: Any = None
 
 
 class Route(Protocol):
     """One route's part of an invocation (``websocket_routes.py``): read the event, run the use case.
 
-    ``two_way`` routes answer with a frame (``$default``); ``rejection`` is how a domain error
-    is reported on this route (``None``: as a failure, ``invocation failed``).
+    ``two_way`` routes answer with a frame (``$default``); ``direct`` routes are invoked by
+    other services through Lambda's Invoke API, not by API Gateway (``push``): the handled
+    ``body`` is the response, and a failure is ``{"error": reason, "message": text}``;
+    ``rejection`` is how a domain error is reported on this route (``None``: as a failure,
+    ``invocation failed``).
     """
 
     name: str
     two_way: bool
+    direct: bool
     rejection: Report | None
 
     def read(self, event: Any) -> Request:
@@ -127,6 +133,8 @@ class LambdaHandler:
             write(handled.report, handled, request, started)
         elif debug_enabled():  # only in sampled invocations: no fields built otherwise
             logger.debug(handled.message, extra=_fields(request, handled, started))
+        if self._route.direct:
+            return handled.body
         return reply(200, handled.body) if self._route.two_way else response(200)
 
 
@@ -143,7 +151,7 @@ def _fields(request: Request, handled: Handled, started: float) -> dict[str, Any
 
 def write(report: Report, handled: Handled, request: Request, started: float) -> None:
     """The invocation's one line, with its metric and the request's counts."""
-    counts = dict(request.counts)
+    counts = {**request.counts, **handled.counts}
     if report.metric:
         counts[report.metric] = 1
     reason = handled.fields.get("reason")
@@ -174,9 +182,13 @@ def failure(route: Route, request: Request | None, error: Exception, started: fl
       (``STATUS_BY_ERROR``), that report (INFO, WARNING from 500 up).
     - anything else: its status (500 for a bug, with the stack in the log only), an ERROR.
 
-    A two-way route's failures answer with the ``internal_error`` frame.
+    A two-way route's failures answer with the ``internal_error`` frame; a direct route's
+    with ``{"error": reason, "message": text}`` (``bad_request`` for a malformed event, the
+    domain error's reason and message, ``internal_error`` with no detail for a bug).
     """
     error_body = INTERNAL_ERROR_FRAME if route.two_way else None
+    if route.direct:
+        return _direct_failure(route, request, error, started)
     if isinstance(error, MalformedEventError):
         logger.warning(
             MALFORMED_EVENT.message,
@@ -212,3 +224,22 @@ def failure(route: Route, request: Request | None, error: Exception, started: fl
     handled = Handled(outcome=outcome, message=report.message, report=report, fields=fields)
     write(report, handled, request, started)
     return response(status, body=error_body)
+
+
+def _direct_failure(
+    route: Route, request: Request | None, error: Exception, started: float
+) -> Response:
+    """A direct route's error result, and its one line (see :func:`failure`)."""
+    request = request or Request(route=route.name, connection_id=None, payload=None)
+    if isinstance(error, MalformedEventError):
+        reason, text, report = "bad_request", str(error), MALFORMED_EVENT
+    elif isinstance(error, DomainError) and route.rejection is not None:
+        reason, text, report = error.reason, error.message, route.rejection
+    else:
+        reason, text = reason_of(error), "the function failed; see its log"
+        report = UNEXPECTED_ERROR if status_for(error) == 500 else INVOCATION_FAILED
+    outcome = "failed" if report in (UNEXPECTED_ERROR, INVOCATION_FAILED) else "rejected"
+    fields = {"reason": reason, "detail": text} if outcome == "rejected" else {"reason": reason}
+    handled = Handled(outcome=outcome, message=report.message, report=report, fields=fields)
+    write(report, handled, request, started)
+    return {"error": reason, "message": text}

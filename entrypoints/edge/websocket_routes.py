@@ -61,6 +61,7 @@ class ConnectRoute:
 
     name = "$connect"
     two_way = False
+    direct = False
     rejection = CONNECT_REJECTED
 
     def __init__(self, connect: Callable[[], Connect]) -> None:
@@ -101,6 +102,7 @@ class DisconnectRoute:
 
     name = "$disconnect"
     two_way = False
+    direct = False
     rejection = None
 
     def __init__(self, disconnect: Callable[[], Disconnect]) -> None:
@@ -196,6 +198,7 @@ class MessageRoute:
 
     name = "$default"
     two_way = True
+    direct = False
     rejection = None
 
     def __init__(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
     """What ``serve`` prints on start: URLs, the store, Cognito mode, a ready token, a client command."""
     # Imported here: the CLI imports this module, and must not load aiohttp or botocore.
-    from entrypoints.local_gateway.emulator.server import GATEWAY_KEY
+    from entrypoints.local_gateway.emulator.server import GATEWAY_KEY, INVOKE_API_KEY
     from entrypoints.local_gateway.emulator.sigv4 import DEFAULT_CREDENTIALS
 
     gateway = prepared.app[GATEWAY_KEY].settings
@@ -31,6 +31,9 @@ def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
         f"  (boto3 endpoint_url={management})",
         f"  SigV4           service execute-api, region {gateway.region}, "
         f"access key {key.access_key_id}, secret {secret}",
+        f"  Lambda Invoke   {prepared.base_url}/2015-03-31/functions/{{FunctionName}}/invocations"
+        f"  (boto3 lambda endpoint_url={prepared.base_url}; SigV4 service lambda)",
+        "  Functions       " + ", ".join(prepared.app[INVOKE_API_KEY].names),
         f"  Health          {prepared.base_url}/health",
         "  Store           "
         + (

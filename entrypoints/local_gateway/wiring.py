@@ -32,7 +32,7 @@ from entrypoints.local_gateway.emulator.server import (
     create_app,
     listening_socket,
 )
-from entrypoints.routes import ROUTES
+from entrypoints.routes import FUNCTIONS, ROUTES
 from entrypoints.settings import ConfigurationError, Settings
 
 logger = logging.getLogger("timeline_ws.gateway")
@@ -194,11 +194,13 @@ def prepare_gateway(
     redis_cluster: bool = False,
     connections_table: str | None = None,
     dynamodb_endpoint: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> PreparedGateway:
     """Bind the socket, build the application over the gateway, build the emulator's app.
 
     ``port`` 0 picks a free port (the JWKS and Management API URLs use the real one).
-    ``environ`` is read, never changed.
+    ``environ`` is read, never changed. ``overrides`` replace container providers by name
+    (tests: ``bootstrap``'s overrides).
 
     Raises:
         OSError: the address cannot be bound.
@@ -228,9 +230,9 @@ def prepare_gateway(
         )
         lambda_settings = handler_settings(environ, variables, gateway=settings)
         ensure_local_failover_table(lambda_settings)
-        overrides = {} if redis_url else {"redis_client": embedded_redis_client()}
-        container = bootstrap(lambda_settings, **overrides)
-        app = create_app(integrations(container), settings)
+        replaced = {} if redis_url else {"redis_client": embedded_redis_client()}
+        container = bootstrap(lambda_settings, **replaced, **(overrides or {}))
+        app = create_app(integrations(container), settings, functions=functions(container))
         if lambda_settings.connections_table:
             app.cleanup_ctx.append(reconciling(container.reconcile_handler()))
         if dev is not None:
@@ -284,6 +286,13 @@ def integrations(container: Container) -> dict[str, Integration]:
         )
         for route in ROUTES
     }
+
+
+def functions(container: Container) -> dict[str, Any]:
+    """The directly invoked functions of ``entrypoints/routes.py`` (``push``), by name, for
+    the emulator's Lambda Invoke API."""
+    handlers = container.function_handlers()
+    return {function.function: handlers[function.function] for function in FUNCTIONS}
 
 
 def add_stand_in_routes(app: web.Application, dev: DevCognito, base_url: str) -> None:

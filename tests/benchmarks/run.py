@@ -7,6 +7,9 @@ Every figure is a ratio against a baseline measured in the same run. Parts:
 - ``load``: ``timeline-ws loadtest`` against ``timeline-ws serve`` with a real Redis
   (``bench_gateway``); ``--load-connections`` and friends size it; ``--load-tree PATH``
   serves another checkout too, alternating, and compares the gateway's CPU per pong.
+- ``push``: the push's fan-out through ``serve`` to 1,000 connections vs a bare loop of
+  signed ``POST @connections`` at the same concurrency, and RSS over 10 repetitions
+  (``bench_push``).
 - ``telemetry``: log bytes and Management API requests per ping (``bench_telemetry``);
   ``--telemetry-tree PATH`` measures another checkout beside this one (e.g. a ``git worktree``
   of an earlier commit).
@@ -39,7 +42,7 @@ from tests.benchmarks.support import (
 )
 from tests.support.servers import running_redis_server
 
-PARTS = ("hot", "cold", "load", "telemetry")
+PARTS = ("hot", "cold", "load", "push", "telemetry")
 
 
 def machine() -> str:
@@ -153,7 +156,7 @@ def run_hot(rounds: int, warmup: int) -> tuple[list[Comparison], list[Attributio
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.run", description=__doc__)
     parser.add_argument(
-        "parts", nargs="*", metavar="PART", help="hot, cold, load, telemetry (default: all)"
+        "parts", nargs="*", metavar="PART", help="hot, cold, load, push, telemetry (default: all)"
     )
     parser.add_argument("--rounds", type=int, default=3000, help="hot path rounds per operation")
     parser.add_argument("--warmup", type=int, default=200)
@@ -242,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             comparison = bench_gateway.cpu_comparison(before, after)
             print(bench_gateway.render_cpu_comparison(comparison), flush=True)
             figures["load"] = {"before": before, "after": after, "cpuPerPong": comparison}
+
+    if "push" in parts:
+        from tests.benchmarks import bench_push
+
+        pushed = bench_push.run()
+        print(bench_push.render(pushed), flush=True)
+        print(flush=True)
+        figures["push"] = pushed
 
     if "telemetry" in parts:
         from tests.benchmarks import bench_telemetry

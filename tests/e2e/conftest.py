@@ -133,14 +133,17 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGateway]]:
-    """Start the gateway over the REAL handlers: ``gateway(settings=None)``.
+    """Start the gateway over the REAL handlers: ``gateway(settings=None, overrides=None)``
+    (``overrides``: container providers replaced by name).
 
     Handlers use the test's real Redis, the stand-in Cognito (JWKS served by the gateway)
     and answer pings with the two-way $default route response.
     """
     started: list[RunningGateway] = []
 
-    def start(settings: GatewaySettings | None = None) -> RunningGateway:
+    def start(
+        settings: GatewaySettings | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> RunningGateway:
         environ = dict(os.environ)
         for name in (
             "COGNITO_REGION",
@@ -156,6 +159,7 @@ def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGa
             redis_url=redis_url,
             state_dir=state_dir,
             environ=environ,
+            overrides=overrides,
         )
         background = BackgroundGateway(prepared.app, prepared.sock)
         background.start()

@@ -117,7 +117,8 @@ def build(python_version: str, architecture: str, output: Path) -> str:
 
 def import_handlers(interpreter: str, unpacked: Path) -> dict[str, Any]:
     """Import every Terraform handler string with ``interpreter -I -S -B``; the probe's report."""
-    handlers = sorted(spec["handler"] for spec in stack().locals["lambda_handlers"].values())
+    functions = {**stack().locals["lambda_handlers"], **stack().locals["invoked_handlers"]}
+    handlers = sorted(spec["handler"] for spec in functions.values())
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **IMPORT_ENVIRONMENT}
     result = subprocess.run(
         [interpreter, "-I", "-S", "-B", "-c", IMPORT_PROBE, str(unpacked), *handlers],
@@ -145,7 +146,7 @@ def assert_lambda_ready(
 ) -> None:
     """Handlers callable, nothing imported from outside, no test or local-only code inside,
     and every module the handlers import has its ``.pyc`` for ``python_version`` beside it."""
-    assert len(report["callables"]) == 3 and all(report["callables"].values()), report["callables"]
+    assert len(report["callables"]) == 4 and all(report["callables"].values()), report["callables"]
     assert report["outside"] == [], f"imported from outside the package: {report['outside']}"
     modules = report["modules"]
     for name in NOT_IN_LAMBDA:

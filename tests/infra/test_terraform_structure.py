@@ -194,7 +194,9 @@ def test_the_custom_domain_maps_the_api_under_ws(tf: Stack) -> None:
 
 def test_the_lambdas_get_the_whole_container_configuration_and_no_secret(tf: Stack) -> None:
     function = tf.of("aws_lambda_function")["handler"]
-    environment = block(function, "environment")["variables"]
+    environment = tf.resolve(
+        block(function, "environment")["variables"]
+    )  # local.lambda_environment
     names = set(re.findall(r"\b([A-Z][A-Z0-9_]+) = ", environment))
     assert {
         "REDIS_URL",
@@ -256,7 +258,9 @@ def names_the_code_reads() -> set[str]:
 
 
 def test_terraform_sets_exactly_the_variables_the_container_reads(tf: Stack) -> None:
-    environment = block(tf.of("aws_lambda_function")["handler"], "environment")["variables"]
+    environment = tf.resolve(
+        block(tf.of("aws_lambda_function")["handler"], "environment")["variables"]
+    )
     set_by_terraform = set(re.findall(r"\b([A-Z][A-Z0-9_]+) = ", environment))
     read_by_code = names_the_code_reads()
     assert "REDIS_URL" in read_by_code and "CONNECTIONS_TABLE" in read_by_code
@@ -302,7 +306,12 @@ def test_no_policy_statement_grants_a_wildcard_action(tf: Stack) -> None:
                 if name == "kms" and statement.get("sid") == "AccountAdministration":
                     continue
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
-    lambda_statements = tf.data["aws_iam_policy_document"]["lambda"]["statement"]
+    documents = tf.data["aws_iam_policy_document"]
+    lambda_statements = [
+        statement
+        for name in ("lambda", "lambda_runtime", "push")
+        for statement in documents[name]["statement"]
+    ]
     wildcard = [s for s in lambda_statements if s["resources"] == ["*"]]
     # Only the EC2 Describe* calls, which have no resource-level permissions, use "*".
     assert [s["sid"] for s in wildcard] == ["DescribeNetworking"]
@@ -442,7 +451,7 @@ def test_alarms_read_the_metric_names_and_dimension_the_handlers_emit(tf: Stack)
                 assert {k: tf.resolve(v) for k, v in metric["dimensions"].items()} == {
                     "service": "timeline-ws"
                 }
-    assert read == {"AbnormalDisconnects", "Connects", "StoreFailovers"}
+    assert read == {"AbnormalDisconnects", "Connects", "StoreFailovers", "PushFailed"}
     assert read <= emitted, f"alarms read metrics the handlers never name: {read - emitted}"
     # The Lambda environment names the same namespace and service the alarms read.
     assert tf.locals["metrics_namespace"] == "TimelineWs"

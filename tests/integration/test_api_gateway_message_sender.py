@@ -27,7 +27,12 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from adapters.api_gateway_message_sender import ManagementApiClients, management_endpoint
-from domain.errors import ConnectionGoneError, MessageSendError, PayloadTooLargeError
+from domain.errors import (
+    ConnectionGoneError,
+    MessageSendError,
+    PayloadTooLargeError,
+    ThrottledError,
+)
 from domain.protocol import MAX_MESSAGE_BYTES
 from tests.support.management_api_stub import (
     BARE_GONE,
@@ -180,6 +185,16 @@ def test_throttling_is_retried_within_bounds_then_a_send_error(clients, stub) ->
         clients.sender_for(stub.endpoint + "/prod").send(RAW_ID, "pong")
     assert "LimitExceededException" in str(caught.value)
     assert len(stub.requests) == 2  # max_attempts=2: the first try and one retry
+
+
+def test_throttling_is_a_throttled_error_and_the_pushs_clients_do_not_retry_it(stub) -> None:
+    # Given the push's clients: no botocore retry (its use case retries a 429 itself)
+    stub.response = THROTTLED
+    push_clients = ManagementApiClients(region_name=REGION, max_attempts=1)
+    with pytest.raises(ThrottledError) as caught:
+        push_clients.sender_for(stub.endpoint + "/prod").send(RAW_ID, "frame")
+    assert "LimitExceededException" in str(caught.value)
+    assert len(stub.requests) == 1
 
 
 def test_forbidden_is_a_send_error(clients, stub) -> None:

@@ -11,8 +11,10 @@ nothing of timeline-ws (an import contract keeps it from ``domain``, ``applicati
 - :mod:`~entrypoints.local_gateway.emulator.connections`: the registry of live sockets.
 - :mod:`~entrypoints.local_gateway.emulator.management_api`: ``POST/GET/DELETE
   /{stage}/@connections/{id}``, SigV4-signed.
+- :mod:`~entrypoints.local_gateway.emulator.lambda_invoke`: Lambda's Invoke API for the
+  functions given by name, SigV4-signed (service ``lambda``).
 - :mod:`~entrypoints.local_gateway.emulator.sigv4`: SigV4 verification for any service name
-  (``execute-api`` here), with AWS's refusals.
+  (``execute-api`` and ``lambda`` here), with AWS's refusals.
 - :mod:`~entrypoints.local_gateway.emulator.frames`: the 32 KB frame quota, both ways.
 - :mod:`~entrypoints.local_gateway.emulator.throttling`: the token buckets of API Gateway's
   throttles.

@@ -74,6 +74,10 @@ from entrypoints.local_gateway.emulator.events import (
 )
 from entrypoints.local_gateway.emulator.frames import MAX_FRAME_BYTES, guard_frames
 from entrypoints.local_gateway.emulator.lambda_context import lambda_context
+from entrypoints.local_gateway.emulator.lambda_invoke import INVOKE_PATH, LambdaInvokeApi
+from entrypoints.local_gateway.emulator.lambda_invoke import (
+    SIGNING_SERVICE as LAMBDA_SIGNING_SERVICE,
+)
 from entrypoints.local_gateway.emulator.management_api import SIGNING_SERVICE, ManagementApi
 from entrypoints.local_gateway.emulator.sigv4 import (
     DEFAULT_CREDENTIALS,
@@ -763,29 +767,46 @@ async def _health(request: web.Request) -> web.Response:
 
 
 GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
+INVOKE_API_KEY: Final = web.AppKey("invoke_api", LambdaInvokeApi)
 
 
 def create_app(
     handlers: Mapping[str, Handler | Integration],
     settings: GatewaySettings | None = None,
+    functions: Mapping[str, Handler] | None = None,
 ) -> web.Application:
     """The aiohttp application of the gateway.
 
     Args:
         handlers: route key -> :class:`Integration` or Lambda handler (see :class:`Gateway`).
         settings: see :class:`GatewaySettings`.
+        functions: function name -> Lambda handler, served by Lambda's Invoke API (see
+            :mod:`~entrypoints.local_gateway.emulator.lambda_invoke`), signed for the
+            gateway's region with the credentials ``@connections`` accepts.
 
-    Routes: ``GET /health``; the WebSocket at ``/ws`` and ``/{stage}``; and ``@connections``
-    (see :mod:`~entrypoints.local_gateway.emulator.management_api`). Add more routes to the
+    Routes: ``GET /health``; the WebSocket at ``/ws`` and ``/{stage}``; Lambda's Invoke API
+    (``POST /2015-03-31/functions/{name}/invocations``); and ``@connections`` (see
+    :mod:`~entrypoints.local_gateway.emulator.management_api`). Add more routes to the
     returned app's router (a path more specific than the ``@connections`` catch-all wins).
     """
     gateway = Gateway(handlers, settings)
     app = web.Application()
     app[GATEWAY_KEY] = gateway
+    invoke_api = LambdaInvokeApi(
+        functions or {},
+        verifier=SigV4Verifier(
+            service=LAMBDA_SIGNING_SERVICE,
+            region=gateway.settings.region,
+            credentials=gateway.settings.credentials,
+        ),
+        executor=gateway.executor,
+    )
+    app[INVOKE_API_KEY] = invoke_api
     app.router.add_get("/health", _health)
     app.router.add_get("/ws", gateway.handle_upgrade)
     if gateway.settings.api.stage not in {"ws", "health"}:
         app.router.add_get(f"/{gateway.settings.api.stage}", gateway.handle_upgrade)
+    app.router.add_post(INVOKE_PATH, invoke_api.handle)
     app.router.add_route("*", "/{tail:.*}", gateway.management.handle)
 
     async def on_shutdown(app: web.Application) -> None:
