@@ -1,6 +1,6 @@
 """``TimelineSocket``: an asyncio client of the timeline WebSocket that stays connected.
 
-It follows :mod:`entrypoints.client.policy` (the numbers the browser module shares):
+It follows :mod:`timeline_ws_client.policy` (the numbers the browser module shares):
 
 - a token provider is asked before every attempt (``provider(force_refresh=False)``, sync or
   async), and again with ``force_refresh=True`` when the token expires within 60 s;
@@ -42,7 +42,7 @@ import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from entrypoints.client.events import (
+from timeline_ws_client.events import (
     EVENTS,
     AuthErrorEvent,
     CloseEvent,
@@ -56,7 +56,7 @@ from entrypoints.client.events import (
     ReconnectingEvent,
     StateEvent,
 )
-from entrypoints.client.policy import (
+from timeline_ws_client.policy import (
     AUTH_REFUSAL_STATUSES,
     DEFAULT_POLICY,
     Backoff,
@@ -296,7 +296,7 @@ class TimelineSocket:
         url: ``ws://`` or ``wss://`` URL of the API (without the token; any ``token`` query
             parameter is replaced).
         token_provider: called before every attempt, see :class:`TokenProvider`.
-        policy: the shared numbers (:class:`~entrypoints.client.policy.ClientPolicy`).
+        policy: the shared numbers (:class:`~timeline_ws_client.policy.ClientPolicy`).
         reconnect: ``False`` makes one attempt only: whatever ends it, the socket is then
             ``closed`` (the load test's clients).
         heartbeat_offset_seconds: added to the first interval after the opening ping, to

@@ -1,4 +1,4 @@
-"""What a :class:`~entrypoints.client.timeline_socket.TimelineSocket` tells its listeners.
+"""What a :class:`~timeline_ws_client.timeline_socket.TimelineSocket` tells its listeners.
 
 One frozen class per event name; listeners registered with ``socket.on(name, callback)`` get
 the instance. Times are seconds (the browser module reports milliseconds).
