@@ -1,6 +1,6 @@
 """The simulated clients (asyncio + websockets) and the run that ramps, holds and drains them.
 
-Each simulated client is a :class:`~entrypoints.client.TimelineSocket`, the project's own
+Each simulated client is a :class:`~timeline_ws_client.TimelineSocket`, the project's own
 client, so the load test exercises what real clients run.
 
 A run has three phases. **Ramp**: client ``i`` starts ``i / ramp_rate`` seconds after the
@@ -44,15 +44,15 @@ from typing import Final
 
 import attrs
 
-from entrypoints.client import ClientPolicy, TimelineSocket, static_token
-from entrypoints.client.events import (
+from timeline_ws_client import ClientPolicy, TimelineSocket, static_token
+from timeline_ws_client.events import (
     CloseEvent,
     HandshakeEvent,
     MessageEvent,
     PingEvent,
     PongEvent,
 )
-from entrypoints.client.timeline_socket import url_with_token as url_with_token  # re-exported
+from timeline_ws_client.timeline_socket import url_with_token as url_with_token  # re-exported
 from entrypoints.loadtest.server_process import ServerSampler
 from entrypoints.loadtest.stats import Distribution, LoadtestReport
 

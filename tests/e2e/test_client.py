@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from entrypoints.client import ClientPolicy, MessageTooLargeError, TimelineSocket, static_token
-from entrypoints.client.events import CloseEvent
+from timeline_ws_client import ClientPolicy, MessageTooLargeError, TimelineSocket, static_token
+from timeline_ws_client.events import CloseEvent
 from tests.support.gateway import RestartableGateway
 
 pytestmark = pytest.mark.slow

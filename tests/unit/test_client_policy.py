@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from entrypoints.client.policy import (
+from timeline_ws_client.policy import (
     DEFAULT_POLICY,
     MAX_MESSAGE_BYTES,
     Backoff,
