@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from timeline_ws_client import ClientPolicy, MessageTooLargeError, TimelineSocket, static_token
+from timeline_ws_client import (
+    AuthError,
+    ClientPolicy,
+    MessageTooLargeError,
+    TimelineSocket,
+    static_token,
+)
 from timeline_ws_client.events import CloseEvent
 from tests.support.gateway import RestartableGateway
 
@@ -158,9 +164,13 @@ def test_given_a_refused_token_when_connecting_then_one_forced_refresh_then_auth
             await until(lambda: len(calls) >= asked + 2, "the provider asked again")
             assert connect_statuses(caplog, 401) == handshakes
             assert socket.state == "auth_error"
-            # When: the provider has a token the pool accepts
+            # wait_open raises while the socket waits for a different token
+            with pytest.raises(AuthError) as refused:
+                await socket.wait_open(TIMEOUT_SECONDS)
+            assert (refused.value.status, refused.value.code) == (401, "auth_error")
+            # When: the provider has a token the pool accepts, it is picked up by the polling
             current["token"] = good
-            await socket.wait_open(TIMEOUT_SECONDS)
+            await until(lambda: socket.state == "open", "the new token's connection")
         return events
 
     events = asyncio.run(scenario())
