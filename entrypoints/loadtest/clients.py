@@ -43,7 +43,6 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
-
 from timeline_ws_client import ClientPolicy, TimelineSocket, static_token
 from timeline_ws_client.events import (
     CloseEvent,
@@ -53,6 +52,7 @@ from timeline_ws_client.events import (
     PongEvent,
 )
 from timeline_ws_client.timeline_socket import url_with_token as url_with_token  # re-exported
+
 from entrypoints.loadtest.server_process import ServerSampler
 from entrypoints.loadtest.stats import Distribution, LoadtestReport
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from timeline_ws_client import (
     AuthError,
     ClientPolicy,
@@ -23,6 +22,7 @@ from timeline_ws_client import (
     static_token,
 )
 from timeline_ws_client.events import CloseEvent
+
 from tests.support.gateway import RestartableGateway
 
 pytestmark = pytest.mark.slow

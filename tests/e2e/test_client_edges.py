@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
-
 from timeline_ws_client import ClientPolicy, TimelineSocket, static_token
 from timeline_ws_client.events import CloseEvent, DroppedEvent, PongEvent
+from websockets.asyncio.server import ServerConnection, serve
+
 from tests.e2e.test_client import TIMEOUT_SECONDS, Recorder, until
 from tests.support.gateway import RestartableGateway
 

@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
 from timeline_ws_client.policy import (
     DEFAULT_POLICY,
     MAX_MESSAGE_BYTES,

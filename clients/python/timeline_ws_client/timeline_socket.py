@@ -46,6 +46,7 @@ from typing import Any, Final, Protocol
 import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.uri import parse_uri
 
 from timeline_ws_client.errors import AuthError, ConfigurationError
 from timeline_ws_client.events import (
@@ -330,7 +331,8 @@ class TimelineSocket:
             heartbeat ping ids (ids are ``tws:<ping_prefix><n>``).
 
     Raises:
-        ConfigurationError: a URL that is not ``ws://`` or ``wss://`` (a ``ValueError``).
+        ConfigurationError: a URL that is not ``ws://`` or ``wss://``, or that websockets
+            cannot use (a bad port, no host); a ``ValueError``.
         ValueError: a negative offset.
     """
 
@@ -352,11 +354,16 @@ class TimelineSocket:
         ping_prefix: str = "",
     ) -> None:
         try:
-            scheme = urllib.parse.urlsplit(url).scheme
-        except ValueError:
-            scheme = ""
+            parts = urllib.parse.urlsplit(url)
+            scheme, _ = parts.scheme, parts.port  # .port raises on a port that is not one
+        except ValueError as error:
+            raise ConfigurationError(f"the URL cannot be used: {error}") from None
         if scheme not in {"ws", "wss"}:
             raise ConfigurationError("the URL must start with ws:// or wss://")
+        try:
+            parse_uri(url)
+        except (InvalidURI, ValueError) as error:
+            raise ConfigurationError(f"the URL cannot be used: {error}") from None
         if not heartbeat_offset_seconds >= 0:
             raise ValueError("heartbeat_offset_seconds must be 0 or more")
         self.url = url
@@ -522,8 +529,10 @@ class TimelineSocket:
         """
         if self._stopping:
             raise RuntimeError("the socket was closed")
-        if self._kick is None:
+        if self._kick is None or self._failed is None:
             raise RuntimeError("start() the socket first")
+        self._failure = None  # a refused token is no reason to fail wait_open() any more
+        self._failed.clear()
         self._kick.set()
 
     def set_token(self, token: str) -> None:
@@ -531,7 +540,7 @@ class TimelineSocket:
         ``auth_error``, attempt at once (:meth:`reconnect`)."""
         self._token_provider = static_token(token)
         if self.state == "auth_error" and self._kick is not None and not self._stopping:
-            self._kick.set()
+            self.reconnect()
 
     async def close(
         self, code: int = 1000, reason: str = "", *, drain_seconds: float = 0.0
