@@ -161,7 +161,9 @@ class RestartableGateway:
         assert self._prepared is not None and self._prepared.dev_cognito is not None
         dev = self._prepared.dev_cognito
         issued_at = int(time.time()) - expired_seconds_ago - 3600
-        return dev.key.sign(dev.access_token_claims(sub=sub, expires_in_seconds=3600, now=issued_at))
+        return dev.key.sign(
+            dev.access_token_claims(sub=sub, expires_in_seconds=3600, now=issued_at)
+        )
 
     def management(self) -> Any:
         """A real boto3 ``apigatewaymanagementapi`` client pointed at this gateway."""

@@ -108,6 +108,7 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
     assert "Redis at redis://:***@127.0.0.1:6379/0" in text
     assert "pw@" not in text
     assert "Failover" not in text  # no CONNECTIONS_TABLE, no failover
+    assert "  Demo page       http://127.0.0.1:8080/ " in text  # the browser client's page
 
 
 def test_the_banner_names_the_failover_table_and_its_endpoint(tmp_path: Path) -> None:
