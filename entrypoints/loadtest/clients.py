@@ -5,7 +5,7 @@ client, so the load test exercises what real clients run.
 
 A run has three phases. **Ramp**: client ``i`` starts ``i / ramp_rate`` seconds after the
 start. **Hold**: ``duration_seconds`` from the moment the last client was started; every
-open client pings (``{"action":"ping","id":"<client>-<seq>"}``) once when its handshake
+open client pings (``{"action":"ping","id":"tws:<client>-<seq>"}``, the client's reserved heartbeat prefix) once when its handshake
 completes (the pong tells it its connectionId), then on its interval, the first interval
 stretched by a per-client offset so the pings spread evenly. **Drain**: no new pings; each
 client waits (at most ``drain_timeout_seconds``) for its outstanding pongs, then closes with

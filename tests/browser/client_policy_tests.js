@@ -158,6 +158,15 @@ function harness(overrides = {}) {
   return { timers, Socket, random, env, tokens, probes, reaches, events, of, client };
 }
 
+// The last socket fails before opening (a bare 1006); once the client decided (it may ask its
+// reach or probe), the timers run to the attempt it scheduled.
+async function failAndWait(h) {
+  h.Socket.all.at(-1).finish(1006);
+  await settle();
+  await settle();
+  await h.timers.advance(h.of("reconnecting").at(-1).delay);
+}
+
 async function opened(h) {
   await settle();
   const socket = h.Socket.all.at(-1);
@@ -200,10 +209,7 @@ test("backoff: failed attempts back off with one draw each, growing to the cap",
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 1, 1, 1, 1, 1) });
   await settle();
   for (let i = 0; i < 7; i++) {
-    h.Socket.all.at(-1).finish(1006); // refused before opening
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h); // refused before opening
   }
   equal(h.of("reconnecting").map((r) => r.delay), [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
   equal(h.random.calls, 7, "a fresh draw for every attempt");
@@ -217,10 +223,7 @@ test("reset: a connection open under 5 s does not reset the attempt counter", as
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 1) });
   await settle();
   for (let i = 0; i < 2; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   const socket = await opened(h);
   await h.timers.advance(4900);
@@ -234,10 +237,7 @@ test("reset: a connection open 5 s resets the counter; a clean close reconnects 
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 0.5, 0.5) });
   await settle();
   for (let i = 0; i < 2; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   let socket = await opened(h);
   await h.timers.advance(5000);
@@ -430,10 +430,7 @@ test("auth without a probe: failures while the server does not answer are networ
   const h = harness({ probe: false, reachable: false });
   await settle();
   for (let i = 0; i < 5; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   equal(h.of("auth_error").length, 0);
   equal(h.Socket.all.length, 6, "it keeps trying");
@@ -507,10 +504,7 @@ test("control: reconnect() drops the connection unreported and attempts at once,
   const h = harness({ random: new ScriptedRandom(1, 1, 1) });
   await settle();
   for (let i = 0; i < 2; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   const socket = await opened(h);
   const calls = h.tokens.calls.length;

@@ -18,7 +18,6 @@ the way.) Without a ``probe``:
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ import pytest
 
 from tests.browser.test_demo_page import connect_refusals
 from tests.support.gateway import RestartableGateway
-from tests.support.http import wait_until
+from tests.support.http import serving, wait_until
 
 pytestmark = pytest.mark.slow
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "js"
@@ -46,15 +45,6 @@ window.start = (url, token) => {
 };
 </script>"""
 TEN_SECONDS_MS = 10_000
-
-
-@pytest.fixture
-def api(redis_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
-    server = RestartableGateway(state_dir=tmp_path / "state", redis_url=redis_url).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class _AppFiles(http.server.BaseHTTPRequestHandler):
@@ -85,15 +75,8 @@ class _AppFiles(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def app_origin() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AppFiles)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(_AppFiles) as origin:
+        yield origin
 
 
 @pytest.fixture
@@ -129,11 +112,11 @@ def assert_token_nowhere_but_handshakes(page: Any, token: str) -> None:
 
 
 def test_given_a_page_on_another_origin_and_a_valid_token_then_it_opens(
-    app_page: Any, api: RestartableGateway
+    app_page: Any, demo_server: RestartableGateway
 ) -> None:
-    token = api.token()
-    started = app_page.evaluate("([url, token]) => start(url, token)", [api.ws_url, token])
-    assert api.ws_url.split("/ws")[0] not in app_page.url  # another origin
+    token = demo_server.token()
+    started = app_page.evaluate("([url, token]) => start(url, token)", [demo_server.ws_url, token])
+    assert demo_server.ws_url.split("/ws")[0] not in app_page.url  # another origin
 
     app_page.wait_for_function("window.events.some(e => e.type === 'open')", timeout=TEN_SECONDS_MS)
     opened = events(app_page, "open")[0]
@@ -145,10 +128,10 @@ def test_given_a_page_on_another_origin_and_a_valid_token_then_it_opens(
 
 
 def test_given_a_page_on_another_origin_and_an_expired_token_then_auth_error_without_a_handshake(
-    app_page: Any, api: RestartableGateway, caplog: pytest.LogCaptureFixture
+    app_page: Any, demo_server: RestartableGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    token = api.expired_token()
-    started = app_page.evaluate("([url, token]) => start(url, token)", [api.ws_url, token])
+    token = demo_server.expired_token()
+    started = app_page.evaluate("([url, token]) => start(url, token)", [demo_server.ws_url, token])
 
     app_page.wait_for_function(
         "window.events.some(e => e.type === 'auth_error')", timeout=TEN_SECONDS_MS
@@ -162,11 +145,11 @@ def test_given_a_page_on_another_origin_and_an_expired_token_then_auth_error_wit
 
 
 def test_given_a_page_on_another_origin_and_a_forged_token_then_auth_error_within_10_s_and_no_more_handshakes(
-    app_page: Any, api: RestartableGateway, caplog: pytest.LogCaptureFixture
+    app_page: Any, demo_server: RestartableGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    header, claims, _ = api.token().split(".")
+    header, claims, _ = demo_server.token().split(".")
     token = f"{header}.{claims}.forged-signature"
-    started = app_page.evaluate("([url, token]) => start(url, token)", [api.ws_url, token])
+    started = app_page.evaluate("([url, token]) => start(url, token)", [demo_server.ws_url, token])
 
     app_page.wait_for_function(
         "window.events.some(e => e.type === 'auth_error')", timeout=TEN_SECONDS_MS

@@ -9,7 +9,6 @@ survives a restart of the server on the same port. A screenshot lands in ``test-
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,6 @@ from tests.support.http import wait_until
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def demo_server(redis_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
-    server = RestartableGateway(state_dir=tmp_path / "state", redis_url=redis_url).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def events(page: Any, kind: str) -> list[Any]:

@@ -9,8 +9,7 @@ limit shortened), keeps messages sent while disconnected and refuses a message o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,23 +27,6 @@ from tests.support.gateway import RestartableGateway
 pytestmark = pytest.mark.slow
 TIMEOUT_SECONDS = 20.0
 FAST = ClientPolicy(ping_interval_seconds=1.0, pong_timeout_seconds=1.0)
-
-
-@pytest.fixture
-def server(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., RestartableGateway]]:
-    """``server(**environ)``: a started gateway; stopped at teardown."""
-    started: list[RestartableGateway] = []
-
-    def start(**environ: str) -> RestartableGateway:
-        gateway = RestartableGateway(
-            state_dir=tmp_path / "state", redis_url=redis_url, environ=environ
-        ).start()
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        gateway.stop()
 
 
 class Recorder:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,18 +29,16 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.test_client import TIMEOUT_SECONDS, until
 from tests.support.gateway import RestartableGateway
+from tests.support.http import serving
 
 pytestmark = pytest.mark.slow
 FAST = ClientPolicy(ping_interval_seconds=1.0, pong_timeout_seconds=1.0)
 
 
 @pytest.fixture
-def gateway(redis_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
-    server = RestartableGateway(state_dir=tmp_path / "state", redis_url=redis_url).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def api(server: Callable[..., RestartableGateway]) -> RestartableGateway:
+    """A started ``serve`` (the ``server`` fixture of tests/e2e/conftest.py)."""
+    return server()
 
 
 class TimedRecorder:
@@ -85,7 +81,7 @@ class FrameRecordingConnection(ClientConnection):
 
 
 def test_given_a_100_kb_message_then_it_goes_out_in_frames_of_at_most_32_kb_and_the_gateway_answers(
-    gateway: RestartableGateway,
+    api: RestartableGateway,
 ) -> None:
     connections: list[FrameRecordingConnection] = []
 
@@ -98,8 +94,8 @@ def test_given_a_100_kb_message_then_it_goes_out_in_frames_of_at_most_32_kb_and_
 
     async def scenario() -> tuple[list[Any], list[Any], str]:
         socket = TimelineSocket(
-            gateway.ws_url,
-            static_token(gateway.token()),
+            api.ws_url,
+            static_token(api.token()),
             policy=FAST,
             connect_options={"create_connection": Recording},
         )
@@ -127,9 +123,9 @@ def test_given_a_100_kb_message_then_it_goes_out_in_frames_of_at_most_32_kb_and_
 
 
 def test_given_a_token_provider_that_fails_twice_then_each_failure_is_reported_and_retried_with_the_backoff(
-    gateway: RestartableGateway,
+    api: RestartableGateway,
 ) -> None:
-    good = gateway.token()
+    good = api.token()
     calls: list[bool] = []
 
     def provider(*, force_refresh: bool = False) -> str:
@@ -139,7 +135,7 @@ def test_given_a_token_provider_that_fails_twice_then_each_failure_is_reported_a
         return good
 
     async def scenario() -> tuple[TimedRecorder, str]:
-        socket = TimelineSocket(gateway.ws_url, provider, policy=FAST)
+        socket = TimelineSocket(api.ws_url, provider, policy=FAST)
         events = TimedRecorder(socket, "token_error", "state", "close")
         async with socket:
             connection_id = await socket.wait_open(TIMEOUT_SECONDS)
@@ -158,10 +154,10 @@ def test_given_a_token_provider_that_fails_twice_then_each_failure_is_reported_a
 
 
 def test_given_a_refused_token_then_wait_open_raises_auth_error_without_waiting_for_its_timeout(
-    gateway: RestartableGateway,
+    api: RestartableGateway,
 ) -> None:
     async def scenario() -> tuple[AuthError, TimedRecorder, str]:
-        socket = TimelineSocket(gateway.ws_url, static_token("forged-token"), policy=FAST)
+        socket = TimelineSocket(api.ws_url, static_token("forged-token"), policy=FAST)
         events = TimedRecorder(socket, "connecting", "auth_error")
         async with socket:
             with pytest.raises(AuthError) as raised:
@@ -190,15 +186,8 @@ class _NotFound(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def not_found_server() -> Iterator[str]:
     """A plain web server on a loopback port that answers 404 to every path (a wrong host)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.server_address[1]}/prod"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(_NotFound) as base_url:
+        yield base_url.replace("http://", "ws://", 1) + "/prod"
 
 
 def test_given_a_url_the_server_answers_404_then_wait_open_raises_a_configuration_error_and_the_socket_stops(
@@ -236,17 +225,17 @@ def test_given_a_bad_url_then_the_constructor_raises_a_configuration_error() -> 
 
 
 def test_given_auth_error_when_set_token_then_it_reopens_within_1_s_and_reconnect_reopens_within_1_s(
-    gateway: RestartableGateway,
+    api: RestartableGateway,
 ) -> None:
     async def scenario() -> tuple[TimedRecorder, float, float, str, str]:
         loop = asyncio.get_running_loop()
-        socket = TimelineSocket(gateway.ws_url, static_token("revoked-token"), policy=FAST)
+        socket = TimelineSocket(api.ws_url, static_token("revoked-token"), policy=FAST)
         events = TimedRecorder(socket, "auth_error", "open", "close", "connecting")
         async with socket:
             await until(lambda: events.of("auth_error"), "the auth error")
             # When: the app gives a new token
             given_at = loop.time()
-            socket.set_token(gateway.token())
+            socket.set_token(api.token())
             first = await socket.wait_open(TIMEOUT_SECONDS)
             # When: the app asks for a reconnection of the open socket
             asked_at = loop.time()
