@@ -258,3 +258,17 @@ def test_given_auth_error_when_set_token_then_it_reopens_within_1_s_and_reconnec
         True,
     )
     assert events.of("connecting")[-1].attempt == 0  # the backoff counter was reset
+
+
+def test_reconnect_before_start_or_after_close_raises_and_set_token_before_start_is_kept() -> None:
+    async def scenario() -> None:
+        socket = TimelineSocket("ws://127.0.0.1:9/ws", static_token("old"))
+        with pytest.raises(RuntimeError, match="start"):
+            socket.reconnect()
+        socket.set_token("new")  # not started: nothing to reconnect, the token is kept
+        assert await socket._token(False) == "new"
+        await socket.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            socket.reconnect()
+
+    asyncio.run(scenario())
