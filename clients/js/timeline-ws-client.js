@@ -301,20 +301,30 @@ export function connect(options) {
   hooks.forEach(([target, name, f]) => target?.addEventListener(name, f));
 
   const api = {
+    /** The state: idle, connecting, open, reconnecting, auth_error, offline, paused, closed. */
     get state() {
       return state;
     },
+    /** The open connection's connectionId (from its first pong), else null. */
     get connectionId() {
       return cur?.ok ? cur.id : null;
     },
+    /** Call `f(payload)` on `event` (see EventMap in the .d.ts); returns the client. */
     on(event, f) {
       (listeners[event] ||= []).push(f);
       return api;
     },
+    /** Stop calling `f` on `event`; returns the client. */
     off(event, f) {
       listeners[event] = (listeners[event] || []).filter((g) => g !== f);
       return api;
     },
+    /**
+     * Send now when open (true), else queue (false; past queueLimit the oldest is dropped:
+     * "dropped"). An object is JSON-encoded.
+     * @throws {RangeError} code "message_too_large" over maxBytes (32 KB) of UTF-8: nothing is sent.
+     * @throws {Error} code "closed" after close().
+     */
     send(data) {
       const text = typeof data === "string" ? data : JSON.stringify(data);
       const size = new TextEncoder().encode(text).length;
@@ -326,10 +336,16 @@ export function connect(options) {
       if (queue.length > o.queueLimit) emit("dropped", { message: queue.shift() });
       return false;
     },
+    /** Use `token` for every later attempt (getToken is no longer asked); at auth_error, reconnect at once. */
     setToken(token) {
       given = token;
       if (state === "auth_error") api.reconnect();
     },
+    /**
+     * Drop the connection (unreported), reset the backoff and attempt at once, asking for a
+     * token again (after a login, a network change).
+     * @throws {Error} code "closed" after close().
+     */
     reconnect() {
       if (stopped) throw fail("closed", "the client was closed");
       gen++;
@@ -340,6 +356,7 @@ export function connect(options) {
       drop();
       attempt();
     },
+    /** Close with 1000 and never reconnect. */
     close() {
       stopped = true;
       clearT(timer);
