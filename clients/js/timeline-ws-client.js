@@ -61,6 +61,7 @@ const defaultReach = (httpUrl) =>
  *   (no options, neither `getToken` nor `token`).
  */
 export function connect(options) {
+  if (!options || typeof options !== "object") throw fail("invalid_options", "connect() takes an options object", TypeError);
   let u;
   try {
     u = new URL(options.url);

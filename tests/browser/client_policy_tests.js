@@ -540,7 +540,7 @@ test("heartbeat ids carry the reserved prefix; an app's pong with its own id is 
 
 test("connect() throws invalid_url and invalid_options", async () => {
   const codes = [];
-  for (const options of [{ url: "https://x/ws", token: "t" }, { url: "not a url", token: "t" }, { token: "t" }, { url: "wss://x/ws" }]) {
+  for (const options of [{ url: "https://x/ws", token: "t" }, { url: "not a url", token: "t" }, { token: "t" }, { url: "wss://x/ws" }, undefined]) {
     try {
       connect(options);
       codes.push("none");
@@ -548,7 +548,7 @@ test("connect() throws invalid_url and invalid_options", async () => {
       codes.push(e instanceof TypeError && e.code);
     }
   }
-  equal(codes, ["invalid_url", "invalid_url", "invalid_url", "invalid_options"]);
+  equal(codes, ["invalid_url", "invalid_url", "invalid_url", "invalid_options", "invalid_options"]);
 });
 
 // -- the page's life ---------------------------------------------------------------------------
