@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -165,3 +166,20 @@ def test_the_module_is_at_most_3_kb_minified_and_gzipped() -> None:
     size = len(gzip.compress(minified.stdout.encode(), compresslevel=9))
     print(f"\ntimeline-ws-client.js: {len(minified.stdout)} bytes minified, {size} gzipped")
     assert size <= SIZE_LIMIT_BYTES
+
+
+def test_the_types_declare_exactly_what_the_module_exports() -> None:
+    exported = run(
+        "node",
+        "--input-type=module",
+        "-e",
+        "const m = await import('./timeline-ws-client.js'); console.log(JSON.stringify(Object.keys(m).sort()))",
+        cwd=PACKAGE,
+    )
+    assert exported.returncode == 0, exported.stderr
+    declared = re.findall(
+        r"^export declare (?:const|function) (\w+)",
+        (PACKAGE / "timeline-ws-client.d.ts").read_text(),
+        flags=re.MULTILINE,
+    )
+    assert json.loads(exported.stdout) == sorted(declared)
