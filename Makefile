@@ -27,10 +27,14 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv and install the project (editable) with its dev extras
 
-$(STAMP): pyproject.toml
+# The Python client (clients/python) is its own distribution, installed editable beside the
+# server: the load tester and the tests import it from there. tests/clients need npm
+# packages (typescript, esbuild) in clients/js/node_modules, from package-lock.json.
+$(STAMP): pyproject.toml clients/python/pyproject.toml clients/js/package.json clients/js/package-lock.json
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@echo "Installing timeline-ws and its dev tools into $(VENV) (about 2 minutes the first time)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./clients/python -e '.[dev]'
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(STAMP)
 
 run: install ## Start the local gateway (ws://127.0.0.1:8080/ws; HOST=, PORT= to change)

@@ -245,7 +245,6 @@ def pip_install(
 NOT_FOR_LAMBDA: Final = (
     "adapters/in_memory",  # test fakes
     "entrypoints/cli.py",  # the command line
-    "entrypoints/client",  # the Python and browser clients
     "entrypoints/loadtest",  # the load tester
     "entrypoints/local_gateway",  # the local API Gateway emulator
     "entrypoints/push_cli.py",  # timeline-ws push

@@ -1,11 +1,11 @@
 """The simulated clients (asyncio + websockets) and the run that ramps, holds and drains them.
 
-Each simulated client is a :class:`~entrypoints.client.TimelineSocket`, the project's own
+Each simulated client is a :class:`~timeline_ws_client.TimelineSocket`, the project's own
 client, so the load test exercises what real clients run.
 
 A run has three phases. **Ramp**: client ``i`` starts ``i / ramp_rate`` seconds after the
 start. **Hold**: ``duration_seconds`` from the moment the last client was started; every
-open client pings (``{"action":"ping","id":"<client>-<seq>"}``) once when its handshake
+open client pings (``{"action":"ping","id":"tws:<client>-<seq>"}``, the client's reserved heartbeat prefix) once when its handshake
 completes (the pong tells it its connectionId), then on its interval, the first interval
 stretched by a per-client offset so the pings spread evenly. **Drain**: no new pings; each
 client waits (at most ``drain_timeout_seconds``) for its outstanding pongs, then closes with
@@ -43,16 +43,16 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
-
-from entrypoints.client import ClientPolicy, TimelineSocket, static_token
-from entrypoints.client.events import (
+from timeline_ws_client import ClientPolicy, TimelineSocket, static_token
+from timeline_ws_client.events import (
     CloseEvent,
     HandshakeEvent,
     MessageEvent,
     PingEvent,
     PongEvent,
 )
-from entrypoints.client.timeline_socket import url_with_token as url_with_token  # re-exported
+from timeline_ws_client.timeline_socket import url_with_token as url_with_token  # re-exported
+
 from entrypoints.loadtest.server_process import ServerSampler
 from entrypoints.loadtest.stats import Distribution, LoadtestReport
 

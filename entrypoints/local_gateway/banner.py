@@ -58,6 +58,7 @@ def banner(prepared: PreparedGateway, python: str = sys.executable) -> str:
         token = dev.access_token(sub=DEV_SUB)
         lines += [
             f"  Cognito         development stand-in, issuer {dev.issuer}",
+            f"  Demo page       {prepared.base_url}/  (the browser client against this gateway)",
             f"Ready token (sub {DEV_SUB}, valid 1 h; more: timeline-ws token --sub <id>):",
             f"  {token}",
             'Connect, then type {"action":"ping"}:',

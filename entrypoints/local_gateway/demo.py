@@ -5,7 +5,9 @@ see :func:`entrypoints.local_gateway.wiring.prepare_gateway`). Routes:
 
 - ``GET /``: ``demo/index.html``, a page that says it is for development, connects with the
   browser client and shows the connectionId, each pong with its round trip and an event log.
-- ``GET /client/timeline-ws.js``: the browser module (``entrypoints/client/timeline-ws.js``).
+- ``GET /client/timeline-ws.js``: the browser module, the npm package ``timeline-ws-client``'s
+  one source file (``clients/js/timeline-ws-client.js``; ``demo/timeline-ws-client.js`` is a
+  symlink to it, copied into the wheel as package data).
 - ``POST /dev/token``: ``{"token": "<access token>"}`` for ``sub`` ``demo-user`` (or the
   JSON body's ``"sub"``), valid ``"expiresIn"`` seconds (default 3600, 1..86400).
 - ``POST /dev/connections/{connectionId}/drop``: a Management API ``DeleteConnection`` of that
@@ -55,8 +57,8 @@ def demo_page() -> str:
 
 
 def client_module() -> str:
-    """The browser client's source (package data)."""
-    return _read_package_text("entrypoints.client", "timeline-ws.js")
+    """The browser client's source (package data: the npm package's module)."""
+    return _read_package_text("entrypoints.local_gateway", "demo/timeline-ws-client.js")
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

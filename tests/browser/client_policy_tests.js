@@ -1,7 +1,7 @@
 // The browser client's policy, run IN Chromium on a fake clock, fake timers and a fake
 // WebSocket (the twin of tests/unit/test_client_policy.py). The page imports this module and
 // publishes window.__results = [{name, ok, error}] and window.__done = true.
-import { backoffDelay, connect, isDead, tokenExp } from "/client/timeline-ws.js";
+import { HEARTBEAT_ID_PREFIX, backoffDelay, connect, isDead, tokenExp } from "/client/timeline-ws.js";
 
 // -- fakes ------------------------------------------------------------------------------
 
@@ -126,16 +126,22 @@ function harness(overrides = {}) {
   const env = fakeEnv();
   const tokens = { value: "token-1", calls: [] };
   const probes = [];
+  const reaches = [];
   const events = [];
   const client = connect({
     url: "wss://example.invalid/ws",
     getToken: (opts) => {
       tokens.calls.push(opts);
+      if (tokens.error) throw tokens.error;
       return tokens.value;
     },
-    probe: async (url) => {
-      probes.push(url);
+    probe: overrides.probe === false ? undefined : async (token) => {
+      probes.push(token);
       return overrides.probeStatus ?? null;
+    },
+    reach: async (url) => {
+      reaches.push(url);
+      return overrides.reachable ?? true;
     },
     clock: timers.clock,
     setTimeout: timers.setTimeout,
@@ -145,11 +151,20 @@ function harness(overrides = {}) {
     env,
     ...(overrides.options || {}),
   });
-  for (const name of ["connecting", "open", "pong", "message", "close", "reconnecting", "auth_error", "state", "dropped"]) {
+  for (const name of ["connecting", "open", "pong", "message", "close", "reconnecting", "auth_error", "token_error", "state", "dropped"]) {
     client.on(name, (data) => events.push([name, data]));
   }
   const of = (name) => events.filter(([n]) => n === name).map(([, d]) => d);
-  return { timers, Socket, random, env, tokens, probes, events, of, client };
+  return { timers, Socket, random, env, tokens, probes, reaches, events, of, client };
+}
+
+// The last socket fails before opening (a bare 1006); once the client decided (it may ask its
+// reach or probe), the timers run to the attempt it scheduled.
+async function failAndWait(h) {
+  h.Socket.all.at(-1).finish(1006);
+  await settle();
+  await settle();
+  await h.timers.advance(h.of("reconnecting").at(-1).delay);
 }
 
 async function opened(h) {
@@ -194,10 +209,7 @@ test("backoff: failed attempts back off with one draw each, growing to the cap",
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 1, 1, 1, 1, 1) });
   await settle();
   for (let i = 0; i < 7; i++) {
-    h.Socket.all.at(-1).finish(1006); // refused before opening
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h); // refused before opening
   }
   equal(h.of("reconnecting").map((r) => r.delay), [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
   equal(h.random.calls, 7, "a fresh draw for every attempt");
@@ -211,10 +223,7 @@ test("reset: a connection open under 5 s does not reset the attempt counter", as
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 1) });
   await settle();
   for (let i = 0; i < 2; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   const socket = await opened(h);
   await h.timers.advance(4900);
@@ -228,10 +237,7 @@ test("reset: a connection open 5 s resets the counter; a clean close reconnects 
   const h = harness({ random: new ScriptedRandom(1, 1, 1, 0.5, 0.5) });
   await settle();
   for (let i = 0; i < 2; i++) {
-    h.Socket.all.at(-1).finish(1006);
-    await settle();
-    await settle();
-    await h.timers.advance(h.of("reconnecting").at(-1).delay);
+    await failAndWait(h);
   }
   let socket = await opened(h);
   await h.timers.advance(5000);
@@ -359,17 +365,19 @@ test("queue: while disconnected at most 100 wait, the oldest dropped and reporte
   h.client.close();
 });
 
-test("size: 128 KB of UTF-8 passes, one byte more throws before sending", async () => {
+test("size: 32 KB of UTF-8 passes (one frame on AWS), one byte more throws message_too_large", async () => {
   const h = harness();
-  await opened(h);
-  equal(h.client.send("x".repeat(131072)), true);
+  const socket = await opened(h);
+  equal(h.client.send("x".repeat(32768)), true);
+  const before = socket.sent.length;
   let error = null;
   try {
-    h.client.send("é".repeat(65536) + "x");
+    h.client.send("é".repeat(16384) + "x");
   } catch (e) {
     error = e;
   }
-  assert(error instanceof RangeError && /payload_too_large/.test(error.message), String(error));
+  assert(error instanceof RangeError && error.code === "message_too_large", String(error));
+  equal(socket.sent.length, before, "nothing sent");
   h.client.close();
 });
 
@@ -382,12 +390,12 @@ test("auth: a refused handshake gets one forced refresh, then the probe; 401 sto
   await settle();
   await h.timers.advance(h.of("reconnecting")[0].delay);
   equal(h.tokens.calls.at(-1), { forceRefresh: true }, "the retry forces a refresh");
+  equal(h.probes.length, 0, "the probe waits for a fresh token's failure");
   h.Socket.all[1].finish(1006);
   await settle();
   await settle();
-  equal(h.probes.length, 1);
-  assert(h.probes[0].startsWith("https://example.invalid/ws?token="), h.probes[0]);
-  equal(h.of("auth_error"), [{ status: 401 }]);
+  equal(h.probes, ["token-1"], "the probe gets the token, not a URL carrying it");
+  equal(h.of("auth_error"), [{ reason: "probe", status: 401 }]);
   equal(h.client.state, "auth_error");
   await h.timers.advance(120000); // getToken is polled, the same token: no attempt
   equal(h.Socket.all.length, 2, "never retries the refused token");
@@ -396,6 +404,56 @@ test("auth: a refused handshake gets one forced refresh, then the probe; 401 sto
   await h.timers.advance(30000);
   equal(h.Socket.all.length, 3, "a different token: attempts resume");
   equal(h.Socket.all[2].token, "token-2");
+  h.client.close();
+});
+
+test("auth without a probe: 3 refusals in a row while the server answers, each with a fresh token", async () => {
+  const h = harness({ probe: false, random: new ScriptedRandom(1, 1, 1, 1) });
+  await settle();
+  for (let i = 0; i < 3; i++) {
+    h.Socket.all.at(-1).finish(1006);
+    await settle();
+    await settle();
+    if (i < 2) await h.timers.advance(h.of("reconnecting").at(-1).delay);
+  }
+  equal(h.reaches, Array(3).fill("https://example.invalid/ws"), "asked without the token");
+  equal(h.tokens.calls.slice(1).map((c) => c.forceRefresh), [true, true], "retries use fresh tokens");
+  equal(h.of("auth_error"), [{ reason: "refused", status: null }]);
+  equal(h.of("close").map((c) => c.willReconnect), [true, true, false]);
+  assert(h.timers.now - 1_000_000 < 10000, "within 10 s");
+  await h.timers.advance(120000);
+  equal(h.Socket.all.length, 3, "no attempt with the refused token");
+  h.client.close();
+});
+
+test("auth without a probe: failures while the server does not answer are network errors", async () => {
+  const h = harness({ probe: false, reachable: false });
+  await settle();
+  for (let i = 0; i < 5; i++) {
+    await failAndWait(h);
+  }
+  equal(h.of("auth_error").length, 0);
+  equal(h.Socket.all.length, 6, "it keeps trying");
+  assert(h.tokens.calls.every((c) => !c.forceRefresh), "no forced refresh for a network error");
+  h.client.close();
+});
+
+test("auth: an expired token (unverified exp) is an auth_error at once, without a handshake", async () => {
+  const h = harness({ probe: false });
+  h.tokens.value = jwt({ exp: Math.floor(h.timers.now / 1000) - 60 });
+  await settle();
+  await settle();
+  equal(h.tokens.calls, [{ forceRefresh: false }, { forceRefresh: true }], "one forced refresh first");
+  equal(h.Socket.all.length, 0, "no handshake");
+  equal(h.of("auth_error"), [{ reason: "token_expired", status: null }]);
+  await h.timers.advance(60000);
+  equal(h.Socket.all.length, 0, "none while getToken returns it");
+  h.client.setToken(jwt({ exp: Math.floor(h.timers.now / 1000) + 3600 }));
+  await settle();
+  await settle();
+  equal(h.Socket.all.length, 1, "setToken at auth_error: an attempt at once");
+  await opened(h);
+  equal(h.client.state, "open");
   h.client.close();
 });
 
@@ -423,6 +481,74 @@ test("tokens: a token expiring within 60 s is asked again with forceRefresh", as
   equal(tokenExp(jwt({ exp: 1234 })), 1234000);
   assert(Number.isNaN(tokenExp("opaque")));
   h.client.close();
+});
+
+test("token provider: a failure is reported (token_error) and retried with the backoff", async () => {
+  const h = harness({ random: new ScriptedRandom(1, 1, 1) });
+  h.tokens.error = new Error("login service down");
+  await settle();
+  await settle();
+  equal(h.of("token_error").map((e) => [e.error.message, e.delay]), [["login service down", 1000]]);
+  await h.timers.advance(1000);
+  await settle();
+  equal(h.of("token_error").map((e) => e.delay), [1000, 2000]);
+  equal(h.client.state, "reconnecting");
+  h.tokens.error = null;
+  await h.timers.advance(2000);
+  await opened(h);
+  equal(h.client.state, "open");
+  h.client.close();
+});
+
+test("control: reconnect() drops the connection unreported and attempts at once, backoff reset", async () => {
+  const h = harness({ random: new ScriptedRandom(1, 1, 1) });
+  await settle();
+  for (let i = 0; i < 2; i++) {
+    await failAndWait(h);
+  }
+  const socket = await opened(h);
+  const calls = h.tokens.calls.length;
+  h.client.reconnect();
+  equal(socket.closedWith, { code: 1000, reason: "reconnect" });
+  await settle();
+  equal(h.Socket.all.length, 4, "a new attempt without waiting");
+  equal(h.tokens.calls.length, calls + 1, "getToken asked again");
+  equal(h.of("connecting").at(-1).attempt, 0, "the backoff counter is reset");
+  socket.finish(1000, "", true);
+  await opened(h);
+  equal(h.of("close").length, 2, "the dropped connection's close is not reported");
+  h.client.close();
+  let error = null;
+  try {
+    h.client.reconnect();
+  } catch (e) {
+    error = e;
+  }
+  equal(error?.code, "closed");
+});
+
+test("heartbeat ids carry the reserved prefix; an app's pong with its own id is a message", async () => {
+  const h = harness();
+  const socket = await opened(h);
+  assert(socket.pings().every((p) => p.id.startsWith(HEARTBEAT_ID_PREFIX)), JSON.stringify(socket.pings()));
+  equal(HEARTBEAT_ID_PREFIX, "tws:");
+  socket.receive({ action: "pong", id: "1", connectionId: "conn-0" }); // the app's ping "1"
+  equal(h.of("message").map((m) => m.id), ["1"]);
+  equal(h.of("pong").length, 1, "only the heartbeat's");
+  h.client.close();
+});
+
+test("connect() throws invalid_url and invalid_options", async () => {
+  const codes = [];
+  for (const options of [{ url: "https://x/ws", token: "t" }, { url: "not a url", token: "t" }, { token: "t" }, { url: "wss://x/ws" }, undefined]) {
+    try {
+      connect(options);
+      codes.push("none");
+    } catch (e) {
+      codes.push(e instanceof TypeError && e.code);
+    }
+  }
+  equal(codes, ["invalid_url", "invalid_url", "invalid_url", "invalid_options", "invalid_options"]);
 });
 
 // -- the page's life ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import no_secret_in_any_log_line  # noqa: F401  (autouse here too)
+from tests.support.gateway import RestartableGateway
 
 CHROMIUM = os.environ.get("TIMELINE_WS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,3 +67,12 @@ def artifacts() -> Path:
     """``test-artifacts/`` at the repository root (git-ignored): screenshots."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def demo_server(redis_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
+    server = RestartableGateway(state_dir=tmp_path / "state", redis_url=redis_url).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,7 +9,6 @@ survives a restart of the server on the same port. A screenshot lands in ``test-
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,6 @@ from tests.support.http import wait_until
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def demo_server(redis_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
-    server = RestartableGateway(state_dir=tmp_path / "state", redis_url=redis_url).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def events(page: Any, kind: str) -> list[Any]:
@@ -63,9 +53,16 @@ def test_given_serve_when_the_demo_page_loads_then_it_connects_and_shows_pongs_w
     page.wait_for_function("document.querySelectorAll('#pongs li').length >= 2", timeout=TIMEOUT_MS)
     assert page.text_content("#state") == "open"
     assert page.text_content("#connection-id") == connection_id
-    assert page.text_content("#pongs li").endswith("(ping 1)")
+    assert page.text_content("#pongs li").endswith("(ping tws:1)")
     assert page.text_content("#rtt").endswith(" ms")
     assert "Development page" in page.text_content(".banner")
+    # A long log line without a space (a JSON event) wraps instead of scrolling sideways
+    wraps = """(() => {
+      const log = document.querySelector('#log');
+      log.textContent += '{"event":"' + 'x'.repeat(2000) + '"}\\n';
+      return log.scrollWidth <= log.clientWidth;
+    })()"""
+    assert page.evaluate(wraps)
     page.screenshot(path=str(artifacts / "demo-page.png"), full_page=True)
     assert (artifacts / "demo-page.png").stat().st_size > 1000
     assert not page.errors
@@ -117,7 +114,7 @@ def test_given_a_token_the_server_refuses_when_the_page_connects_then_it_shows_t
         "document.querySelector('#auth-error').textContent.includes('401')", timeout=TIMEOUT_MS
     )
     assert page.text_content("#state") == "auth_error"
-    assert events(page, "auth_error") == [{"status": 401}]
+    assert events(page, "auth_error") == [{"reason": "probe", "status": 401}]
     # Server-side: the attempt, the retry with a forced refresh, the probe's handshake
     assert connect_refusals(caplog, 401) == 3
     # And no further handshake, while getToken is asked again at the backoff cadence

@@ -29,7 +29,7 @@ from entrypoints.local_gateway.emulator.server import (
     listening_socket,
 )
 from entrypoints.local_gateway.wiring import prepare_gateway
-from tests.support.gateway import BackgroundGateway, management_client
+from tests.support.gateway import BackgroundGateway, RestartableGateway, management_client
 from tests.support.http import wait_for_health
 
 # A JWT (three base64url segments, the first a JSON header) or a token query parameter.
@@ -171,3 +171,20 @@ def gateway(redis_url: str, state_dir: Path) -> Iterator[Callable[..., RunningGa
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def server(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., RestartableGateway]]:
+    """``server(**environ)``: a started gateway; stopped at teardown."""
+    started: list[RestartableGateway] = []
+
+    def start(**environ: str) -> RestartableGateway:
+        gateway = RestartableGateway(
+            state_dir=tmp_path / "state", redis_url=redis_url, environ=environ
+        ).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()

@@ -9,36 +9,24 @@ limit shortened), keeps messages sent while disconnected and refuses a message o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from timeline_ws_client import (
+    AuthError,
+    ClientPolicy,
+    MessageTooLargeError,
+    TimelineSocket,
+    static_token,
+)
+from timeline_ws_client.events import CloseEvent
 
-from entrypoints.client import ClientPolicy, MessageTooLargeError, TimelineSocket, static_token
-from entrypoints.client.events import CloseEvent
 from tests.support.gateway import RestartableGateway
 
 pytestmark = pytest.mark.slow
 TIMEOUT_SECONDS = 20.0
 FAST = ClientPolicy(ping_interval_seconds=1.0, pong_timeout_seconds=1.0)
-
-
-@pytest.fixture
-def server(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., RestartableGateway]]:
-    """``server(**environ)``: a started gateway; stopped at teardown."""
-    started: list[RestartableGateway] = []
-
-    def start(**environ: str) -> RestartableGateway:
-        gateway = RestartableGateway(
-            state_dir=tmp_path / "state", redis_url=redis_url, environ=environ
-        ).start()
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        gateway.stop()
 
 
 class Recorder:
@@ -158,9 +146,13 @@ def test_given_a_refused_token_when_connecting_then_one_forced_refresh_then_auth
             await until(lambda: len(calls) >= asked + 2, "the provider asked again")
             assert connect_statuses(caplog, 401) == handshakes
             assert socket.state == "auth_error"
-            # When: the provider has a token the pool accepts
+            # wait_open raises while the socket waits for a different token
+            with pytest.raises(AuthError) as refused:
+                await socket.wait_open(TIMEOUT_SECONDS)
+            assert (refused.value.status, refused.value.code) == (401, "auth_error")
+            # When: the provider has a token the pool accepts, it is picked up by the polling
             current["token"] = good
-            await socket.wait_open(TIMEOUT_SECONDS)
+            await until(lambda: socket.state == "open", "the new token's connection")
         return events
 
     events = asyncio.run(scenario())

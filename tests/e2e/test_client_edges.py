@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timeline_ws_client import ClientPolicy, TimelineSocket, static_token
+from timeline_ws_client.events import CloseEvent, DroppedEvent, PongEvent
 from websockets.asyncio.server import ServerConnection, serve
 
-from entrypoints.client import ClientPolicy, TimelineSocket, static_token
-from entrypoints.client.events import CloseEvent, DroppedEvent, PongEvent
 from tests.e2e.test_client import TIMEOUT_SECONDS, Recorder, until
 from tests.support.gateway import RestartableGateway
 
@@ -108,7 +108,7 @@ def test_given_an_open_socket_when_checked_then_a_ping_goes_out_and_its_pong_com
             await until(lambda: len(pongs["pong"]) >= 2, "the check's pong")
         return pongs["pong"]
 
-    with caplog.at_level(logging.ERROR, logger="entrypoints.client.timeline_socket"):
+    with caplog.at_level(logging.ERROR, logger="timeline_ws_client.timeline_socket"):
         pongs = asyncio.run(scenario())
 
     assert len(pongs) == 2 and pongs[0].id != pongs[1].id

@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,15 @@ class RestartableGateway:
         assert self._prepared is not None and self._prepared.dev_cognito is not None
         return self._prepared.dev_cognito.access_token(
             sub=sub, expires_in_seconds=expires_in_seconds
+        )
+
+    def expired_token(self, sub: str = "client-user", expired_seconds_ago: int = 3600) -> str:
+        """A token signed by the pool's key whose ``exp`` passed ``expired_seconds_ago``."""
+        assert self._prepared is not None and self._prepared.dev_cognito is not None
+        dev = self._prepared.dev_cognito
+        issued_at = int(time.time()) - expired_seconds_ago - 3600
+        return dev.key.sign(
+            dev.access_token_claims(sub=sub, expires_in_seconds=3600, now=issued_at)
         )
 
     def management(self) -> Any:

@@ -11,9 +11,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
-from entrypoints.client.policy import (
+from timeline_ws_client.errors import AuthError, ConfigurationError, TimelineSocketError
+from timeline_ws_client.policy import (
     DEFAULT_POLICY,
+    HEARTBEAT_ID_PREFIX,
+    MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
     Backoff,
     ClientPolicy,
@@ -23,6 +25,7 @@ from entrypoints.client.policy import (
     backoff_ceiling,
     backoff_delay,
     check_message_size,
+    fragments,
     handover_delay,
     token_expires_soon,
     token_expiry,
@@ -274,3 +277,43 @@ def test_tokens_without_a_readable_exp_are_left_to_the_server() -> None:
     ):
         assert token_expiry(token) is None
         assert not token_expires_soon(token, now=10**12, margin=60.0)
+
+
+# -- frame limits ---------------------------------------------------------------------------
+
+
+def test_a_message_within_one_frame_is_one_piece() -> None:
+    assert fragments("x" * MAX_FRAME_BYTES) == ["x" * MAX_FRAME_BYTES]
+
+
+def test_a_100_kb_ascii_message_is_cut_in_frames_of_at_most_32_kb() -> None:
+    text = "x" * (100 * 1024)
+    pieces = fragments(text)
+    assert "".join(pieces) == text
+    assert [len(p) for p in pieces] == [32768, 32768, 32768, 4096]
+
+
+def test_multibyte_characters_are_never_cut_and_each_piece_stays_within_the_limit() -> None:
+    text = "é" * 20_000 + "😀" * 10_000 + "x"  # 2-byte and 4-byte characters
+    pieces = fragments(text)
+    assert "".join(pieces) == text
+    assert all(utf8_size(p) <= MAX_FRAME_BYTES for p in pieces)
+    assert len(pieces) == -(-utf8_size(text) // MAX_FRAME_BYTES)  # no piece wasted
+    with pytest.raises(ValueError, match="at least 4"):
+        fragments(text, 3)
+
+
+def test_the_errors_carry_the_browser_modules_codes() -> None:
+    too_large = MessageTooLargeError(131073, 131072)
+    assert (too_large.code, too_large.size, isinstance(too_large, ValueError)) == (
+        "message_too_large",
+        131073,
+        True,
+    )
+    assert AuthError(403).code == "auth_error" and AuthError(403).status == 403
+    assert ConfigurationError("bad", status=404).code == "invalid_url"
+    assert all(
+        issubclass(e, TimelineSocketError)
+        for e in (MessageTooLargeError, AuthError, ConfigurationError)
+    )
+    assert HEARTBEAT_ID_PREFIX == "tws:"

@@ -134,6 +134,7 @@ def test_the_banner_gives_a_ready_token_and_a_copy_paste_client_command(tmp_path
         "  SigV4           service execute-api, region us-east-1, access key test, secret test"
         in text.splitlines()
     )
+    assert "  Demo page       http://127.0.0.1:8080/ " in text  # the browser client's page
 
 
 def test_the_banner_never_prints_a_secret_given_on_the_command_line(tmp_path: Path) -> None:

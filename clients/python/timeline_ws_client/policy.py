@@ -2,7 +2,7 @@
 
 Pure functions and small state holders over numbers a caller passes in (``now`` from a clock,
 ``random`` drawing a float in [0, 1)), so the unit tests run them with a fake clock. The
-browser module ``entrypoints/client/timeline-ws.js`` implements the same rules with the same
+browser module ``clients/js/timeline-ws-client.js`` implements the same rules with the same
 numbers (the README's "Clients" table lists them once). Times are seconds here (the browser
 module uses milliseconds).
 
@@ -28,9 +28,14 @@ The rules:
   opened (115 min + up to 3 min), a new connection is opened first and the old one is closed
   (1000) once the new one answered its first ping.
 - **Send queue**: while disconnected, at most ``queue_limit`` (100) messages wait; the oldest
-  is dropped (and reported) when a new one would exceed the bound. A message over
-  ``max_message_bytes`` (128 KB of UTF-8) is refused before sending: API Gateway would close
-  the socket with 1009.
+  is dropped (and reported) when a new one would exceed the bound.
+- **Frame limits** (API Gateway quotas: 32 KB per frame, 128 KB per message): a message over
+  ``max_message_bytes`` (128 KB of UTF-8) is refused before sending; one over
+  ``MAX_FRAME_BYTES`` (32 KB) goes out as a fragmented message whose frames carry at most
+  32 KB each (:func:`fragments`). API Gateway closes the socket with 1009 otherwise.
+  https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
+- **Heartbeat ids** start with :data:`HEARTBEAT_ID_PREFIX` (``tws:``), which applications
+  must not use: an application's own ping ``"1"`` gets its pong as a message.
 - **Tokens**: a token whose ``exp`` is within ``token_refresh_margin_seconds`` (60 s) is asked
   for again with a forced refresh before an attempt.
 """
@@ -47,8 +52,15 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
+from timeline_ws_client.errors import MessageTooLargeError
+
 MAX_MESSAGE_BYTES: Final = 128 * 1024
 """API Gateway's message quota: 128 KB; a message of exactly 128 KB is accepted."""
+MAX_FRAME_BYTES: Final = 32 * 1024
+"""API Gateway's frame quota: 32 KB; a longer message must be sent in fragments (a browser
+never fragments, so the browser module's limit is this one)."""
+HEARTBEAT_ID_PREFIX: Final = "tws:"
+"""Heartbeat ping ids start with it (the browser module's ``HEARTBEAT_ID_PREFIX`` too)."""
 CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001})
 """Server closes after which the client reconnects at once (jittered): a ``DeleteConnection``
 (1000), the idle timeout, the 2-hour limit or a shutdown (1001)."""
@@ -57,15 +69,6 @@ AUTH_REFUSAL_STATUSES: Final = frozenset({401, 403})
 
 Random = Callable[[], float]
 """Draws a float in [0, 1), like :func:`random.random`."""
-
-
-class MessageTooLargeError(ValueError):
-    """A message is larger than API Gateway accepts (128 KB of UTF-8); it was not sent."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"message of {size} bytes is over the {limit}-byte limit")
-        self.size = size
-        self.limit = limit
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -302,6 +305,31 @@ def check_message_size(text: str, limit: int = MAX_MESSAGE_BYTES) -> None:
     size = utf8_size(text)
     if size > limit:
         raise MessageTooLargeError(size, limit)
+
+
+def fragments(text: str, limit: int = MAX_FRAME_BYTES) -> list[str]:
+    """``text`` cut into pieces of at most ``limit`` bytes of UTF-8 each, never inside a
+    character: the frames of one fragmented message (one piece when it fits in a frame).
+
+    Raises:
+        ValueError: ``limit`` under 4 (a character may take 4 bytes).
+    """
+    if limit < 4:
+        raise ValueError("limit must be at least 4 bytes")
+    if utf8_size(text) <= limit:
+        return [text]
+    if text.isascii():  # one byte per character
+        return [text[start : start + limit] for start in range(0, len(text), limit)]
+    pieces: list[str] = []
+    start = size = 0
+    for index, character in enumerate(text):
+        width = utf8_size(character)
+        if size + width > limit:
+            pieces.append(text[start:index])
+            start, size = index, 0
+        size += width
+    pieces.append(text[start:])
+    return pieces
 
 
 # -- tokens -----------------------------------------------------------------------------

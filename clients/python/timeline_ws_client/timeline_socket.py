@@ -1,21 +1,26 @@
 """``TimelineSocket``: an asyncio client of the timeline WebSocket that stays connected.
 
-It follows :mod:`entrypoints.client.policy` (the numbers the browser module shares):
+It follows :mod:`timeline_ws_client.policy` (the numbers the browser module shares):
 
 - a token provider is asked before every attempt (``provider(force_refresh=False)``, sync or
-  async), and again with ``force_refresh=True`` when the token expires within 60 s;
-- heartbeat pings ``{"action":"ping","id":...}`` every 30 s, one at once after the handshake:
+  async), and again with ``force_refresh=True`` when the token expires within 60 s; a provider
+  that raises is asked again after the backoff delay (a ``token_error`` event each time);
+- heartbeat pings ``{"action":"ping","id":"tws:..."}`` every 30 s, one at once after the handshake:
   its pong carries the connectionId and makes the connection ``open``; round trips per pong;
   a connection silent for too long with a ping unanswered is declared dead and replaced;
 - full-jitter backoff between attempts, reset after a connection stayed open 5 s; a clean
   server close (1000, 1001) of a stable connection reconnects within 1 s;
-- a handshake refused with 401 or 403 gets one forced token refresh; refused again, the
-  socket reports ``auth_error`` and waits until the provider returns a different token;
-  429, 5xx and network errors back off;
+- a handshake refused with 401 or 403 gets one forced token refresh at once; refused again,
+  the socket reports ``auth_error`` (:meth:`TimelineSocket.wait_open` raises
+  :class:`AuthError`) and waits until the provider returns a different token or
+  :meth:`TimelineSocket.set_token` gives one; a 404 (or a URL websockets cannot use) stops
+  the socket (:class:`ConfigurationError`); 429, 5xx and network errors back off;
+- :meth:`TimelineSocket.reconnect` drops the connection and attempts at once, backoff reset;
 - near API Gateway's 2-hour limit a successor connection is opened first and the old one
   closed (1000) once the successor answered its first ping; that close is reported nowhere;
 - a bounded queue (100) keeps messages sent while disconnected, the oldest dropped first
-  (``dropped``); messages over 128 KB are refused with :class:`MessageTooLargeError`.
+  (``dropped``); a message over 32 KB goes out in fragments of at most 32 KB (API Gateway's
+  frame quota); over 128 KB it is refused with :class:`MessageTooLargeError`.
 
 Example::
 
@@ -40,9 +45,11 @@ from typing import Any, Final, Protocol
 
 import attrs
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.uri import parse_uri
 
-from entrypoints.client.events import (
+from timeline_ws_client.errors import AuthError, ConfigurationError
+from timeline_ws_client.events import (
     EVENTS,
     AuthErrorEvent,
     CloseEvent,
@@ -55,10 +62,12 @@ from entrypoints.client.events import (
     PongEvent,
     ReconnectingEvent,
     StateEvent,
+    TokenErrorEvent,
 )
-from entrypoints.client.policy import (
+from timeline_ws_client.policy import (
     AUTH_REFUSAL_STATUSES,
     DEFAULT_POLICY,
+    HEARTBEAT_ID_PREFIX,
     Backoff,
     ClientPolicy,
     Liveness,
@@ -66,6 +75,7 @@ from entrypoints.client.policy import (
     SendQueue,
     backoff_delay,
     check_message_size,
+    fragments,
     handover_delay,
     token_expires_soon,
 )
@@ -75,6 +85,9 @@ logger = logging.getLogger("timeline_ws.client")
 ABNORMAL_CLOSE: Final = 1006
 HEARTBEAT_TIMEOUT: Final = "HeartbeatTimeout"
 HANDOVER_REASON: Final = "handover"
+RECONNECT_REASON: Final = "reconnect"
+CONFIGURATION_STATUSES: Final = frozenset({404})
+"""Handshake statuses that no retry can fix: the path or the stage does not exist."""
 
 
 class TokenProvider(Protocol):
@@ -109,6 +122,13 @@ def url_with_token(url: str, token: str) -> str:
     return urllib.parse.urlunsplit(
         (parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), "")
     )
+
+
+async def _send_text(ws: ClientConnection, text: str) -> None:
+    """Send ``text`` as one message: in one frame up to 32 KB of UTF-8, else fragmented in
+    frames of at most 32 KB (API Gateway's frame quota; it reassembles up to 128 KB)."""
+    pieces = fragments(text)
+    await ws.send(pieces[0] if len(pieces) == 1 else pieces)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -153,7 +173,7 @@ class _Link:
 
     def _next_id(self) -> str:
         self._sequence += 1
-        return f"{self.owner.ping_prefix}{self._sequence}"
+        return f"{HEARTBEAT_ID_PREFIX}{self.owner.ping_prefix}{self._sequence}"
 
     async def _send_ping(self, *, check: bool = False) -> None:
         ping_id = self._next_id()
@@ -296,7 +316,7 @@ class TimelineSocket:
         url: ``ws://`` or ``wss://`` URL of the API (without the token; any ``token`` query
             parameter is replaced).
         token_provider: called before every attempt, see :class:`TokenProvider`.
-        policy: the shared numbers (:class:`~entrypoints.client.policy.ClientPolicy`).
+        policy: the shared numbers (:class:`~timeline_ws_client.policy.ClientPolicy`).
         reconnect: ``False`` makes one attempt only: whatever ends it, the socket is then
             ``closed`` (the load test's clients).
         heartbeat_offset_seconds: added to the first interval after the opening ping, to
@@ -307,10 +327,13 @@ class TimelineSocket:
         connect_options: more keyword arguments for ``websockets.asyncio.client.connect``.
         clock: wall-clock seconds (``time.time``): liveness, round trips, handover, token
             expiry. random: draws in [0, 1) for the jitters. connect: the connect function.
-        ping_prefix: prefix of heartbeat ping ids (ids are ``<prefix><n>``).
+        ping_prefix: added after :data:`~timeline_ws_client.policy.HEARTBEAT_ID_PREFIX` in
+            heartbeat ping ids (ids are ``tws:<ping_prefix><n>``).
 
     Raises:
-        ValueError: a URL that is not ``ws://`` or ``wss://``, or a negative offset.
+        ConfigurationError: a URL that is not ``ws://`` or ``wss://``, or that websockets
+            cannot use (a bad port, no host); a ``ValueError``.
+        ValueError: a negative offset.
     """
 
     def __init__(
@@ -330,13 +353,22 @@ class TimelineSocket:
         connect: Connect = connect,
         ping_prefix: str = "",
     ) -> None:
-        if urllib.parse.urlsplit(url).scheme not in {"ws", "wss"}:
-            raise ValueError("the URL must start with ws:// or wss://")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            scheme, _ = parts.scheme, parts.port  # .port raises on a port that is not one
+        except ValueError as error:
+            raise ConfigurationError(f"the URL cannot be used: {error}") from None
+        if scheme not in {"ws", "wss"}:
+            raise ConfigurationError("the URL must start with ws:// or wss://")
+        try:
+            parse_uri(url)
+        except (InvalidURI, ValueError) as error:
+            raise ConfigurationError(f"the URL cannot be used: {error}") from None
         if not heartbeat_offset_seconds >= 0:
             raise ValueError("heartbeat_offset_seconds must be 0 or more")
         self.url = url
         self.policy = policy
-        self.reconnect = reconnect
+        self.auto_reconnect = reconnect
         self.heartbeat_offset_seconds = heartbeat_offset_seconds
         self.ping_prefix = ping_prefix
         self._token_provider = token_provider
@@ -360,6 +392,9 @@ class TimelineSocket:
         self._stopping = False
         self._stop: asyncio.Event | None = None
         self._opened: asyncio.Event | None = None
+        self._kick: asyncio.Event | None = None
+        self._failed: asyncio.Event | None = None
+        self._failure: AuthError | ConfigurationError | None = None
         self._close_args: tuple[int, str, float] = (1000, "", 0.0)
 
     # -- public API -----------------------------------------------------------------------
@@ -404,30 +439,43 @@ class TimelineSocket:
         if self._task is None:
             self._stop = asyncio.Event()
             self._opened = asyncio.Event()
+            self._kick = asyncio.Event()
+            self._failed = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def wait_open(self, timeout: float | None = None) -> str:
         """Wait until a connection is open; returns its connectionId.
 
         Raises:
+            AuthError: the server refused the token (401/403) after a forced refresh, at once
+                (also when the socket is already at ``auth_error``); the socket goes on
+                waiting for a different token.
+            ConfigurationError: the handshake got a 404, or websockets cannot use the URL;
+                the socket stopped.
             TimeoutError: not open within ``timeout`` seconds.
             RuntimeError: the socket is not started, or it closed for good meanwhile.
         """
-        if self._opened is None or self._task is None:
+        if self._opened is None or self._task is None or self._failed is None:
             raise RuntimeError("start() the socket first")
+        if self._failure is not None and not self._opened.is_set():
+            raise self._failure
         opened = asyncio.ensure_future(self._opened.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
         try:
             done, _ = await asyncio.wait(
-                {opened, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {opened, failed, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             opened.cancel()
+            failed.cancel()
+        connection_id = self.connection_id
+        if connection_id is not None:
+            return connection_id
+        if self._failure is not None:
+            raise self._failure
         if not done:
             raise TimeoutError("the socket did not open in time")
-        connection_id = self.connection_id
-        if connection_id is None:
-            raise RuntimeError(f"the socket is {self.state}")
-        return connection_id
+        raise RuntimeError(f"the socket is {self.state}")
 
     async def wait_closed(self) -> None:
         """Wait until the socket stopped for good (after :meth:`close`, or with reconnection
@@ -440,10 +488,12 @@ class TimelineSocket:
 
         Returns ``True`` when it was written to an open connection, ``False`` when it waits in
         the queue (where the oldest message is dropped past the bound, with a ``dropped``
-        event).
+        event). A message over 32 KB of UTF-8 goes out as one fragmented message, in frames
+        of at most 32 KB (API Gateway's frame quota).
 
         Raises:
-            MessageTooLargeError: over 128 KB of UTF-8 (nothing is sent or queued).
+            MessageTooLargeError: over ``max_message_bytes`` (128 KB) of UTF-8 (nothing is
+                sent or queued).
             RuntimeError: after :meth:`close`.
         """
         if self._stopping:
@@ -453,7 +503,7 @@ class TimelineSocket:
         link = self._current
         if self.state == "open" and link is not None and not self._queue:
             try:
-                await link.ws.send(text)
+                await _send_text(link.ws, text)
             except ConnectionClosed:
                 pass
             else:
@@ -467,6 +517,30 @@ class TimelineSocket:
         link = self._current
         if link is not None and link.ready.is_set() and not link.finished.done():
             await link.check()
+
+    def reconnect(self) -> None:
+        """Attempt at once: the open connection (if any) is closed with 1000 ``"reconnect"``
+        (its ``close`` event has ``requested=True`` and ``will_reconnect=True``), a backoff or
+        ``auth_error`` wait ends, the backoff counter resets and the token provider is asked
+        again. A handshake under way finishes first. Call it after a login or a network change.
+
+        Raises:
+            RuntimeError: the socket is not started, or it was closed.
+        """
+        if self._stopping:
+            raise RuntimeError("the socket was closed")
+        if self._kick is None or self._failed is None:
+            raise RuntimeError("start() the socket first")
+        self._failure = None  # a refused token is no reason to fail wait_open() any more
+        self._failed.clear()
+        self._kick.set()
+
+    def set_token(self, token: str) -> None:
+        """Use ``token`` for every later attempt (the provider is no longer asked); at
+        ``auth_error``, attempt at once (:meth:`reconnect`)."""
+        self._token_provider = static_token(token)
+        if self.state == "auth_error" and self._kick is not None and not self._stopping:
+            self.reconnect()
 
     async def close(
         self, code: int = 1000, reason: str = "", *, drain_seconds: float = 0.0
@@ -546,20 +620,51 @@ class TimelineSocket:
             raise TypeError("the token provider must return a str")
         return value
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds``; ``False`` when :meth:`close` interrupted the wait."""
-        assert self._stop is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), max(0.0, seconds))
+    async def _sleep(self, seconds: float, *, kickable: bool = True) -> bool:
+        """Wait ``seconds``, or until :meth:`reconnect` (when ``kickable``); ``False`` when
+        :meth:`close` interrupted the wait."""
+        assert self._stop is not None and self._kick is not None
+        waiters = {asyncio.ensure_future(self._stop.wait())}
+        if kickable:
+            waiters.add(asyncio.ensure_future(self._kick.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=max(0.0, seconds))
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         return not self._stopping
 
+    def _fail(self, failure: AuthError | ConfigurationError) -> None:
+        assert self._failed is not None
+        self._failure = failure
+        self._failed.set()
+
     async def _run(self) -> None:
+        assert self._kick is not None and self._failed is not None
         force_refresh = False
         forced_failed = False
         refused: str | None = None
         try:
             while not self._stopping:
-                token = await self._token(force_refresh)
+                if self._kick.is_set():  # reconnect(): start afresh, at once
+                    self._kick.clear()
+                    self._backoff.attempt = 0
+                    refused, force_refresh, forced_failed = None, False, False
+                try:
+                    token = await self._token(force_refresh)
+                except Exception as error:  # the provider's failure: report, back off, ask again
+                    delay = self._backoff.next_delay(self._random)
+                    self._emit(
+                        "token_error",
+                        TokenErrorEvent(
+                            error=error, attempt=self._backoff.attempt, delay_seconds=delay
+                        ),
+                    )
+                    if refused is None:
+                        self._set_state("reconnecting")
+                    if not await self._sleep(delay):
+                        break
+                    continue
                 if refused is not None:
                     if token == refused:  # never retry a token the server refused
                         if not await self._sleep(self._backoff.next_delay(self._random)):
@@ -567,10 +672,26 @@ class TimelineSocket:
                         continue
                     refused = None
                     forced_failed = False
+                self._failure = None
+                self._failed.clear()
                 used_forced, force_refresh = force_refresh, False
                 outcome, requested = await self._connection(token)
-                if requested or self._stopping or not self.reconnect:
+                if self._kick.is_set() and not self._stopping:
+                    self._emit_close(outcome, requested=True, will_reconnect=True, delay=0.0)
+                    continue
+                if requested or self._stopping or not self.auto_reconnect:
                     self._emit_close(outcome, requested=requested or self._stopping)
+                    break
+                if outcome.status in CONFIGURATION_STATUSES or outcome.error == "InvalidURI":
+                    self._emit_close(outcome, will_reconnect=False)
+                    self._fail(
+                        ConfigurationError(
+                            f"the server answered the handshake with {outcome.status} (no such path or stage)"
+                            if outcome.status is not None
+                            else "websockets cannot use the URL",
+                            status=outcome.status,
+                        )
+                    )
                     break
                 if outcome.opened:
                     forced_failed = False
@@ -581,15 +702,17 @@ class TimelineSocket:
                         random=self._random,
                     )
                 elif outcome.status in AUTH_REFUSAL_STATUSES:
-                    delay = self._backoff.next_delay(self._random)
                     if not used_forced and not forced_failed:
-                        force_refresh, forced_failed = True, True
+                        # at once: the token, not the load, was the problem
+                        force_refresh, forced_failed, delay = True, True, 0.0
                     else:
                         refused = token
+                        status = outcome.status or 401
                         self._emit_close(outcome, will_reconnect=False, delay=None)
                         self._set_state("auth_error")
-                        self._emit("auth_error", AuthErrorEvent(status=outcome.status or 401))
-                        if not await self._sleep(delay):
+                        self._fail(AuthError(status))
+                        self._emit("auth_error", AuthErrorEvent(status=status))
+                        if not await self._sleep(self._backoff.next_delay(self._random)):
                             break
                         continue
                 else:
@@ -638,6 +761,8 @@ class TimelineSocket:
             ws = await self._connect(url_with_token(self.url, token), **self._connect_options)
         except InvalidStatus as error:
             return _Outcome(status=error.response.status_code, closed_at=self._clock())
+        except InvalidURI:
+            return _Outcome(error="InvalidURI", closed_at=self._clock())
         except asyncio.CancelledError:
             raise
         except Exception as error:  # every failure is reported and retried, never raised
@@ -675,15 +800,21 @@ class TimelineSocket:
             link = self._current
             assert link is not None
             stop = asyncio.ensure_future(self._stop.wait())
+            assert self._kick is not None
+            kick = asyncio.ensure_future(self._kick.wait())
             try:
-                waiters: set[asyncio.Future[Any]] = {link.finished, stop}
+                waiters: set[asyncio.Future[Any]] = {link.finished, stop, kick}
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 stop.cancel()
+                kick.cancel()
             if self._stopping and not link.finished.done():
                 code, reason, drain = self._close_args
                 link.requested = True
                 await link.close(code, reason, drain)
+            elif self._kick.is_set() and not link.finished.done():
+                link.requested = True
+                await link.close(1000, RECONNECT_REASON)
             outcome = link.finished.result()
             if link.retired and self._current is not link:
                 continue  # handed over: the successor is the connection now
@@ -715,14 +846,14 @@ class TimelineSocket:
         if self._opened is not None:
             self._opened.set()
         asyncio.get_running_loop().create_task(self._flush(link))
-        if self.reconnect:
+        if self.auto_reconnect:
             self._schedule_handover(link)
 
     async def _flush(self, link: _Link) -> None:
         while self._queue and self._current is link and not link.finished.done():
             text = self._queue.pop()
             try:
-                await link.ws.send(text)
+                await _send_text(link.ws, text)
             except ConnectionClosed:
                 self._enqueue(text, front=True)
                 return
@@ -738,7 +869,12 @@ class TimelineSocket:
             successor: _Link | None = None
             try:
                 while self._current is link and not link.finished.done() and not self._stopping:
-                    result = await self._handshake(await self._token(False), handover=True)
+                    try:
+                        token = await self._token(False)
+                    except Exception:  # the provider failed: the old connection serves on
+                        result: _Link | _Outcome | None = None
+                    else:
+                        result = await self._handshake(token, handover=True)
                     if isinstance(result, _Link):
                         successor = result
                         ready = asyncio.ensure_future(successor.ready.wait())

@@ -1,4 +1,4 @@
-"""What a :class:`~entrypoints.client.timeline_socket.TimelineSocket` tells its listeners.
+"""What a :class:`~timeline_ws_client.timeline_socket.TimelineSocket` tells its listeners.
 
 One frozen class per event name; listeners registered with ``socket.on(name, callback)`` get
 the instance. Times are seconds (the browser module reports milliseconds).
@@ -100,9 +100,21 @@ class ReconnectingEvent:
 class AuthErrorEvent:
     """The server refused the token (``status`` 401 or 403) even after a forced refresh: no
     attempt is made until the token provider returns a different token (it is asked again at
-    the backoff cadence)."""
+    the backoff cadence) or :meth:`TimelineSocket.set_token` gives one. ``reason`` is
+    ``"refused"`` (the browser module also reports ``"token_expired"`` and ``"probe"``)."""
 
     status: int
+    reason: str = "refused"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TokenErrorEvent:
+    """The token provider raised ``error``; it is asked again after ``delay_seconds`` (the
+    backoff; ``attempt`` is its counter). The socket does not close."""
+
+    error: Exception
+    attempt: int
+    delay_seconds: float
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -136,6 +148,7 @@ EVENTS: Final = {
     "close": CloseEvent,
     "reconnecting": ReconnectingEvent,
     "auth_error": AuthErrorEvent,
+    "token_error": TokenErrorEvent,
     "state": StateEvent,
     "dropped": DroppedEvent,
 }

@@ -1,0 +1,1 @@
+../../../clients/js/timeline-ws-client.js
