@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint redis-server chromium package checks checkov bench soak
+.PHONY: help install js-tools run test lint redis-server chromium package checks checkov bench soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,14 +28,21 @@ help: ## List the targets
 install: $(STAMP) ## Create .venv and install the project (editable) with its dev extras
 
 # The Python client (clients/python) is its own distribution, installed editable beside the
-# server: the load tester and the tests import it from there. tests/clients need npm
-# packages (typescript, esbuild) in clients/js/node_modules, from package-lock.json.
-$(STAMP): pyproject.toml clients/python/pyproject.toml clients/js/package.json clients/js/package-lock.json
+# server: the load tester and the tests import it from there.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@echo "Installing timeline-ws and its dev tools into $(VENV) (about 2 minutes the first time)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./clients/python -e '.[dev]'
-	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(STAMP)
+
+# tests/clients need the npm client's tooling (typescript, esbuild) from package-lock.json;
+# `make run` does not, so a new user's first run needs no npm.
+JS_STAMP := clients/js/node_modules/.installed-stamp
+js-tools: $(JS_STAMP) ## Install the npm client's build and type-check tools (tests/clients)
+
+$(JS_STAMP): clients/js/package.json clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: install ## Start the local gateway (ws://127.0.0.1:8080/ws; HOST=, PORT= to change)
 	$(BIN)/timeline-ws serve --host $(HOST) --port $(PORT)
@@ -48,7 +55,7 @@ chromium: ## Make sure Debian's chromium exists for tests/browser (apt-get insta
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	@/usr/bin/chromium --version 2>/dev/null
 
-test: install redis-server chromium checkov ## Architecture contracts, then every test tier with coverage
+test: install js-tools redis-server chromium checkov ## Architecture contracts, then every test tier with coverage
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 

@@ -3,7 +3,7 @@
 ``npm pack`` gives a tarball that installs into an empty npm project, whose usage example
 type-checks under ``tsc --strict`` (and a misuse does not: the types are not ``any``); the
 module is at most 3 KB minified (esbuild) and gzipped. The tools come from
-``clients/js/node_modules`` (``make install`` runs ``npm ci`` there).
+``clients/js/node_modules`` (``make js-tools``, part of ``make test``, runs ``npm ci`` there).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ TSCONFIG = {
 def tool(name: str) -> Path:
     path = TOOLS / name
     if not path.exists():
-        raise RuntimeError(f"{path} is missing: run `make install` (npm ci in clients/js)")
+        raise RuntimeError(f"{path} is missing: run `make js-tools` (npm ci in clients/js)")
     return path
 
 
