@@ -8,7 +8,7 @@ export declare const HEARTBEAT_ID_PREFIX: "tws:";
 export type ErrorCode =
   /** `connect()`: `url` is missing, unparsable or not `ws://` / `wss://` (a TypeError). */
   | "invalid_url"
-  /** `connect()`: neither `getToken` (a function) nor `token` (a string) (a TypeError). */
+  /** `connect()`: neither `getToken` (a function) nor `token` (a string), or no `WebSocket` option nor global (a TypeError). */
   | "invalid_options"
   /** `send()`: over `maxBytes` (32 KB) of UTF-8; nothing was sent or queued (a RangeError). */
   | "message_too_large"
@@ -103,9 +103,15 @@ export interface ConnectOptions {
   random?: () => number;
   setTimeout?: (callback: () => void, ms: number) => unknown;
   clearTimeout?: (handle: any) => void;
-  /** Injectable for tests: the WebSocket class. */
+  /**
+   * The WebSocket class (default: the global `WebSocket`). Node < 22 has none without
+   * `--experimental-websocket`: pass the `ws` package's (`import WebSocket from "ws"`).
+   */
   WebSocket?: new (url: string) => WebSocket;
-  /** Injectable for tests: the window (online, pagehide, pageshow, visibilitychange). */
+  /**
+   * The window (online, pagehide, pageshow, visibilitychange; default: the global object).
+   * An object without `addEventListener` (Node's global object) gets no such handling.
+   */
   env?: any;
 }
 
