@@ -53,13 +53,25 @@ export interface TokenRequest {
   forceRefresh: boolean;
 }
 
-export interface ConnectOptions {
+/** Where the token comes from: `getToken`, `token`, or both (`token` wins). One is required. */
+export type TokenSource =
+  | {
+      /** Asked before every attempt (sync or async). */
+      getToken: (request: TokenRequest) => string | Promise<string>;
+      /** A token to use instead of `getToken` (change it with `setToken`). */
+      token?: string;
+    }
+  | {
+      getToken?: (request: TokenRequest) => string | Promise<string>;
+      token: string;
+    };
+
+/** `connect()`'s options: the URL, a token source (`getToken` or `token`) and the knobs. */
+export type ConnectOptions = ConnectSettings & TokenSource;
+
+export interface ConnectSettings {
   /** `wss://…` (or `ws://`) URL of the WebSocket API, without the token. */
   url: string;
-  /** Asked before every attempt (sync or async). Required unless `token` is given. */
-  getToken?: (request: TokenRequest) => string | Promise<string>;
-  /** A token to use instead of `getToken` (change it with `setToken`). */
-  token?: string;
   /**
    * The app's own auth check, asked after a handshake with a freshly refreshed token failed
    * before opening: the HTTP status (401/403: `auth_error`) or `null` when unknown. It gets
