@@ -272,3 +272,26 @@ def test_reconnect_before_start_or_after_close_raises_and_set_token_before_start
             socket.reconnect()
 
     asyncio.run(scenario())
+
+
+def test_given_an_open_socket_when_set_token_and_reconnect_then_wait_open_waits_for_the_new_connection(
+    api: RestartableGateway,
+) -> None:
+    async def scenario() -> tuple[str, str, TimedRecorder, int]:
+        socket = TimelineSocket(api.ws_url, static_token(api.token()), policy=FAST)
+        events = TimedRecorder(socket, "open", "close")
+        async with socket:
+            old = await socket.wait_open(TIMEOUT_SECONDS)
+            # When: a new token, then a reconnection, then wait_open() at once
+            socket.set_token(api.token(sub="after-login"))
+            socket.reconnect()
+            new = await socket.wait_open(TIMEOUT_SECONDS)
+            closes_seen = len(events.of("close"))
+        return old, new, events, closes_seen
+
+    old, new, events, closes_seen = asyncio.run(scenario())
+
+    # Then: it returned the new connection's id, after the old one closed
+    assert new and new != old
+    assert closes_seen >= 1 and events.of("close")[0].requested
+    assert [e.connection_id for e in events.of("open")] == [old, new]

@@ -444,7 +444,8 @@ class TimelineSocket:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def wait_open(self, timeout: float | None = None) -> str:
-        """Wait until a connection is open; returns its connectionId.
+        """Wait until a connection is open; returns its connectionId. After
+        :meth:`reconnect`, that is the new connection's, not the one being replaced.
 
         Raises:
             AuthError: the server refused the token (401/403) after a forced refresh, at once
@@ -469,7 +470,7 @@ class TimelineSocket:
             opened.cancel()
             failed.cancel()
         connection_id = self.connection_id
-        if connection_id is not None:
+        if connection_id is not None and self._opened.is_set():
             return connection_id
         if self._failure is not None:
             raise self._failure
@@ -523,6 +524,8 @@ class TimelineSocket:
         (its ``close`` event has ``requested=True`` and ``will_reconnect=True``), a backoff or
         ``auth_error`` wait ends, the backoff counter resets and the token provider is asked
         again. A handshake under way finishes first. Call it after a login or a network change.
+        From now on :meth:`wait_open` waits for the new connection (the old one may serve
+        until it closed, and :attr:`connection_id` names it meanwhile).
 
         Raises:
             RuntimeError: the socket is not started, or it was closed.
@@ -533,6 +536,7 @@ class TimelineSocket:
             raise RuntimeError("start() the socket first")
         self._failure = None  # a refused token is no reason to fail wait_open() any more
         self._failed.clear()
+        self._opened_clear()  # wait_open() now waits for the connection this one asks for
         self._kick.set()
 
     def set_token(self, token: str) -> None:
@@ -839,6 +843,8 @@ class TimelineSocket:
             asyncio.get_running_loop().create_task(previous.close(1000, HANDOVER_REASON))
         elif self._current is not link:
             return  # a successor that lost its race: it is being closed
+        if self._kick is not None and self._kick.is_set():
+            return  # opened before reconnect() was seen: it is being closed and replaced
         self._set_state("open")
         self._emit(
             "open", OpenEvent(connection_id=link.connection_id or "", handover=link.handover)
