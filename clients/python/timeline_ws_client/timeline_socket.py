@@ -13,8 +13,10 @@ It follows :mod:`timeline_ws_client.policy` (the numbers the browser module shar
 - a handshake refused with 401 or 403 gets one forced token refresh at once; refused again,
   the socket reports ``auth_error`` (:meth:`TimelineSocket.wait_open` raises
   :class:`AuthError`) and waits until the provider returns a different token or
-  :meth:`TimelineSocket.set_token` gives one; a 404 (or a URL websockets cannot use) stops
-  the socket (:class:`ConfigurationError`); 429, 5xx and network errors back off;
+  :meth:`TimelineSocket.set_token` gives one (a wrong path or stage on API Gateway answers
+  403 too, which cannot be told from a refused token); any other answer but 101, 429 or a
+  5xx (200 from a web page, 404, 405...), or a URL websockets cannot use, stops the socket
+  (:class:`ConfigurationError`); 429, 5xx and network errors back off;
 - :meth:`TimelineSocket.reconnect` drops the connection and attempts at once, backoff reset;
 - near API Gateway's 2-hour limit a successor connection is opened first and the old one
   closed (1000) once the successor answered its first ping; that close is reported nowhere;
@@ -77,6 +79,7 @@ from timeline_ws_client.policy import (
     check_message_size,
     fragments,
     handover_delay,
+    is_configuration_status,
     token_expires_soon,
 )
 
@@ -86,8 +89,6 @@ ABNORMAL_CLOSE: Final = 1006
 HEARTBEAT_TIMEOUT: Final = "HeartbeatTimeout"
 HANDOVER_REASON: Final = "handover"
 RECONNECT_REASON: Final = "reconnect"
-CONFIGURATION_STATUSES: Final = frozenset({404})
-"""Handshake statuses that no retry can fix: the path or the stage does not exist."""
 
 
 class TokenProvider(Protocol):
@@ -451,8 +452,9 @@ class TimelineSocket:
             AuthError: the server refused the token (401/403) after a forced refresh, at once
                 (also when the socket is already at ``auth_error``); the socket goes on
                 waiting for a different token.
-            ConfigurationError: the handshake got a 404, or websockets cannot use the URL;
-                the socket stopped.
+            ConfigurationError: the handshake got an answer no retry can fix (not 101, 401,
+                403, 429 or 5xx: e.g. 200, 404), or websockets cannot use the URL; the socket
+                stopped.
             TimeoutError: not open within ``timeout`` seconds.
             RuntimeError: the socket is not started, or it closed for good meanwhile.
         """
@@ -686,11 +688,14 @@ class TimelineSocket:
                 if requested or self._stopping or not self.auto_reconnect:
                     self._emit_close(outcome, requested=requested or self._stopping)
                     break
-                if outcome.status in CONFIGURATION_STATUSES or outcome.error == "InvalidURI":
+                if (
+                    outcome.status is not None and is_configuration_status(outcome.status)
+                ) or outcome.error == "InvalidURI":
                     self._emit_close(outcome, will_reconnect=False)
                     self._fail(
                         ConfigurationError(
-                            f"the server answered the handshake with {outcome.status} (no such path or stage)"
+                            f"the server answered the handshake with {outcome.status}, not 101:"
+                            " the URL is not the WebSocket API's"
                             if outcome.status is not None
                             else "websockets cannot use the URL",
                             status=outcome.status,
