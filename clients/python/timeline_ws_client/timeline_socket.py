@@ -430,13 +430,22 @@ class TimelineSocket:
             listeners.remove(listener)
 
     def start(self) -> None:
-        """Start connecting (in the running event loop); idempotent.
+        """Start connecting in the running event loop and return at once: a plain call, not
+        a coroutine (``socket.start()``, no ``await``; ``async with`` calls it). Idempotent.
+        :meth:`wait_open` waits for the connection.
 
         Raises:
-            RuntimeError: after :meth:`close`, or outside a running event loop.
+            RuntimeError: after :meth:`close`, or outside a running event loop (call it from
+                a coroutine).
         """
         if self._stopping:
             raise RuntimeError("the socket was closed")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "start() needs a running event loop: call it from a coroutine (it is not awaited)"
+            ) from None
         if self._task is None:
             self._stop = asyncio.Event()
             self._opened = asyncio.Event()
