@@ -70,7 +70,10 @@ export type TokenSource =
 export type ConnectOptions = ConnectSettings & TokenSource;
 
 export interface ConnectSettings {
-  /** `wss://…` (or `ws://`) URL of the WebSocket API, without the token. */
+  /**
+   * URL of the WebSocket API, without the token: `wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}`
+   * (this project's stage: `live`), `wss://{domain}/ws` (a custom domain), or locally `ws://127.0.0.1:8080/ws`.
+   */
   url: string;
   /**
    * The app's own auth check, asked after a handshake with a freshly refreshed token failed

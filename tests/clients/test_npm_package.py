@@ -35,7 +35,7 @@ import {
 } from "timeline-ws-client";
 
 const socket: TimelineSocket = connect({
-  url: "wss://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+  url: "wss://abc123.execute-api.eu-west-1.amazonaws.com/live",
   getToken: async ({ forceRefresh }) => (forceRefresh ? "fresh" : "cached"),
   probe: async (token: string) => (token ? 401 : null),
   pingInterval: 30_000,

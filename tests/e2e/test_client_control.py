@@ -321,3 +321,29 @@ def test_given_a_url_whose_handshake_answers_200_then_wait_open_raises_a_configu
     assert len(events.of("connecting")) == 1
     assert [(c.status, c.will_reconnect) for c in events.of("close")] == [(200, False)]
     assert state == "closed"
+
+
+@pytest.mark.parametrize("path", ["/ws", "/local"])
+def test_serve_accepts_the_handshake_at_ws_and_at_its_stage(
+    api: RestartableGateway, path: str
+) -> None:
+    async def scenario() -> str:
+        url = api.base_url.replace("http://", "ws://", 1) + path
+        async with TimelineSocket(url, static_token(api.token()), policy=FAST) as socket:
+            return await socket.wait_open(TIMEOUT_SECONDS)
+
+    assert asyncio.run(scenario())
+
+
+def test_a_wrong_stage_answers_403_which_the_client_reports_as_an_auth_error(
+    api: RestartableGateway,
+) -> None:
+    # Given: a valid token, but a stage serve does not have (as on API Gateway: 403)
+    async def scenario() -> AuthError:
+        url = api.base_url.replace("http://", "ws://", 1) + "/prod"
+        async with TimelineSocket(url, static_token(api.token()), policy=FAST) as socket:
+            with pytest.raises(AuthError) as raised:
+                await socket.wait_open(TIMEOUT_SECONDS)
+            return raised.value
+
+    assert asyncio.run(scenario()).status == 403
