@@ -8,7 +8,7 @@ export declare const HEARTBEAT_ID_PREFIX: "tws:";
 export type ErrorCode =
   /** `connect()`: `url` is missing, unparsable or not `ws://` / `wss://` (a TypeError). */
   | "invalid_url"
-  /** `connect()`: neither `getToken` (a function) nor `token` (a string) (a TypeError). */
+  /** `connect()`: neither `getToken` (a function) nor `token` (a string), or no `WebSocket` option nor global (a TypeError). */
   | "invalid_options"
   /** `send()`: over `maxBytes` (32 KB) of UTF-8; nothing was sent or queued (a RangeError). */
   | "message_too_large"
@@ -53,13 +53,28 @@ export interface TokenRequest {
   forceRefresh: boolean;
 }
 
-export interface ConnectOptions {
-  /** `wss://…` (or `ws://`) URL of the WebSocket API, without the token. */
+/** Where the token comes from: `getToken`, `token`, or both (`token` wins). One is required. */
+export type TokenSource =
+  | {
+      /** Asked before every attempt (sync or async). */
+      getToken: (request: TokenRequest) => string | Promise<string>;
+      /** A token to use instead of `getToken` (change it with `setToken`). */
+      token?: string;
+    }
+  | {
+      getToken?: (request: TokenRequest) => string | Promise<string>;
+      token: string;
+    };
+
+/** `connect()`'s options: the URL, a token source (`getToken` or `token`) and the knobs. */
+export type ConnectOptions = ConnectSettings & TokenSource;
+
+export interface ConnectSettings {
+  /**
+   * URL of the WebSocket API, without the token: `wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}`
+   * (this project's stage: `live`), `wss://{domain}/ws` (a custom domain), or locally `ws://127.0.0.1:8080/ws`.
+   */
   url: string;
-  /** Asked before every attempt (sync or async). Required unless `token` is given. */
-  getToken?: (request: TokenRequest) => string | Promise<string>;
-  /** A token to use instead of `getToken` (change it with `setToken`). */
-  token?: string;
   /**
    * The app's own auth check, asked after a handshake with a freshly refreshed token failed
    * before opening: the HTTP status (401/403: `auth_error`) or `null` when unknown. It gets
@@ -103,9 +118,15 @@ export interface ConnectOptions {
   random?: () => number;
   setTimeout?: (callback: () => void, ms: number) => unknown;
   clearTimeout?: (handle: any) => void;
-  /** Injectable for tests: the WebSocket class. */
+  /**
+   * The WebSocket class (default: the global `WebSocket`). Node < 22 has none without
+   * `--experimental-websocket`: pass the `ws` package's (`import WebSocket from "ws"`).
+   */
   WebSocket?: new (url: string) => WebSocket;
-  /** Injectable for tests: the window (online, pagehide, pageshow, visibilitychange). */
+  /**
+   * The window (online, pagehide, pageshow, visibilitychange; default: the global object).
+   * An object without `addEventListener` (Node's global object) gets no such handling.
+   */
   env?: any;
 }
 

@@ -58,7 +58,7 @@ const defaultReach = (httpUrl) =>
  * the backoff cadence).
  *
  * @throws {TypeError} code "invalid_url" (not a ws:// or wss:// URL) or "invalid_options"
- *   (no options, neither `getToken` nor `token`).
+ *   (no options, neither `getToken` nor `token`, no `WebSocket` option nor global).
  */
 export function connect(options) {
   if (!options || typeof options !== "object") throw fail("invalid_options", "connect() takes an options object", TypeError);
@@ -75,8 +75,10 @@ export function connect(options) {
   const random = o.random || Math.random;
   const setT = o.setTimeout || setTimeout;
   const clearT = o.clearTimeout || clearTimeout;
-  const Socket = o.WebSocket || WebSocket;
-  const env = o.env || globalThis;
+  const Socket = o.WebSocket || globalThis.WebSocket;
+  if (typeof Socket != "function")
+    throw fail("invalid_options", "no WebSocket implementation: pass WebSocket (Node < 22: the ws package's)", TypeError);
+  const env = o.env || globalThis; // Node's is no event target: no online/pagehide handling
   const reach = o.reach || defaultReach;
   const httpUrl = o.url.replace(/^ws/, "http");
   const listeners = {};
@@ -299,7 +301,7 @@ export function connect(options) {
   };
   const hooks = [[env, "online", onOnline], [env, "pagehide", onHide], [env, "pageshow", onShow],
     [env.document, "visibilitychange", onVisible]];
-  hooks.forEach(([target, name, f]) => target?.addEventListener(name, f));
+  hooks.forEach(([target, name, f]) => target?.addEventListener?.(name, f));
 
   const api = {
     /** The state: idle, connecting, open, reconnecting, auth_error, offline, paused, closed. */
@@ -361,7 +363,7 @@ export function connect(options) {
     close() {
       stopped = true;
       clearT(timer);
-      hooks.forEach(([target, name, f]) => target?.removeEventListener(name, f));
+      hooks.forEach(([target, name, f]) => target?.removeEventListener?.(name, f));
       [next, cur].forEach((c) => {
         if (c) {
           halt(c);

@@ -35,7 +35,7 @@ import {
 } from "timeline-ws-client";
 
 const socket: TimelineSocket = connect({
-  url: "wss://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+  url: "wss://abc123.execute-api.eu-west-1.amazonaws.com/live",
   getToken: async ({ forceRefresh }) => (forceRefresh ? "fresh" : "cached"),
   probe: async (token: string) => (token ? 401 : null),
   pingInterval: 30_000,
@@ -64,8 +64,11 @@ socket.close();
 """
 MISUSE = """\
 import { connect } from "timeline-ws-client";
-connect({ url: "wss://x/prod", getToken: () => "t" }).on("open", (e) => e.connectionID);
+connect({ url: "wss://x/live", getToken: () => "t" }).on("open", (e) => e.connectionID);
+connect({ url: "wss://x/live" });
 """
+"""Line 2: a misspelt payload field; line 3: neither ``getToken`` nor ``token`` (``connect()``
+throws ``invalid_options`` at run time, so the types refuse it)."""
 TSCONFIG = {
     "compilerOptions": {
         "strict": True,
@@ -155,7 +158,13 @@ def test_given_the_installed_tarball_then_a_misuse_fails_to_type_check(app: Path
     (app / "tsconfig.misuse.json").write_text(json.dumps({**TSCONFIG, "files": ["misuse.ts"]}))
     checked = run(tool("tsc"), "-p", app / "tsconfig.misuse.json", cwd=app)
     assert checked.returncode != 0
-    assert "connectionID" in checked.stdout and "connectionId" in checked.stdout
+    errors = re.findall(
+        r"^misuse\.ts\((\d+),\d+\): error (TS\d+): (.*)$", checked.stdout, re.MULTILINE
+    )
+    by_line = {int(line): message for line, _, message in errors}
+    assert sorted(by_line) == [2, 3], checked.stdout
+    assert "connectionID" in by_line[2] and "connectionId" in by_line[2]
+    assert "not assignable to parameter of type 'ConnectOptions'" in by_line[3]
 
 
 def test_the_module_is_at_most_3_kb_minified_and_gzipped() -> None:

@@ -3,8 +3,9 @@
 A 100 KB message goes out in frames of at most 32 KB (API Gateway's frame quota) and the
 gateway answers it; a token provider that raises is asked again with the backoff (a
 ``token_error`` each time) instead of closing the socket; ``wait_open()`` raises
-``AuthError`` on a refused token and ``ConfigurationError`` on a 404 or a URL websockets
-cannot use; ``set_token()`` and ``reconnect()`` reopen within 1 s (measured between events).
+``AuthError`` on a refused token and ``ConfigurationError`` on a 404, a 200 (serve's
+``/health`` and demo page) or a URL websockets cannot use; after ``reconnect()`` it waits
+for the new connection; ``set_token()`` and ``reconnect()`` reopen within 1 s (measured between events).
 """
 
 from __future__ import annotations
@@ -272,3 +273,77 @@ def test_reconnect_before_start_or_after_close_raises_and_set_token_before_start
             socket.reconnect()
 
     asyncio.run(scenario())
+
+
+def test_given_an_open_socket_when_set_token_and_reconnect_then_wait_open_waits_for_the_new_connection(
+    api: RestartableGateway,
+) -> None:
+    async def scenario() -> tuple[str, str, TimedRecorder, int]:
+        socket = TimelineSocket(api.ws_url, static_token(api.token()), policy=FAST)
+        events = TimedRecorder(socket, "open", "close")
+        async with socket:
+            old = await socket.wait_open(TIMEOUT_SECONDS)
+            # When: a new token, then a reconnection, then wait_open() at once
+            socket.set_token(api.token(sub="after-login"))
+            socket.reconnect()
+            new = await socket.wait_open(TIMEOUT_SECONDS)
+            closes_seen = len(events.of("close"))
+        return old, new, events, closes_seen
+
+    old, new, events, closes_seen = asyncio.run(scenario())
+
+    # Then: it returned the new connection's id, after the old one closed
+    assert new and new != old
+    assert closes_seen >= 1 and events.of("close")[0].requested
+    assert [e.connection_id for e in events.of("open")] == [old, new]
+
+
+@pytest.mark.parametrize("path", ["/health", "/"])
+def test_given_a_url_whose_handshake_answers_200_then_wait_open_raises_a_configuration_error_at_once(
+    api: RestartableGateway, path: str
+) -> None:
+    # Given: serve's health check and its demo page, which answer a handshake with 200
+    url = api.base_url.replace("http://", "ws://", 1) + path
+
+    async def scenario() -> tuple[ConfigurationError, TimedRecorder, str]:
+        socket = TimelineSocket(url, static_token(api.token()), policy=FAST)
+        events = TimedRecorder(socket, "connecting", "close")
+        socket.start()
+        with pytest.raises(ConfigurationError) as raised:
+            await socket.wait_open(timeout=TIMEOUT_SECONDS)
+        await socket.wait_closed()
+        return raised.value, events, socket.state
+
+    error, events, state = asyncio.run(scenario())
+
+    # Then: no retry (none could fix it), the status in the error and the close event
+    assert (error.status, error.code) == (200, "invalid_url")
+    assert len(events.of("connecting")) == 1
+    assert [(c.status, c.will_reconnect) for c in events.of("close")] == [(200, False)]
+    assert state == "closed"
+
+
+@pytest.mark.parametrize("path", ["/ws", "/local"])
+def test_serve_accepts_the_handshake_at_ws_and_at_its_stage(
+    api: RestartableGateway, path: str
+) -> None:
+    async def scenario() -> str:
+        url = api.base_url.replace("http://", "ws://", 1) + path
+        async with TimelineSocket(url, static_token(api.token()), policy=FAST) as socket:
+            return await socket.wait_open(TIMEOUT_SECONDS)
+
+    assert asyncio.run(scenario())
+
+
+def test_a_wrong_stage_answers_403_which_the_client_reports_as_an_auth_error(
+    api: RestartableGateway,
+) -> None:
+    # Given: a valid token, but a stage serve does not have (as on API Gateway: 403)
+    async def scenario() -> AuthError:
+        url = api.base_url.replace("http://", "ws://", 1) + "/prod"
+        async with TimelineSocket(url, static_token(api.token()), policy=FAST) as socket:
+            with pytest.raises(AuthError) as raised:
+                await socket.wait_open(TIMEOUT_SECONDS)
+            return raised.value
+
+    assert asyncio.run(scenario()).status == 403

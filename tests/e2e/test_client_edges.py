@@ -58,6 +58,28 @@ def test_unknown_events_are_refused_and_removing_an_unknown_listener_is_harmless
         socket.off("pongs", print)
 
 
+def test_start_outside_an_event_loop_says_to_call_it_from_a_coroutine() -> None:
+    socket = TimelineSocket("ws://127.0.0.1:1/ws", static_token("t"))
+
+    with pytest.raises(RuntimeError, match="call it from a coroutine"):
+        socket.start()
+
+    assert socket.state == "idle"
+
+
+def test_start_is_a_plain_call_that_returns_at_once_before_any_attempt() -> None:
+    async def scenario() -> tuple[object, str]:
+        socket = TimelineSocket("ws://127.0.0.1:1/ws", static_token("t"))
+        started = socket.start()  # the README: no await
+        state = socket.state
+        socket.abort()
+        return started, state
+
+    started, state = asyncio.run(scenario())
+
+    assert started is None and state == "idle"
+
+
 def test_a_socket_closed_before_it_started_is_closed_for_good() -> None:
     async def scenario() -> None:
         socket = TimelineSocket("ws://127.0.0.1:1/ws", static_token("t"))

@@ -27,6 +27,7 @@ from timeline_ws_client.policy import (
     check_message_size,
     fragments,
     handover_delay,
+    is_configuration_status,
     token_expires_soon,
     token_expiry,
     utf8_size,
@@ -317,3 +318,15 @@ def test_the_errors_carry_the_browser_modules_codes() -> None:
         for e in (MessageTooLargeError, AuthError, ConfigurationError)
     )
     assert HEARTBEAT_ID_PREFIX == "tws:"
+
+
+@pytest.mark.parametrize("status", [200, 204, 301, 400, 404, 405, 426])
+def test_a_handshake_answer_no_retry_can_fix_is_a_configuration_error(status: int) -> None:
+    assert is_configuration_status(status)
+
+
+@pytest.mark.parametrize("status", [401, 403, 429, 500, 502, 503, 504])
+def test_auth_refusals_throttling_and_server_errors_are_not_configuration_errors(
+    status: int,
+) -> None:
+    assert not is_configuration_status(status)

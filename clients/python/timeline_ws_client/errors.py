@@ -37,7 +37,8 @@ class AuthError(TimelineSocketError):
 
 class ConfigurationError(TimelineSocketError, ValueError):
     """The URL cannot work: not ``ws://``/``wss://``, unparsable, or the server answered the
-    handshake with 404 (no such path or stage). Retrying would not help, so the socket stops.
+    handshake with a status no retry can fix (not 101, 401, 403, 429 or 5xx: a web page's
+    200, a 404, a 405...). Retrying would not help, so the socket stops.
 
     ``status``: the handshake's HTTP status, when there was one.
     """

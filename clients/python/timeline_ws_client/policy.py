@@ -66,9 +66,18 @@ CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001})
 (1000), the idle timeout, the 2-hour limit or a shutdown (1001)."""
 AUTH_REFUSAL_STATUSES: Final = frozenset({401, 403})
 """Handshake statuses that mean "this token will not do": refresh once, then stop and report."""
+THROTTLE_STATUS: Final = 429
+"""The handshake was throttled (a rate or connection limit): back off and try again."""
 
 Random = Callable[[], float]
 """Draws a float in [0, 1), like :func:`random.random`."""
+
+
+def is_configuration_status(status: int) -> bool:
+    """Whether a handshake answered with HTTP ``status`` (not 101) is one no retry can fix:
+    anything but an auth refusal (401, 403), throttling (429) or a server error (5xx), e.g.
+    200 from a web page or a health check, a redirect that was not followed, 404, 405."""
+    return status not in AUTH_REFUSAL_STATUSES and status != THROTTLE_STATUS and status < 500
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:

@@ -13,8 +13,10 @@ It follows :mod:`timeline_ws_client.policy` (the numbers the browser module shar
 - a handshake refused with 401 or 403 gets one forced token refresh at once; refused again,
   the socket reports ``auth_error`` (:meth:`TimelineSocket.wait_open` raises
   :class:`AuthError`) and waits until the provider returns a different token or
-  :meth:`TimelineSocket.set_token` gives one; a 404 (or a URL websockets cannot use) stops
-  the socket (:class:`ConfigurationError`); 429, 5xx and network errors back off;
+  :meth:`TimelineSocket.set_token` gives one (a wrong path or stage on API Gateway answers
+  403 too, which cannot be told from a refused token); any other answer but 101, 429 or a
+  5xx (200 from a web page, 404, 405...), or a URL websockets cannot use, stops the socket
+  (:class:`ConfigurationError`); 429, 5xx and network errors back off;
 - :meth:`TimelineSocket.reconnect` drops the connection and attempts at once, backoff reset;
 - near API Gateway's 2-hour limit a successor connection is opened first and the old one
   closed (1000) once the successor answered its first ping; that close is reported nowhere;
@@ -77,6 +79,7 @@ from timeline_ws_client.policy import (
     check_message_size,
     fragments,
     handover_delay,
+    is_configuration_status,
     token_expires_soon,
 )
 
@@ -86,8 +89,6 @@ ABNORMAL_CLOSE: Final = 1006
 HEARTBEAT_TIMEOUT: Final = "HeartbeatTimeout"
 HANDOVER_REASON: Final = "handover"
 RECONNECT_REASON: Final = "reconnect"
-CONFIGURATION_STATUSES: Final = frozenset({404})
-"""Handshake statuses that no retry can fix: the path or the stage does not exist."""
 
 
 class TokenProvider(Protocol):
@@ -429,13 +430,22 @@ class TimelineSocket:
             listeners.remove(listener)
 
     def start(self) -> None:
-        """Start connecting (in the running event loop); idempotent.
+        """Start connecting in the running event loop and return at once: a plain call, not
+        a coroutine (``socket.start()``, no ``await``; ``async with`` calls it). Idempotent.
+        :meth:`wait_open` waits for the connection.
 
         Raises:
-            RuntimeError: after :meth:`close`, or outside a running event loop.
+            RuntimeError: after :meth:`close`, or outside a running event loop (call it from
+                a coroutine).
         """
         if self._stopping:
             raise RuntimeError("the socket was closed")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "start() needs a running event loop: call it from a coroutine (it is not awaited)"
+            ) from None
         if self._task is None:
             self._stop = asyncio.Event()
             self._opened = asyncio.Event()
@@ -444,14 +454,16 @@ class TimelineSocket:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def wait_open(self, timeout: float | None = None) -> str:
-        """Wait until a connection is open; returns its connectionId.
+        """Wait until a connection is open; returns its connectionId. After
+        :meth:`reconnect`, that is the new connection's, not the one being replaced.
 
         Raises:
             AuthError: the server refused the token (401/403) after a forced refresh, at once
                 (also when the socket is already at ``auth_error``); the socket goes on
                 waiting for a different token.
-            ConfigurationError: the handshake got a 404, or websockets cannot use the URL;
-                the socket stopped.
+            ConfigurationError: the handshake got an answer no retry can fix (not 101, 401,
+                403, 429 or 5xx: e.g. 200, 404), or websockets cannot use the URL; the socket
+                stopped.
             TimeoutError: not open within ``timeout`` seconds.
             RuntimeError: the socket is not started, or it closed for good meanwhile.
         """
@@ -469,7 +481,7 @@ class TimelineSocket:
             opened.cancel()
             failed.cancel()
         connection_id = self.connection_id
-        if connection_id is not None:
+        if connection_id is not None and self._opened.is_set():
             return connection_id
         if self._failure is not None:
             raise self._failure
@@ -523,6 +535,8 @@ class TimelineSocket:
         (its ``close`` event has ``requested=True`` and ``will_reconnect=True``), a backoff or
         ``auth_error`` wait ends, the backoff counter resets and the token provider is asked
         again. A handshake under way finishes first. Call it after a login or a network change.
+        From now on :meth:`wait_open` waits for the new connection (the old one may serve
+        until it closed, and :attr:`connection_id` names it meanwhile).
 
         Raises:
             RuntimeError: the socket is not started, or it was closed.
@@ -533,6 +547,7 @@ class TimelineSocket:
             raise RuntimeError("start() the socket first")
         self._failure = None  # a refused token is no reason to fail wait_open() any more
         self._failed.clear()
+        self._opened_clear()  # wait_open() now waits for the connection this one asks for
         self._kick.set()
 
     def set_token(self, token: str) -> None:
@@ -682,11 +697,14 @@ class TimelineSocket:
                 if requested or self._stopping or not self.auto_reconnect:
                     self._emit_close(outcome, requested=requested or self._stopping)
                     break
-                if outcome.status in CONFIGURATION_STATUSES or outcome.error == "InvalidURI":
+                if (
+                    outcome.status is not None and is_configuration_status(outcome.status)
+                ) or outcome.error == "InvalidURI":
                     self._emit_close(outcome, will_reconnect=False)
                     self._fail(
                         ConfigurationError(
-                            f"the server answered the handshake with {outcome.status} (no such path or stage)"
+                            f"the server answered the handshake with {outcome.status}, not 101:"
+                            " the URL is not the WebSocket API's"
                             if outcome.status is not None
                             else "websockets cannot use the URL",
                             status=outcome.status,
@@ -839,6 +857,8 @@ class TimelineSocket:
             asyncio.get_running_loop().create_task(previous.close(1000, HANDOVER_REASON))
         elif self._current is not link:
             return  # a successor that lost its race: it is being closed
+        if self._kick is not None and self._kick.is_set():
+            return  # opened before reconnect() was seen: it is being closed and replaced
         self._set_state("open")
         self._emit(
             "open", OpenEvent(connection_id=link.connection_id or "", handover=link.handover)
