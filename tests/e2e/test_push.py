@@ -478,3 +478,38 @@ def test_given_the_cli_and_an_unknown_function_then_exit_1_naming_the_error(
     [line] = capsys.readouterr().err.splitlines()
     assert status == 1
     assert line.startswith("timeline-ws push: ResourceNotFoundException: Function not found")
+
+
+def test_given_a_synchronous_payload_over_1_mib_then_invoked_and_over_6_mb_413() -> None:
+    sizes: list[int] = []
+
+    def measure(event: Any, context: Any) -> Any:
+        sizes.append(len(event))
+        return {"ok": True}
+
+    sock = listening_socket("127.0.0.1", 0)
+    handlers = {"$connect": measure, "$disconnect": measure, "$default": measure}
+    background = BackgroundGateway(create_app(handlers, functions={"measure": measure}), sock)
+    background.start()
+    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
+    six_mb = 6 * 1024 * 1024
+    try:
+        wait_for_health(running.base_url)
+        client = lambda_client(running)
+        big = client.invoke(FunctionName="measure", Payload=json.dumps("x" * 1_500_000))
+        with pytest.raises(ClientError) as too_large:
+            client.invoke(FunctionName="measure", Payload=json.dumps("x" * (six_mb - 1)))
+    finally:
+        running.stop()
+
+    assert json.loads(big["Payload"].read()) == {"ok": True}
+    assert sizes == [1_500_000]
+    response = too_large.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == (
+        "RequestTooLargeException"
+    )
+    assert (response["Type"], response["message"]) == (
+        "User",
+        f"Request must be smaller than {six_mb} bytes for the Invoke operation",
+    )

@@ -53,6 +53,7 @@ from aiohttp import web
 from entrypoints.local_gateway.emulator.connections import ConnectionRegistry, LiveConnection
 from entrypoints.local_gateway.emulator.events import iso8601_ms
 from entrypoints.local_gateway.emulator.frames import MAX_FRAME_BYTES
+from entrypoints.local_gateway.emulator.request_body import read_body
 from entrypoints.local_gateway.emulator.sigv4 import AwsRefusal, SigV4Error, SigV4Verifier
 from entrypoints.local_gateway.emulator.throttling import TokenBucket
 
@@ -138,18 +139,6 @@ def _gone() -> web.Response:
         status=410,
         headers={"x-amzn-ErrorType": "GoneException", "x-amzn-RequestId": str(uuid.uuid4())},
     )
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` as soon as it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _raw_headers(request: web.Request) -> list[tuple[str, str]]:
@@ -241,9 +230,7 @@ class ManagementApi:
         """
         if self._requests is not None and not self._requests.take():
             raise _Refused(THROTTLED)
-        if request.content_length is not None and request.content_length > self._max_post_bytes:
-            raise _Refused(TOO_LARGE)
-        body = await _read_body(request, self._max_post_bytes)
+        body = await read_body(request, self._max_post_bytes)
         if body is None:
             raise _Refused(TOO_LARGE)
         url = f"{request.scheme}://{request.host}{request.rel_url.raw_path_qs}"
