@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -513,3 +515,108 @@ def test_given_a_synchronous_payload_over_1_mib_then_invoked_and_over_6_mb_413()
         "User",
         f"Request must be smaller than {six_mb} bytes for the Invoke operation",
     )
+
+
+# -- timeline-ws push as a user runs it (a subprocess, in the user's environment) ------------
+
+REPOSITORY = Path(__file__).parent.parent.parent
+FOREIGN_AWS_SETTINGS = {
+    "real_keys": {
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AWS_SESSION_TOKEN": "a-session-token",
+    },
+    "a_profile": {"AWS_PROFILE": "work"},
+    "default_region": {"AWS_DEFAULT_REGION": "eu-west-1"},
+    "region_over_default_region": {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"},
+}
+
+
+def push_process(
+    base_url: str | None,
+    arguments: list[str],
+    environ: dict[str, str] | None = None,
+    stdin: bytes = b"",
+    **popen: Any,
+) -> subprocess.CompletedProcess[bytes]:
+    """``timeline-ws push`` as a subprocess, in an environment holding only ``environ``'s AWS
+    settings (and a config and credentials file that do not exist)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env.update(AWS_EC2_METADATA_DISABLED="true", **(environ or {}))
+    endpoint = ["--endpoint-url", base_url] if base_url else []
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli", "push", *endpoint, *arguments],
+        input=stdin,
+        env=env,
+        cwd=REPOSITORY,
+        timeout=60,
+        check=False,
+        **(popen or {"capture_output": True}),
+    )
+
+
+def served_region(environ: dict[str, str]) -> str:
+    """The region ``serve`` resolves in ``environ``, by what its docs promise (not our code)."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+@pytest.mark.parametrize("environ", FOREIGN_AWS_SETTINGS.values(), ids=FOREIGN_AWS_SETTINGS)
+def test_given_aws_settings_in_the_environment_when_pushing_locally_then_it_just_works(
+    push_gateway: Callable[..., RunningGateway], environ: dict[str, str]
+) -> None:
+    # Given serve started in the same environment (its default credentials, its region)
+    running = push_gateway(GatewaySettings(region=served_region(environ)))
+
+    # When the developer pushes with their usual AWS settings in place
+    done = push_process(running.base_url, ["--user", "nobody", "hi"], environ)
+
+    # Then the gateway accepts the call: signed as serve accepts, not with those settings
+    assert done.stderr == b""
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["users"] == {
+        "nobody": {"delivered": 0, "gone": 0, "failed": 0, "unavailable": False}
+    }
+
+
+def test_given_the_default_endpoint_then_the_cli_signs_as_serve_does_there_too(
+    no_aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from entrypoints.push_cli import lambda_client
+
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    arguments = argparse.Namespace(
+        endpoint_url=None, function_name=None, region=None, credentials=None
+    )
+
+    client = lambda_client(arguments)
+
+    assert client.meta.endpoint_url == "http://127.0.0.1:8080"
+    assert client.meta.region_name == "ap-south-1"
+    frozen = client._request_signer._credentials.get_frozen_credentials()
+    assert (frozen.access_key, frozen.secret_key, frozen.token) == ("test", "test", None)
+
+
+def test_given_serve_with_other_credentials_and_region_then_the_push_options_override(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    from entrypoints.local_gateway.emulator.sigv4 import AwsCredentials
+
+    running = push_gateway(
+        GatewaySettings(region="ap-south-1", credentials=(AwsCredentials("local", "s3:cret"),))
+    )
+    arguments = ["--credentials", "local:s3:cret", "--region", "ap-south-1", "--user", "x", "hi"]
+
+    accepted = push_process(running.base_url, arguments)
+    default = push_process(running.base_url, ["--user", "x", "hi"])
+    malformed = push_process(running.base_url, ["--credentials", "s3cret", "--user", "x", "hi"])
+
+    assert (accepted.returncode, accepted.stderr) == (0, b"")
+    assert default.returncode == 1
+    assert b"UnrecognizedClientException" in default.stderr
+    assert malformed.returncode == 2
+    assert b"expected KEY:SECRET" in malformed.stderr
+    assert b"s3cret" not in malformed.stderr, "a secret is never echoed"
