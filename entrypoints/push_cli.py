@@ -9,9 +9,12 @@ and the region ``serve`` resolves from the same environment
 ``--endpoint-url`` it invokes the deployed function on AWS with boto3's usual credential chain
 and region (``AWS_PROFILE``, ``AWS_REGION``…; ``--region`` overrides).
 
-Exit status: 0 when every connection got the message; 1 when a delivery failed, a user's
-connections could not be looked up, or the call failed; 2 on bad input (the function's
-refusal, or bad arguments), with one line on stderr.
+MESSAGE ``-`` reads the message from stdin (UTF-8, as is), for messages longer than one
+command-line argument may be (131,071 bytes on Linux).
+
+Exit status: 0 when every connection got the message; 1 when a delivery failed, a user's connections could not be
+looked up, or the call failed; 2 on bad input (the function's refusal, or bad arguments),
+with one line on stderr.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from entrypoints.local_gateway.signing import (
 
 LOCAL_ENDPOINT: Final = "http://127.0.0.1:8080"
 LOCAL_FUNCTION: Final = "push"
+STDIN: Final = "-"
 
 PUSH_DESCRIPTION: Final = (
     "Push MESSAGE (sent as is, as the frame's text) to every live connection of each --user, "
@@ -38,7 +42,11 @@ PUSH_DESCRIPTION: Final = (
 )
 
 PUSH_OPTIONS: Final = (
-    option("message", metavar="MESSAGE", help="the frame's text, e.g. '{\"post\": 42}'"),
+    option(
+        "message",
+        metavar="MESSAGE",
+        help="the frame's text, e.g. '{\"post\": 42}'; - reads it from stdin (UTF-8, as is)",
+    ),
     option(
         "--user",
         dest="users",
@@ -121,11 +129,26 @@ def lambda_client(args: argparse.Namespace) -> Any:
     )
 
 
+def read_message(text: str) -> str:
+    """MESSAGE itself, or stdin's whole text (UTF-8, as is) for ``-``.
+
+    Raises:
+        UnicodeDecodeError: stdin is not UTF-8.
+    """
+    if text != STDIN:
+        return text
+    return sys.stdin.buffer.read().decode("utf-8")
+
+
 def run_push(args: argparse.Namespace) -> int:
     """Invoke the function and report; the exit status of the module docstring."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    event = {"userIds": args.users, "message": args.message}
+    try:
+        message = read_message(args.message)
+    except UnicodeDecodeError as error:
+        return _fail(f"stdin is not UTF-8 text (byte {error.start})", 2)
+    event = {"userIds": args.users, "message": message}
     try:
         response = lambda_client(args).invoke(
             FunctionName=args.function_name or LOCAL_FUNCTION, Payload=json.dumps(event)

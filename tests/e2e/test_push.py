@@ -620,3 +620,47 @@ def test_given_serve_with_other_credentials_and_region_then_the_push_options_ove
     assert malformed.returncode == 2
     assert b"expected KEY:SECRET" in malformed.stderr
     assert b"s3cret" not in malformed.stderr, "a secret is never echoed"
+
+
+def test_given_a_128_kb_message_on_stdin_then_it_is_pushed_as_is(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = push_gateway()
+    # 131,072 bytes in UTF-8: over Linux's 131,071-byte limit for one argument
+    message = "é" * (64 * 1024)
+
+    async def scenario() -> tuple[subprocess.CompletedProcess[bytes], str]:
+        [ws] = await open_connections(running, "kim", 1)
+        done = await asyncio.to_thread(
+            push_process, running.base_url, ["--user", "kim", "-"], stdin=message.encode()
+        )
+        frame = await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+        await ws.close()
+        return done, str(frame)
+
+    done, frame = run(scenario())
+
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert json.loads(done.stdout)["delivered"] == 1
+    assert frame == message
+
+
+@pytest.mark.parametrize(
+    ("stdin", "says"),
+    [
+        (b"\xff\xfe", b"stdin is not UTF-8"),
+        (b"x" * (128 * 1024 + 1), b"payload_too_large"),
+    ],
+    ids=["not_utf8", "over_128_kb"],
+)
+def test_given_bad_input_on_stdin_then_exit_2_with_one_line(
+    push_gateway: Callable[..., RunningGateway], stdin: bytes, says: bytes
+) -> None:
+    running = push_gateway()
+
+    done = push_process(running.base_url, ["--user", "kim", "-"], stdin=stdin)
+
+    assert done.returncode == 2
+    assert done.stdout == b""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(b"timeline-ws push: ") and says in line
