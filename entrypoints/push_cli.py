@@ -12,9 +12,11 @@ and region (``AWS_PROFILE``, ``AWS_REGION``…; ``--region`` overrides).
 MESSAGE ``-`` reads the message from stdin (UTF-8, as is), for messages longer than one
 command-line argument may be (131,071 bytes on Linux).
 
-Exit status: 0 when every connection got the message; 1 when a delivery failed, a user's connections could not be
+Exit status: 0 when every connection got the message (a user with no live connection is not a
+failure: ``delivered`` is 0); 1 when a delivery failed, a user's connections could not be
 looked up, or the call failed; 2 on bad input (the function's refusal, or bad arguments),
-with one line on stderr.
+with one line on stderr. When stdout is closed early (``| head``) the CLI stops writing
+quietly and keeps that status.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ STDIN: Final = "-"
 PUSH_DESCRIPTION: Final = (
     "Push MESSAGE (sent as is, as the frame's text) to every live connection of each --user, "
     "through the push function; print its JSON result (delivered, gone, failed per user)."
+)
+PUSH_EPILOG: Final = (
+    "Exit status: 0 when every live connection got the message, including when a user has "
+    "none (then delivered is 0: an offline user, or a mistyped id, is not an error); 1 when a "
+    "delivery failed, a user was unavailable or the call failed; 2 on bad input. "
+    "A local gateway is signed for as serve accepts by default (test:test, the region of "
+    "AWS_REGION / AWS_DEFAULT_REGION, else us-east-1), whatever AWS credentials or profile "
+    "the environment holds."
 )
 
 PUSH_OPTIONS: Final = (
@@ -93,6 +103,7 @@ def add_push_command(commands: Any) -> None:
         "push",
         help="push a message to users' connections",
         description=PUSH_DESCRIPTION,
+        epilog=PUSH_EPILOG,
     )
     add_options(parser, PUSH_OPTIONS)
     parser.set_defaults(handler=run_push)
@@ -163,8 +174,20 @@ def run_push(args: argparse.Namespace) -> int:
         return _fail(f"the function failed: {result.get('errorMessage')}", 1)
     if "error" in result:
         return _fail(f"{result['error']}: {result['message']}", 2)
-    print(json.dumps(result, indent=2))
-    return 1 if result["failed"] or result.get("unavailable") else 0
+    status = 1 if result["failed"] or result.get("unavailable") else 0
+    _print_quietly(json.dumps(result, indent=2))
+    return status
+
+
+def _print_quietly(text: str) -> None:
+    """Print ``text`` on stdout; a reader that went away (``| head``) ends it silently, as
+    Unix tools do (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and report the same error: point it nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _fail(line: str, status: int) -> int:

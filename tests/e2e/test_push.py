@@ -664,3 +664,34 @@ def test_given_bad_input_on_stdin_then_exit_2_with_one_line(
     assert done.stdout == b""
     [line] = done.stderr.splitlines()
     assert line.startswith(b"timeline-ws push: ") and says in line
+
+
+def test_given_stdout_closed_by_its_reader_then_the_cli_ends_quietly(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = push_gateway()
+    # Given a reader that went away before the result is written (as `| head -3` does)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = push_process(
+            running.base_url,
+            ["--user", "nobody", "hi"],
+            stdin=b"",
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+
+    assert done.stderr == b"", "no BrokenPipeError traceback"
+    assert done.returncode == 0, "the push's own status"
+
+
+def test_the_push_help_says_that_a_user_without_connections_is_not_a_failure() -> None:
+    done = push_process(None, ["--help"])
+
+    text = " ".join(done.stdout.decode().split())
+    assert done.returncode == 0
+    assert "including when a user has none (then delivered is 0" in text
+    assert "- reads it from stdin" in text
