@@ -8,11 +8,12 @@ cleanup, the Management API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -428,6 +429,24 @@ def test_given_the_account_throttle_exhausted_then_posts_fail_after_retries_and_
     assert len(throttled) == 3, "the throttled post was tried 3 times in all, no more"
 
 
+@contextlib.contextmanager
+def invoke_gateway(functions: dict[str, Any]) -> Iterator[RunningGateway]:
+    """A gateway serving ``functions`` by Lambda's Invoke API (its routes run the first one),
+    healthy inside the block and stopped after it."""
+    first = next(iter(functions.values()))
+    handlers = {"$connect": first, "$disconnect": first, "$default": first}
+    background = BackgroundGateway(
+        create_app(handlers, functions=functions), listening_socket("127.0.0.1", 0)
+    )
+    background.start()
+    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
+    try:
+        wait_for_health(running.base_url)
+        yield running
+    finally:
+        running.stop()
+
+
 def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifiers() -> None:
     calls: list[Any] = []
 
@@ -435,13 +454,7 @@ def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifi
         calls.append((event, context.function_name))
         return {"ok": True}
 
-    sock = listening_socket("127.0.0.1", 0)
-    handlers = {"$connect": record, "$disconnect": record, "$default": record}
-    background = BackgroundGateway(create_app(handlers, functions={"rec": record}), sock)
-    background.start()
-    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
-    try:
-        wait_for_health(running.base_url)
+    with invoke_gateway({"rec": record}) as running:
         client = lambda_client(running)
         arn = "arn:aws:lambda:us-east-1:000000000000:function:rec"
         by_arn = client.invoke(FunctionName=arn, Payload=b'{"n": 1}')
@@ -452,8 +465,6 @@ def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifi
             client.invoke(FunctionName="rec", Qualifier="7", Payload=b"{}")
         with pytest.raises(ClientError) as too_large:
             client.invoke(FunctionName="rec", InvocationType="Event", Payload=b"1" * 300_000)
-    finally:
-        running.stop()
 
     assert json.loads(by_arn["Payload"].read()) == {"ok": True}
     assert by_version["StatusCode"] == 200
@@ -489,20 +500,12 @@ def test_given_a_synchronous_payload_over_1_mib_then_invoked_and_over_6_mb_413()
         sizes.append(len(event))
         return {"ok": True}
 
-    sock = listening_socket("127.0.0.1", 0)
-    handlers = {"$connect": measure, "$disconnect": measure, "$default": measure}
-    background = BackgroundGateway(create_app(handlers, functions={"measure": measure}), sock)
-    background.start()
-    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
     six_mb = 6 * 1024 * 1024
-    try:
-        wait_for_health(running.base_url)
+    with invoke_gateway({"measure": measure}) as running:
         client = lambda_client(running)
         big = client.invoke(FunctionName="measure", Payload=json.dumps("x" * 1_500_000))
         with pytest.raises(ClientError) as too_large:
             client.invoke(FunctionName="measure", Payload=json.dumps("x" * (six_mb - 1)))
-    finally:
-        running.stop()
 
     assert json.loads(big["Payload"].read()) == {"ok": True}
     assert sizes == [1_500_000]
