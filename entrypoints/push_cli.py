@@ -92,7 +92,7 @@ PUSH_OPTIONS: Final = (
         default=None,
         metavar="KEY:SECRET",
         help="sign for a local gateway with these, as serve's --credentials "
-        "(default test:test); deployed: boto3's credential chain",
+        "(default test:test); refused with --function-name alone (AWS: boto3's credential chain)",
     ),
 )
 
@@ -155,6 +155,12 @@ def run_push(args: argparse.Namespace) -> int:
     """Invoke the function and report; the exit status of the module docstring."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if args.credentials and args.endpoint_url is None and args.function_name is not None:
+        return _fail(
+            "--credentials is for a local gateway (add --endpoint-url); on AWS the function "
+            "is invoked with boto3's credential chain (AWS_PROFILE, ...)",
+            2,
+        )
     try:
         message = read_message(args.message)
     except UnicodeDecodeError as error:

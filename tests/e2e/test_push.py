@@ -698,3 +698,14 @@ def test_the_push_help_says_that_a_user_without_connections_is_not_a_failure() -
     assert done.returncode == 0
     assert "including when a user has none (then delivered is 0" in text
     assert "- reads it from stdin" in text
+
+
+def test_given_credentials_for_a_deployed_function_then_exit_2_before_any_call() -> None:
+    done = push_process(
+        None,
+        ["--function-name", "timeline-ws-prod-push", "--credentials", "k:s", "--user", "u", "m"],
+    )
+
+    assert (done.returncode, done.stdout) == (2, b"")
+    [line] = done.stderr.splitlines()
+    assert line.startswith(b"timeline-ws push: --credentials is for a local gateway")
