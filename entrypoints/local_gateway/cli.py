@@ -24,6 +24,7 @@ from entrypoints.local_gateway.dev_cognito import (
     DevKeyError,
     load_dev_cognito,
 )
+from entrypoints.local_gateway.signing import DEFAULT_CREDENTIALS, gateway_region, parse_credentials
 
 logger = logging.getLogger("timeline_ws.gateway")
 
@@ -82,14 +83,6 @@ def _workers(text: str) -> int:
     if not 1 <= value <= 512:
         raise argparse.ArgumentTypeError("must be within 1..512")
     return value
-
-
-def _credentials(text: str) -> tuple[str, str]:
-    key, separator, secret = text.partition(":")
-    if not separator or not key or not secret:
-        # never quotes the text: it holds a secret
-        raise argparse.ArgumentTypeError("expected KEY:SECRET, both non-empty")
-    return key, secret
 
 
 def _rate(text: str) -> float:
@@ -239,8 +232,8 @@ SERVE_OPTIONS: Final = (
     ),
     option(
         "--credentials",
-        type=_credentials,
-        default=("test", "test"),
+        type=parse_credentials,
+        default=DEFAULT_CREDENTIALS,
         metavar="KEY:SECRET",
         help="the only AWS credentials @connections accepts, SigV4-signed for service "
         "execute-api and the region of AWS_REGION / AWS_DEFAULT_REGION (default us-east-1); "
@@ -381,7 +374,7 @@ def run_serve(args: argparse.Namespace) -> int:
         integration_timeout_seconds=args.integration_timeout,
         workers=args.workers,
         binary_frames=args.binary_frames,
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        region=gateway_region(os.environ),
         credentials=(AwsCredentials(*args.credentials),),
         deny_manage_connections=args.deny_manage_connections,
         connect_rate=args.connect_rate,

@@ -130,9 +130,18 @@ def test_given_bad_credentials_when_boto3_calls_connections_then_aws_refuses_and
         assert fragment in seen[index][2], (code, seen[index][2])
     assert first == "marker"
     assert after == before, "no record was touched"
-    lines = [line for line in refusals(caplog) if line.startswith("@connections")]
+    # A wrong stage is no @connections call: its line names the method and the path asked
+    lines = [
+        line
+        for line in refusals(caplog)
+        if line.startswith(("@connections", "POST /prod/", "DELETE /prod/"))
+    ]
     assert len(lines) == len(expected)
     assert all("status=403 refused" in line for line in lines)
+    assert any(
+        line.startswith("POST /prod/@connections/") and "refused ForbiddenException" in line
+        for line in lines
+    )
     assert any("unknown access key id 'AKIDUNKNOWN'" in line for line in lines)
     assert any("Signature expired" in line for line in lines)
     served = [r.getMessage() for r in caplog.records if r.name.startswith("timeline_ws")]

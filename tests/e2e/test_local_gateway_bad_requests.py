@@ -281,3 +281,64 @@ def test_given_subprotocols_and_a_handshake_header_that_is_not_utf8_then_400(
         )
         head = sock.recv(4096)
     assert head.startswith(b"HTTP/1.1 400 ")
+
+
+# -- unknown paths -----------------------------------------------------------------------------
+
+
+def refusal_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "ForbiddenException" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("request_line", "logged"),
+    [
+        (f"GET /nope?token={TOKEN}", "GET /nope "),
+        ("GET /dev/token", "GET /dev/token "),
+        (
+            "DELETE /other-stage/@connections/x?X-Amz-Signature=s",
+            "DELETE /other-stage/@connections/x ",
+        ),
+    ],
+    ids=["plain", "dev_token", "wrong_stage"],
+)
+def test_given_an_unknown_path_then_403_and_the_log_line_names_what_was_asked(
+    stub_gateway: Callable[..., RunningGateway],
+    caplog: pytest.LogCaptureFixture,
+    request_line: str,
+    logged: str,
+) -> None:
+    running = stub_gateway(HANDLERS)
+    caplog.set_level(logging.INFO)
+
+    # When a path the gateway does not serve is asked (the catch-all route answers it)
+    request = f"{request_line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = exchange(running.background.port, request.encode())
+
+    # Then 403 ForbiddenException as API Gateway answers, and one line naming the method and
+    # the path, not an @connections call, and without the query string
+    assert response.split(b"\r\n", 1)[0].endswith(b" 403 Forbidden")
+    [line] = wait_until(lambda: refusal_lines(caplog), what="the refusal's log line")
+    assert line == f"{logged}status=403 refused ForbiddenException: no such resource"
+    for part in SECRET_PARTS:
+        assert part not in server_log(caplog)
+
+
+def test_given_a_websocket_handshake_to_an_unknown_path_then_the_log_line_names_it(
+    stub_gateway: Callable[..., RunningGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = stub_gateway(HANDLERS)
+    caplog.set_level(logging.INFO)
+
+    async def handshake() -> None:
+        async with connect(f"ws://127.0.0.1:{running.background.port}/nope?token={TOKEN}"):
+            pass
+
+    with pytest.raises(InvalidHandshake) as refused:
+        asyncio.run(handshake())
+
+    assert "403" in str(refused.value)
+    [line] = wait_until(lambda: refusal_lines(caplog), what="the refusal's log line")
+    assert line == "GET /nope status=403 refused ForbiddenException: no such resource"
+    for part in SECRET_PARTS:
+        assert part not in server_log(caplog)

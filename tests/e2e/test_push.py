@@ -8,9 +8,12 @@ cleanup, the Management API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +429,24 @@ def test_given_the_account_throttle_exhausted_then_posts_fail_after_retries_and_
     assert len(throttled) == 3, "the throttled post was tried 3 times in all, no more"
 
 
+@contextlib.contextmanager
+def invoke_gateway(functions: dict[str, Any]) -> Iterator[RunningGateway]:
+    """A gateway serving ``functions`` by Lambda's Invoke API (its routes run the first one),
+    healthy inside the block and stopped after it."""
+    first = next(iter(functions.values()))
+    handlers = {"$connect": first, "$disconnect": first, "$default": first}
+    background = BackgroundGateway(
+        create_app(handlers, functions=functions), listening_socket("127.0.0.1", 0)
+    )
+    background.start()
+    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
+    try:
+        wait_for_health(running.base_url)
+        yield running
+    finally:
+        running.stop()
+
+
 def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifiers() -> None:
     calls: list[Any] = []
 
@@ -433,13 +454,7 @@ def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifi
         calls.append((event, context.function_name))
         return {"ok": True}
 
-    sock = listening_socket("127.0.0.1", 0)
-    handlers = {"$connect": record, "$disconnect": record, "$default": record}
-    background = BackgroundGateway(create_app(handlers, functions={"rec": record}), sock)
-    background.start()
-    running = RunningGateway(background, f"http://127.0.0.1:{background.port}")
-    try:
-        wait_for_health(running.base_url)
+    with invoke_gateway({"rec": record}) as running:
         client = lambda_client(running)
         arn = "arn:aws:lambda:us-east-1:000000000000:function:rec"
         by_arn = client.invoke(FunctionName=arn, Payload=b'{"n": 1}')
@@ -450,8 +465,6 @@ def test_the_invoke_api_takes_an_arn_event_invocations_and_refuses_other_qualifi
             client.invoke(FunctionName="rec", Qualifier="7", Payload=b"{}")
         with pytest.raises(ClientError) as too_large:
             client.invoke(FunctionName="rec", InvocationType="Event", Payload=b"1" * 300_000)
-    finally:
-        running.stop()
 
     assert json.loads(by_arn["Payload"].read()) == {"ok": True}
     assert by_version["StatusCode"] == 200
@@ -478,3 +491,221 @@ def test_given_the_cli_and_an_unknown_function_then_exit_1_naming_the_error(
     [line] = capsys.readouterr().err.splitlines()
     assert status == 1
     assert line.startswith("timeline-ws push: ResourceNotFoundException: Function not found")
+
+
+def test_given_a_synchronous_payload_over_1_mib_then_invoked_and_over_6_mb_413() -> None:
+    sizes: list[int] = []
+
+    def measure(event: Any, context: Any) -> Any:
+        sizes.append(len(event))
+        return {"ok": True}
+
+    six_mb = 6 * 1024 * 1024
+    with invoke_gateway({"measure": measure}) as running:
+        client = lambda_client(running)
+        big = client.invoke(FunctionName="measure", Payload=json.dumps("x" * 1_500_000))
+        with pytest.raises(ClientError) as too_large:
+            client.invoke(FunctionName="measure", Payload=json.dumps("x" * (six_mb - 1)))
+
+    assert json.loads(big["Payload"].read()) == {"ok": True}
+    assert sizes == [1_500_000]
+    response = too_large.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == (
+        "RequestTooLargeException"
+    )
+    assert (response["Type"], response["message"]) == (
+        "User",
+        f"Request must be smaller than {six_mb} bytes for the Invoke operation",
+    )
+
+
+# -- timeline-ws push as a user runs it (a subprocess, in the user's environment) ------------
+
+REPOSITORY = Path(__file__).parent.parent.parent
+FOREIGN_AWS_SETTINGS = {
+    "real_keys": {
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AWS_SESSION_TOKEN": "a-session-token",
+    },
+    "a_profile": {"AWS_PROFILE": "work"},
+    "default_region": {"AWS_DEFAULT_REGION": "eu-west-1"},
+    "region_over_default_region": {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"},
+}
+
+
+def push_process(
+    base_url: str | None,
+    arguments: list[str],
+    environ: dict[str, str] | None = None,
+    stdin: bytes = b"",
+    **popen: Any,
+) -> subprocess.CompletedProcess[bytes]:
+    """``timeline-ws push`` as a subprocess, in an environment holding only ``environ``'s AWS
+    settings (and a config and credentials file that do not exist)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env.update(AWS_EC2_METADATA_DISABLED="true", **(environ or {}))
+    endpoint = ["--endpoint-url", base_url] if base_url else []
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli", "push", *endpoint, *arguments],
+        input=stdin,
+        env=env,
+        cwd=REPOSITORY,
+        timeout=60,
+        check=False,
+        **(popen or {"capture_output": True}),
+    )
+
+
+def served_region(environ: dict[str, str]) -> str:
+    """The region ``serve`` resolves in ``environ``, by what its docs promise (not our code)."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+@pytest.mark.parametrize("environ", FOREIGN_AWS_SETTINGS.values(), ids=FOREIGN_AWS_SETTINGS)
+def test_given_aws_settings_in_the_environment_when_pushing_locally_then_it_just_works(
+    push_gateway: Callable[..., RunningGateway], environ: dict[str, str]
+) -> None:
+    # Given serve started in the same environment (its default credentials, its region)
+    running = push_gateway(GatewaySettings(region=served_region(environ)))
+
+    # When the developer pushes with their usual AWS settings in place
+    done = push_process(running.base_url, ["--user", "nobody", "hi"], environ)
+
+    # Then the gateway accepts the call: signed as serve accepts, not with those settings
+    assert done.stderr == b""
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["users"] == {
+        "nobody": {"delivered": 0, "gone": 0, "failed": 0, "unavailable": False}
+    }
+
+
+def test_given_the_default_endpoint_then_the_cli_signs_as_serve_does_there_too(
+    no_aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from entrypoints.push_cli import lambda_client
+
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    arguments = argparse.Namespace(
+        endpoint_url=None, function_name=None, region=None, credentials=None
+    )
+
+    client = lambda_client(arguments)
+
+    assert client.meta.endpoint_url == "http://127.0.0.1:8080"
+    assert client.meta.region_name == "ap-south-1"
+    frozen = client._request_signer._credentials.get_frozen_credentials()
+    assert (frozen.access_key, frozen.secret_key, frozen.token) == ("test", "test", None)
+
+
+def test_given_serve_with_other_credentials_and_region_then_the_push_options_override(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    from entrypoints.local_gateway.emulator.sigv4 import AwsCredentials
+
+    running = push_gateway(
+        GatewaySettings(region="ap-south-1", credentials=(AwsCredentials("local", "s3:cret"),))
+    )
+    arguments = ["--credentials", "local:s3:cret", "--region", "ap-south-1", "--user", "x", "hi"]
+
+    accepted = push_process(running.base_url, arguments)
+    default = push_process(running.base_url, ["--user", "x", "hi"])
+    malformed = push_process(running.base_url, ["--credentials", "s3cret", "--user", "x", "hi"])
+
+    assert (accepted.returncode, accepted.stderr) == (0, b"")
+    assert default.returncode == 1
+    assert b"UnrecognizedClientException" in default.stderr
+    assert malformed.returncode == 2
+    assert b"expected KEY:SECRET" in malformed.stderr
+    assert b"s3cret" not in malformed.stderr, "a secret is never echoed"
+
+
+def test_given_a_128_kb_message_on_stdin_then_it_is_pushed_as_is(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = push_gateway()
+    # 131,072 bytes in UTF-8: over Linux's 131,071-byte limit for one argument
+    message = "é" * (64 * 1024)
+
+    async def scenario() -> tuple[subprocess.CompletedProcess[bytes], str]:
+        [ws] = await open_connections(running, "kim", 1)
+        done = await asyncio.to_thread(
+            push_process, running.base_url, ["--user", "kim", "-"], stdin=message.encode()
+        )
+        frame = await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_SECONDS)
+        await ws.close()
+        return done, str(frame)
+
+    done, frame = run(scenario())
+
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert json.loads(done.stdout)["delivered"] == 1
+    assert frame == message
+
+
+@pytest.mark.parametrize(
+    ("stdin", "says"),
+    [
+        (b"\xff\xfe", b"stdin is not UTF-8"),
+        (b"x" * (128 * 1024 + 1), b"payload_too_large"),
+    ],
+    ids=["not_utf8", "over_128_kb"],
+)
+def test_given_bad_input_on_stdin_then_exit_2_with_one_line(
+    push_gateway: Callable[..., RunningGateway], stdin: bytes, says: bytes
+) -> None:
+    running = push_gateway()
+
+    done = push_process(running.base_url, ["--user", "kim", "-"], stdin=stdin)
+
+    assert done.returncode == 2
+    assert done.stdout == b""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(b"timeline-ws push: ") and says in line
+
+
+def test_given_stdout_closed_by_its_reader_then_the_cli_ends_quietly(
+    push_gateway: Callable[..., RunningGateway],
+) -> None:
+    running = push_gateway()
+    # Given a reader that went away before the result is written (as `| head -3` does)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = push_process(
+            running.base_url,
+            ["--user", "nobody", "hi"],
+            stdin=b"",
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+
+    assert done.stderr == b"", "no BrokenPipeError traceback"
+    assert done.returncode == 0, "the push's own status"
+
+
+def test_the_push_help_says_that_a_user_without_connections_is_not_a_failure() -> None:
+    done = push_process(None, ["--help"])
+
+    text = " ".join(done.stdout.decode().split())
+    assert done.returncode == 0
+    assert "including when a user has none (then delivered is 0" in text
+    assert "- reads it from stdin" in text
+
+
+def test_given_credentials_for_a_deployed_function_then_exit_2_before_any_call() -> None:
+    done = push_process(
+        None,
+        ["--function-name", "timeline-ws-prod-push", "--credentials", "k:s", "--user", "u", "m"],
+    )
+
+    assert (done.returncode, done.stdout) == (2, b"")
+    [line] = done.stderr.splitlines()
+    assert line.startswith(b"timeline-ws push: --credentials is for a local gateway")

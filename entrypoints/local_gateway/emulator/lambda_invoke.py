@@ -13,13 +13,16 @@ works as against AWS (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.h
 Refusals, in the order they are checked, with ``x-amzn-ErrorType`` and a JSON body
 ``{"Type": "User", "message": ...}``, nothing run:
 
+0. A body over 6 MB, whatever the invocation type: 413 ``RequestTooLargeException``, read no
+   further. This route reads its body under Lambda's quota, not aiohttp's ``client_max_size``
+   (1 MiB), which the other routes keep.
 1. SigV4 (:mod:`~entrypoints.local_gateway.emulator.sigv4`, service ``lambda``, the same
    region and credentials as ``@connections``): 403 ``MissingAuthenticationTokenException``
    when unsigned (Lambda's own word for it), else the verifier's refusal.
 2. An unknown function, or a qualifier other than ``$LATEST``: 404
    ``ResourceNotFoundException`` ``Function not found: <arn>``. ``FunctionName`` may be the
    name, or its ARN in this region and account.
-3. A payload over 6 MB (synchronous) or 256 KB (``Event``): 413 ``RequestTooLargeException``.
+3. A payload over 256 KB for ``Event``: 413 ``RequestTooLargeException``.
 4. A payload that is not JSON: 400 ``InvalidRequestContentException``; an unknown
    invocation type: 400 ``InvalidParameterValueException``.
 """
@@ -38,6 +41,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from entrypoints.local_gateway.emulator.lambda_context import LOCAL_ACCOUNT_ID, lambda_context
+from entrypoints.local_gateway.emulator.request_body import read_body
 from entrypoints.local_gateway.emulator.sigv4 import AwsRefusal, SigV4Error, SigV4Verifier
 
 logger = logging.getLogger("timeline_ws.gateway.lambda")
@@ -56,6 +60,14 @@ def _refusal(status: int, error_type: str, message: str) -> web.Response:
         {"Type": "User", "message": message},
         status=status,
         headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())},
+    )
+
+
+def _too_large(limit: int) -> web.Response:
+    return _refusal(
+        413,
+        "RequestTooLargeException",
+        f"Request must be smaller than {limit} bytes for the Invoke operation",
     )
 
 
@@ -122,7 +134,9 @@ class LambdaInvokeApi:
         return response
 
     async def _serve(self, request: web.Request, requested: str) -> web.Response:
-        body = await request.read()
+        body = await read_body(request, MAX_SYNC_PAYLOAD_BYTES)
+        if body is None:
+            return _too_large(MAX_SYNC_PAYLOAD_BYTES)
         url = f"{request.scheme}://{request.host}{request.rel_url.raw_path_qs}"
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
         try:
@@ -147,11 +161,7 @@ class LambdaInvokeApi:
             )
         limit = MAX_ASYNC_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
         if len(body) > limit:
-            return _refusal(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {limit} bytes for the Invoke operation",
-            )
+            return _too_large(limit)
         try:
             event = json.loads(body) if body else {}
         except ValueError:

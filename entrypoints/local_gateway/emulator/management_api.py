@@ -53,6 +53,7 @@ from aiohttp import web
 from entrypoints.local_gateway.emulator.connections import ConnectionRegistry, LiveConnection
 from entrypoints.local_gateway.emulator.events import iso8601_ms
 from entrypoints.local_gateway.emulator.frames import MAX_FRAME_BYTES
+from entrypoints.local_gateway.emulator.request_body import read_body
 from entrypoints.local_gateway.emulator.sigv4 import AwsRefusal, SigV4Error, SigV4Verifier
 from entrypoints.local_gateway.emulator.throttling import TokenBucket
 
@@ -140,18 +141,6 @@ def _gone() -> web.Response:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` as soon as it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _raw_headers(request: web.Request) -> list[tuple[str, str]]:
     return [
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
@@ -202,15 +191,27 @@ class ManagementApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one ``@connections`` call and log one access line.
 
-        The line names the method, the connectionId (``-`` when the path has none,
-        ``<malformed>`` for one API Gateway cannot have issued), the status and, for a
-        refusal, its error type and why, never the signature or a token. See the module
-        docstring for the contract.
+        The line names the method, the connectionId (``<malformed>`` for one API Gateway
+        cannot have issued), the status and, for a refusal, its error type and why, never the
+        signature or a token. A path that is not ``/{stage}/@connections/{id}`` (this route
+        is the app's catch-all) is logged as the method and the raw path that was asked,
+        without its query string (it may hold a token). See the module docstring for the
+        contract.
         """
         connection_id = connection_id_from_path(request.rel_url.raw_path, self._stage)
+        if connection_id is None:
+            forbidden = _error(FORBIDDEN)
+            logger.warning(
+                "%s %s status=%d refused %s: %s",
+                request.method,
+                _shown_path(request.rel_url.raw_path),
+                forbidden.status,
+                FORBIDDEN.error_type,
+                FORBIDDEN.reason,
+            )
+            return forbidden
+        response: web.StreamResponse
         try:
-            if connection_id is None:
-                raise _Refused(FORBIDDEN)
             response = await self._serve(request, connection_id)
         except _Refused as refused:
             refusal = refused.refusal
@@ -241,9 +242,7 @@ class ManagementApi:
         """
         if self._requests is not None and not self._requests.take():
             raise _Refused(THROTTLED)
-        if request.content_length is not None and request.content_length > self._max_post_bytes:
-            raise _Refused(TOO_LARGE)
-        body = await _read_body(request, self._max_post_bytes)
+        body = await read_body(request, self._max_post_bytes)
         if body is None:
             raise _Refused(TOO_LARGE)
         url = f"{request.scheme}://{request.host}{request.rel_url.raw_path_qs}"
@@ -347,8 +346,17 @@ class _Refused(Exception):
         self.refusal = refusal
 
 
-def _shown(connection_id: str | None) -> str:
-    """The connectionId for the log: ``-`` for none, ``<malformed>`` rather than a stranger's text."""
-    if connection_id is None:
-        return "-"
+MAX_SHOWN_PATH_CHARS: Final = 200
+
+
+def _shown_path(raw_path: str) -> str:
+    """A requested path for the log: still percent-encoded (no line breaks or control
+    characters can be forged into the log), cut at 200 characters."""
+    if len(raw_path) <= MAX_SHOWN_PATH_CHARS:
+        return raw_path
+    return raw_path[:MAX_SHOWN_PATH_CHARS] + "…"
+
+
+def _shown(connection_id: str) -> str:
+    """The connectionId for the log: ``<malformed>`` rather than a stranger's text."""
     return connection_id if CONNECTION_ID.fullmatch(connection_id) else "<malformed>"
