@@ -87,6 +87,13 @@ class RawWebSocket:
             (length,) = struct.unpack("!Q", self._read(8))
         return Frame(opcode=first & 0x0F, payload=self._read(length), fin=bool(first & 0x80))
 
+    def receive_message(self, max_frames: int = 64) -> list[Frame]:
+        """The frames of the next message: up to its FIN frame, at most ``max_frames``."""
+        frames = [self.receive()]
+        while not frames[-1].fin and len(frames) < max_frames:
+            frames.append(self.receive())
+        return frames
+
     def receive_until_close(self) -> Frame:
         """Frames until the server's close frame, which is returned."""
         while True:

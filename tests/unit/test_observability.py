@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import subprocess
@@ -139,19 +138,6 @@ def test_in_lambda_the_adapters_log_lines_are_json_with_their_fields() -> None:
 
 
 # -- one line that is both the log line and the EMF document -----------------------------------
-
-
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """What the logger's handler and stdout receive, as parsed JSON lines."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
-
-    def read() -> list[dict[str, Any]]:
-        text = buffer.getvalue() + capsys.readouterr().out
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    return read
 
 
 def test_log_with_metrics_writes_one_line_that_is_a_valid_emf_document(lines: Any) -> None:

@@ -3,8 +3,6 @@ line and EMF document (through the one invocation wrapper)."""
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +18,7 @@ from adapters.in_memory import (
 from application.use_cases import MAX_PUSH_USERS
 from domain.connection import Connection
 from domain.protocol import MAX_MESSAGE_BYTES
-from entrypoints.observability import PUSH_FAILED, logger
+from entrypoints.observability import PUSH_FAILED
 from tests.support.app import make_container, make_settings
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -62,18 +60,6 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    buffer = io.StringIO()
-    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
-
-    def read() -> list[dict[str, Any]]:
-        text = buffer.getvalue() + capsys.readouterr().out
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    return read
 
 
 def test_given_users_when_push_is_invoked_then_the_counts_per_user_and_the_frames(
