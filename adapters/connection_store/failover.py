@@ -32,8 +32,9 @@ The directory (``connections_of``): a user's records may sit in either store (wr
 before, during or after an outage), so the answer is the union of both listings, minus
 every connection deleted but not yet gone from a store: tombstoned in DynamoDB (Redis still
 holds its record until the replay), remembered closed in Redis (DynamoDB still holds its
-record), or remembered by this process. A listing never writes, so it never resurrects a
-record. While Redis is down (or its breaker open) DynamoDB answers alone; while DynamoDB is
+record), or remembered by this process; and a DynamoDB record whose connectionId Redis
+holds a record of too (saved again after the outage) counts as Redis's, as for ``get``. A
+listing never writes, so it never resurrects a record. While Redis is down (or its breaker open) DynamoDB answers alone; while DynamoDB is
 down Redis does; with neither, ``StoreUnavailableError``.
 
 Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive failures it
@@ -306,7 +307,8 @@ class FailoverConnectionRepository(ConnectionRepository, ConnectionDirectory, St
         Redis's listing (through its breaker), then DynamoDB's (the last resort when Redis
         did not answer), which also says which of Redis's are tombstoned there; the union,
         minus the tombstoned, the ones Redis remembers closed (a delete DynamoDB still
-        owes) and the ones this process remembers deleting. With one store down, the
+        owes) or holds a record of itself (saved again since, in Redis: ``get``'s answer,
+        listed under its own user) and the ones this process remembers deleting. With one store down, the
         other's listing is the answer (the records only the missing store holds cannot be
         known; logged as a failover when it is Redis).
 
@@ -331,7 +333,7 @@ class FailoverConnectionRepository(ConnectionRepository, ConnectionDirectory, St
         if primary is not None and secondary_only:
             try:
                 with self._primary_guard.calling():
-                    dropped |= self._primary.closed_among(secondary_only)
+                    dropped |= self._primary.superseded_among(secondary_only)
             except Skipped:
                 pass  # Redis answered a moment ago; the journal's deletes still apply
         return [connection for i, connection in listed.items() if i not in dropped]

@@ -13,9 +13,9 @@ from domain.connection import Connection
 class PrimaryStore(ConnectionRepository, ConnectionDirectory, Protocol):
     """What the failover needs of its primary (Redis) beyond the port."""
 
-    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
-        """Which of ``connection_ids`` it remembers deleted (a day), whatever the other
-        store still holds."""
+    def superseded_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` it answers for itself, whatever the other store
+        holds: remembered deleted (a day) or holding a live record of (``get``'s answer)."""
         ...
 
     def count_slot(self, connection: Connection, ttl_seconds: int) -> None:

@@ -353,23 +353,28 @@ class RedisConnectionRepository(ConnectionRepository, ConnectionDirectory):
                 found.append(connection)
         return found
 
-    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
-        """Which of ``connection_ids`` were deleted here (``ZMSCORE`` of the closed set,
-        remembered a day): the failover drops them from the other store's listing.
+    def superseded_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` Redis answers for itself: deleted here (``ZMSCORE``
+        of the closed set, remembered a day) or holding a live record here (``EXISTS``,
+        the record :meth:`get` would return, whoever's it is). The failover drops them from
+        the other store's listing, so the directory agrees with ``get``.
 
         Raises:
-            StoreUnavailableError: Redis did not answer or refused the command.
+            StoreUnavailableError: Redis did not answer or refused a command.
         """
         if not connection_ids:
             return frozenset()
+        ids = list(connection_ids)
         try:
-            scores = self._commands.get().client.zmscore(CLOSED_KEY, list(connection_ids))
+            closed, held = self._commands.get().superseded(ids)
         except (RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"Redis zmscore failed: {type(exc).__name__}") from exc
+            raise StoreUnavailableError(
+                f"Redis superseded_among failed: {type(exc).__name__}"
+            ) from exc
         return frozenset(
             connection_id
-            for connection_id, score in zip(connection_ids, scores, strict=True)
-            if score is not None
+            for connection_id, score, exists in zip(ids, closed, held, strict=True)
+            if score is not None or exists
         )
 
     def count_slot(self, connection: Connection, ttl_seconds: int) -> None:

@@ -225,6 +225,11 @@ class RedisCommands(Protocol):
         value (``None``: no such key); two round trips, never a scan."""
         ...
 
+    def superseded(self, ids: list[str]) -> tuple[list[Any], list[Any]]:
+        """For each of ``ids``, in order: its score in the closed set (``None``: not
+        closed) and whether its record key exists (truthy)."""
+        ...
+
 
 class StandaloneCommands(RedisCommands):
     """A standalone Redis: one script per operation, the record and its slot together."""
@@ -274,6 +279,15 @@ class StandaloneCommands(RedisCommands):
             return []
         values: list[Any] = self.client.mget([record_key(i) for i in ids])
         return list(zip(ids, values, strict=True))
+
+    def superseded(self, ids: list[str]) -> tuple[list[Any], list[Any]]:
+        """One round trip: ``ZMSCORE`` of the closed set and ``EXISTS`` of each record."""
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.zmscore(CLOSED_KEY, ids)
+        for connection_id in ids:
+            pipeline.exists(record_key(connection_id))
+        closed, *held = pipeline.execute()
+        return list(closed), held
 
 
 class ClusterCommands(RedisCommands):
@@ -327,6 +341,12 @@ class ClusterCommands(RedisCommands):
             return []
         values = self.client.mget_nonatomic([record_key(i) for i in ids])
         return list(zip(ids, values, strict=True))
+
+    def superseded(self, ids: list[str]) -> tuple[list[Any], list[Any]]:
+        """``ZMSCORE`` of the closed set, then the records per hash slot (``mget_nonatomic``)."""
+        closed = self.client.zmscore(CLOSED_KEY, ids)
+        values = self.client.mget_nonatomic([record_key(i) for i in ids])
+        return list(closed), [value is not None for value in values]
 
     def _acquire_best_effort(self, limits: list[Any]) -> str:
         try:

@@ -147,11 +147,13 @@ class InMemoryConnectionRepository(ConnectionRepository, ConnectionDirectory):
         with self._lock:
             return listed, frozenset(i for i in primary_ids if i in self.buried)
 
-    def closed_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
-        """Which of ``connection_ids`` were deleted here (``closed``)."""
+    def superseded_among(self, connection_ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``connection_ids`` were deleted here (``closed``) or have a live record."""
         with self._lock:
             self._check()
-            return frozenset(i for i in connection_ids if i in self.closed)
+            return frozenset(
+                i for i in connection_ids if i in self.closed or self._live(i) is not None
+            )
 
     def ttl(self, connection_id: str) -> float | None:
         """Seconds left for a live record, ``None`` when absent (test helper)."""

@@ -288,6 +288,23 @@ def test_given_records_in_both_stores_and_deletes_during_the_outage_then_the_dir
     stores.close()
 
 
+def test_given_a_connection_id_in_dynamodb_for_one_user_and_in_redis_for_another_then_only_redis_user_lists_it(
+    stores: Stores,
+) -> None:
+    # Given the record saved in DynamoDB during an outage, then saved again in Redis for
+    # another user once it was back (the order a half-open breaker's trial call allows)
+    stores.secondary.save(a_connection("moved=", user_id="alice"), 600)
+    stores.primary.save(a_connection("moved=", user_id="bob"), 600)
+
+    # Then the directory agrees with get: Redis's record is the connection's
+    assert stores.repository.get("moved=").user_id == "bob"
+    assert stores.repository.connections_of("alice") == []
+    assert ids_of(stores.repository.connections_of("bob")) == ["moved="]
+    # And a record DynamoDB alone holds is still listed
+    stores.secondary.save(a_connection("only-dynamodb=", user_id="alice"), 600)
+    assert ids_of(stores.repository.connections_of("alice")) == ["only-dynamodb="]
+
+
 # --- Redis killed and restarted ----------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from tests.support.repository_contract import (
     ConnectionRepositoryContract,
     ExpireRecord,
     RemainingTtl,
+    a_connection,
 )
 from tests.support.servers import RedisServer, free_port, running_redis_server
 from tests.support.stores import redis_repository
@@ -208,6 +209,18 @@ def test_records_of_different_connections_are_independent(store) -> None:
 
 
 # --- clients and outages (real servers only) ----------------------------------------------
+
+
+def test_superseded_among_names_the_deleted_and_the_held_never_the_unknown(store) -> None:
+    repository, _ = store
+    repository.save(a_connection("held=", user_id="bob"), TTL)
+    repository.save(a_connection("deleted=", user_id="bob"), TTL)
+    repository.delete("deleted=")
+
+    superseded = repository.superseded_among(["held=", "deleted=", "unknown="])
+
+    assert superseded == frozenset({"held=", "deleted="})
+    assert repository.superseded_among([]) == frozenset()
 
 
 def test_pending_secondary_deletes_are_remembered_listed_forgotten_and_dropped_after_a_day(

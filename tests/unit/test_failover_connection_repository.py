@@ -737,6 +737,17 @@ def test_given_records_in_both_stores_then_the_directory_lists_their_union_once(
     assert stores.events == []
 
 
+def test_given_an_id_redis_holds_for_another_user_then_dynamodbs_older_copy_is_not_listed(
+    stores: Stores,
+) -> None:
+    stores.dynamodb.save(a_connection("moved=", user_id="user-1"), 600)  # during an outage
+    stores.redis.save(a_connection("moved=", user_id="user-2"), 600)  # saved again after
+
+    assert stores.repository.get("moved=").user_id == "user-2"
+    assert listed(stores, "user-1") == []
+    assert listed(stores, "user-2") == ["moved="]
+
+
 @pytest.mark.parametrize(
     "missed_by",
     ["redis", "dynamodb"],
