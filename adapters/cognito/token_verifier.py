@@ -11,7 +11,9 @@ tolerant checks run first, so a 16 KB token or a JWE never reaches base64, JSON 
    string of base64 characters. The kid is only ever a dictionary key, never part of a URL.
 3. Key: from a per-process cache of keys constructed once from the JWKS. An unknown kid
    triggers at most one JWKS fetch per cooldown, failed fetches included.
-4. Signature: ``jose.jws.verify`` with the constructed RSA key and ``algorithms=["RS256"]``.
+4. Signature: the constructed python-jose RSA key's ``verify`` over the signing input (what
+   ``jose.jws.verify`` calls after parsing the token a second time; the header is already
+   parsed and its ``alg`` checked), then the payload decoded as our own strict JSON.
 5. Claims (our own code, exact reason codes): ``exp``, ``nbf``, ``iat``, ``iss``,
    ``token_use``, ``client_id``/``aud``, ``sub``.
 
@@ -21,8 +23,8 @@ fixed release): python-jose lists ``ecdsa`` as a hard dependency, but only
 only when the cryptography backend cannot be imported. We import
 ``jose.backends.cryptography_backend`` explicitly (an ImportError here fails loudly at cold
 start instead of silently degrading to the pure-Python ``rsa``/``ecdsa`` backends), construct
-only ``CryptographyRSAKey`` objects, and hand ``jws.verify`` a ``Key`` instance so it never
-constructs one itself. ``jose.jwt``/``jose.jwe`` are not imported at all. The CVE concerns
+only ``CryptographyRSAKey`` objects, and verify with those keys' own ``verify``, so python-jose
+never constructs a key itself. ``jose.jwt``/``jose.jwe`` are not imported at all. The CVE concerns
 signing with ECDSA keys, which we never do; still, the library never being loaded is the
 proof we can test: ``tests/unit/test_cognito_no_ecdsa.py`` verifies the whole token corpus
 in a fresh interpreter and asserts ``"ecdsa" not in sys.modules``.
@@ -42,7 +44,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
 
-from jose import jwk, jws
+from jose import jwk
 from jose.backends.cryptography_backend import CryptographyRSAKey
 from jose.exceptions import JOSEError
 
@@ -113,6 +115,16 @@ def _b64url_decode(segment: str) -> bytes | None:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         return None
+
+
+def _signature_matches(key: CryptographyRSAKey, signing_input: str, signature: bytes) -> bool:
+    """python-jose's RS256 check of ``signature`` over ``signing_input`` (RFC 7515 section 5.2,
+    step 8), what ``jws.verify`` runs once it has parsed the token again: the header's
+    ``alg`` is already checked, so the key verifies directly."""
+    try:
+        return bool(key.verify(signing_input.encode("ascii"), signature))
+    except JOSEError:
+        return False
 
 
 def _is_number(value: object) -> bool:
@@ -196,11 +208,12 @@ class CognitoTokenVerifier(TokenVerifier):
         """
         header = self._check_shape_and_header(token)
         key = self._key_for(header["kid"])
-        try:
-            payload = jws.verify(token, key, algorithms=[ALGORITHM])
-        except JOSEError:
+        signing_input, _, signature_segment = token.rpartition(".")
+        signature = _b64url_decode(signature_segment)
+        if signature is None or not _signature_matches(key, signing_input, signature):
             _invalid("bad_signature", "the signature does not match the key")
-        claims = _strict_json_object(payload)
+        payload = _b64url_decode(signing_input.partition(".")[2])
+        claims = None if payload is None else _strict_json_object(payload)
         if claims is None:
             _invalid("malformed", "the payload is not a JSON object")
         return self._check_claims(claims)
