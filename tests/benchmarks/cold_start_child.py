@@ -1,10 +1,13 @@
 """What one cold start does, run by ``bench_cold_start`` in a fresh ``python -I -S``.
 
 Usage: ``python -I -S cold_start_child.py WHAT EVENT_FILE PATH...`` where WHAT is ``bare``
-(nothing), ``boto3`` (``import boto3``) or a handler name (import the handlers module, which
+(nothing), ``boto3`` (``import boto3``), ``libraries`` (import the third-party modules named,
+comma-separated, in EVENT_FILE's place) or a handler name (import the handlers module, which
 builds the container from the environment, then serve the event in EVENT_FILE, ``-`` for
-none); the PATHs are put first on ``sys.path`` (the Lambda package's folders). Prints one JSON line: milliseconds since the child's first line for the
-import and for the first event. Exit status 3 when the handler did not answer 200.
+none); the PATHs are put first on ``sys.path`` (the Lambda package's folders). Prints one
+JSON line: milliseconds since the child's first line for the import and for the first event,
+and, after a handler, the third-party modules the process loaded (``loaded``). Exit status 3
+when the handler did not answer 200.
 """
 
 import sys
@@ -19,6 +22,12 @@ if what == "bare":
 elif what == "boto3":
     import boto3  # noqa: F401
 
+    imported = served = time.perf_counter()
+elif what == "libraries":
+    import importlib
+
+    for name in event_file.split(","):
+        importlib.import_module(name)
     imported = served = time.perf_counter()
 else:
     import json
@@ -36,4 +45,18 @@ else:
 
 import_ms = (imported - started) * 1000
 first_event_ms = (served - imported) * 1000
-print(f'{{"importMs": {import_ms:.3f}, "firstEventMs": {first_event_ms:.3f}}}', file=sys.stderr)
+ours = {"adapters", "application", "domain", "entrypoints"}
+loaded = sorted(
+    name
+    for name, module in list(sys.modules.items())
+    if name.split(".")[0] not in sys.stdlib_module_names
+    and name.split(".")[0] not in ours
+    and name != "__main__"
+    and getattr(module, "__spec__", None) is not None
+    and getattr(module.__spec__, "origin", None) not in (None, "built-in", "frozen")
+)
+print(
+    f'{{"importMs": {import_ms:.3f}, "firstEventMs": {first_event_ms:.3f},'
+    f' "loaded": "{",".join(loaded)}"}}',
+    file=sys.stderr,
+)

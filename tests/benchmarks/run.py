@@ -100,6 +100,14 @@ def attribution_table(attribution: list[Attribution]) -> str:
             verdict(
                 None if a.telemetry_target_us is None else a.telemetry_us <= a.telemetry_target_us
             ),
+            f"{a.documented_telemetry_us:.1f}",
+            f"{a.telemetry_vs_documented:.2f}",
+            target(a.documented_target, "x"),
+            verdict(
+                None
+                if a.documented_target is None
+                else a.telemetry_vs_documented <= a.documented_target
+            ),
             f"{a.without_metrics_and_logs_us:.1f}",
             f"{a.script_us:.1f}",
             f"{a.rest_ratio:.2f}",
@@ -115,6 +123,10 @@ def attribution_table(attribution: list[Attribution]) -> str:
         "EMF metrics us",
         "log line us",
         "line + EMF us",
+        "target",
+        "verdict",
+        "as documented us",
+        "line + EMF / documented",
         "target",
         "verdict",
         "rest us",
