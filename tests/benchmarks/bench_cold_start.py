@@ -93,7 +93,9 @@ class ColdStartResult:
             "connectImportsMs": [[n, round(ms, 1)] for n, ms in self.connect_imports_ms],
             "boto3ImportsMs": [[n, round(ms, 1)] for n, ms in self.boto3_imports_ms],
             "pingLibraries": self.ping_libraries,
-            "pingOverLibraries": round(self.median("default_handler") / self.median("libraries"), 3),
+            "pingOverLibraries": round(
+                self.median("default_handler") / self.median("libraries"), 3
+            ),
         }
 
 

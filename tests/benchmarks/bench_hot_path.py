@@ -403,7 +403,9 @@ def attribute(
     def line_without_metrics(level: int, message: str, fields: Any, *args: Any, **kw: Any) -> None:
         real_logger.info(message, extra=fields)  # the level's cost is the same
 
-    def documented(level: int, message: str, fields: Any, counts: Any, *args: Any, **kw: Any) -> None:
+    def documented(
+        level: int, message: str, fields: Any, counts: Any, *args: Any, **kw: Any
+    ) -> None:
         # Powertools' docs: logger.info with extra keys; add_metric, then flush_metrics.
         real_logger.info(
             message, extra={"connection_id": fields["connection_id"], "outcome": fields["outcome"]}
