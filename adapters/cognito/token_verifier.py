@@ -97,14 +97,16 @@ def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_STRICT_JSON: Final = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicate_members, parse_constant=_reject_json_constant
+)
+"""Built once: ``json.loads`` with these options builds a new decoder on every call."""
+
+
 def _strict_json_object(data: bytes) -> dict[str, Any] | None:
     """The JSON object in ``data``, or ``None`` when it is anything else."""
     try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicate_members,
-            parse_constant=_reject_json_constant,
-        )
+        value = _STRICT_JSON.decode(data.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
     return value if isinstance(value, dict) else None

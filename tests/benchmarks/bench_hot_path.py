@@ -324,9 +324,10 @@ class Attribution:
     script_us: float
     """The same Redis work in one bare redis-py script call (the comparison's baseline)."""
     documented_us: float = 0.0
-    """The median with the line and its EMF document replaced by Powertools used as its docs
-    show: ``logger.info(message, extra={two keys})`` and a module-level ``EphemeralMetrics``
-    with one ``add_metric`` and ``flush_metrics()`` (a second line)."""
+    """The median with the line and its EMF document replaced by the same keys and metrics
+    written as Powertools' docs show: ``logger.info(message, extra=fields)``, then a
+    module-level ``EphemeralMetrics``'s ``add_metric`` per count and ``flush_metrics()`` (a
+    second line)."""
     telemetry_target_us: float | None = None
     rest_target: float | None = None
     documented_target: float | None = None
@@ -404,13 +405,21 @@ def attribute(
         real_logger.info(message, extra=fields)  # the level's cost is the same
 
     def documented(
-        level: int, message: str, fields: Any, counts: Any, *args: Any, **kw: Any
+        level: int,
+        message: str,
+        fields: Any,
+        counts: Any,
+        dimensions: Any = None,
+        *args: Any,
+        **kw: Any,
     ) -> None:
-        # Powertools' docs: logger.info with extra keys; add_metric, then flush_metrics.
-        real_logger.info(
-            message, extra={"connection_id": fields["connection_id"], "outcome": fields["outcome"]}
-        )
-        documented_metrics.add_metric(name=next(iter(counts)), unit=MetricUnit.Count, value=1)
+        # The same keys and metrics, written as Powertools' docs show: logger.info with the
+        # keys as extra, then add_dimension / add_metric and flush_metrics (a second line).
+        real_logger.info(message, extra=fields)
+        for name, value in (dimensions or {}).items():
+            documented_metrics.add_dimension(name=name, value=value)
+        for name, count in counts.items():
+            documented_metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
         documented_metrics.flush_metrics()
 
     def variant(

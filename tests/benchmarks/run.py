@@ -101,7 +101,7 @@ def attribution_table(attribution: list[Attribution]) -> str:
                 None if a.telemetry_target_us is None else a.telemetry_us <= a.telemetry_target_us
             ),
             f"{a.documented_telemetry_us:.1f}",
-            f"{a.telemetry_vs_documented:.2f}",
+            "-" if a.documented_target is None else f"{a.telemetry_vs_documented:.2f}",
             target(a.documented_target, "x"),
             verdict(
                 None
