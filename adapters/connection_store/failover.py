@@ -34,8 +34,9 @@ every connection deleted but not yet gone from a store: tombstoned in DynamoDB (
 holds its record until the replay), remembered closed in Redis (DynamoDB still holds its
 record), or remembered by this process; and a DynamoDB record whose connectionId Redis
 holds a record of too (saved again after the outage) counts as Redis's, as for ``get``. A
-listing never writes, so it never resurrects a record. While Redis is down (or its breaker open) DynamoDB answers alone; while DynamoDB is
-down Redis does; with neither, ``StoreUnavailableError``.
+listing never writes, so it never resurrects a record. While Redis is down (or its breaker
+open) DynamoDB answers alone; while DynamoDB is down Redis does; with neither,
+``StoreUnavailableError``.
 
 Each store has a circuit breaker (pybreaker): after ``fail_max`` consecutive failures it
 opens and calls skip that store without paying its timeout; after ``reset_timeout_seconds``
@@ -308,8 +309,8 @@ class FailoverConnectionRepository(ConnectionRepository, ConnectionDirectory, St
         did not answer), which also says which of Redis's are tombstoned there; the union,
         minus the tombstoned, the ones Redis remembers closed (a delete DynamoDB still
         owes) or holds a record of itself (saved again since, in Redis: ``get``'s answer,
-        listed under its own user) and the ones this process remembers deleting. With one store down, the
-        other's listing is the answer (the records only the missing store holds cannot be
+        listed under its own user) and the ones this process remembers deleting. With one
+        store down, the other's listing is the answer (the records only the missing store holds cannot be
         known; logged as a failover when it is Redis).
 
         Raises:

@@ -74,6 +74,10 @@ class ColdStartResult:
     def ratio(self, name: str) -> float:
         return self.median(name) / self.median("boto3")
 
+    def ping_over_libraries(self) -> float:
+        """``$default``'s first ping against importing the third-party modules it loads."""
+        return self.median("default_handler") / self.median("libraries")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "setup": self.title,
@@ -93,9 +97,7 @@ class ColdStartResult:
             "connectImportsMs": [[n, round(ms, 1)] for n, ms in self.connect_imports_ms],
             "boto3ImportsMs": [[n, round(ms, 1)] for n, ms in self.boto3_imports_ms],
             "pingLibraries": self.ping_libraries,
-            "pingOverLibraries": round(
-                self.median("default_handler") / self.median("libraries"), 3
-            ),
+            "pingOverLibraries": round(self.ping_over_libraries(), 3),
         }
 
 
@@ -153,7 +155,8 @@ def _command(
     libraries: str = "",
 ) -> list[str]:
     flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
-    event = libraries if what == "libraries" else str(events[what]) if what in events else "-"
+    handler = what.removeprefix("loaded-by:")
+    event = libraries if what == "libraries" else str(events.get(handler, "-"))
     return [python, *flags, str(CHILD), what, event, *(str(entry) for entry in path)]
 
 
@@ -218,7 +221,10 @@ def run(
         # The floor of $default's first ping: the third-party modules it loads (redis,
         # dependency-injector, attrs, Powertools, pybreaker...), imported alone.
         _run_once(commands["connect_handler"], environ)  # the connection the ping refreshes
-        _, ping = _run_once(commands["default_handler"], environ)
+        _, ping = _run_once(
+            _command(python, path, "loaded-by:default_handler", events, bytecode=bytecode),
+            environ,
+        )
         result.ping_libraries = sorted({name.split(".")[0] for name in ping["loaded"].split(",")})
         commands["libraries"] = _command(
             python, path, "libraries", events, bytecode=bytecode, libraries=ping["loaded"]
@@ -275,7 +281,7 @@ def render(result: ColdStartResult) -> str:
         f"$default's first ping loads these third-party packages: {', '.join(result.ping_libraries)}.",
         f"Imported alone they take {result.ratio('libraries'):.2f}x import boto3: the floor of"
         f" the <= 1.0 target; the first ping (our code, the container, one Redis round trip)"
-        f" takes {result.median('default_handler') / result.median('libraries'):.2f}x that floor.",
+        f" takes {result.ping_over_libraries():.2f}x that floor.",
         "",
         "Where $connect's import time goes (python -X importtime, self time per package):",
     ]
